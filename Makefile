@@ -1,0 +1,43 @@
+# crmflow: `make demo` and `make test` work on a fresh machine (they create .venv when missing).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+SCALE ?= 100000
+
+.PHONY: install manifest demo test lint ui bench soak clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.yaml $@
+
+manifest: install
+	$(BIN)/crmflow prepare
+
+demo: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/crmflow demo
+
+test: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+ui: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m orchestration.definitions
+
+bench: install manifest
+	$(BIN)/python bench/run_bench.py --users $(SCALE)
+
+clean:
+	rm -rf var data target

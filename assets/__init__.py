@@ -1,0 +1,1 @@
+"""Dagster assets: thin wrappers that call tested functions in crmflow/ and connectors/."""

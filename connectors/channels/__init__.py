@@ -1,0 +1,1 @@
+"""Delivery channels: outbox file, SendGrid email, Twilio SMS, FCM push, signed webhooks."""

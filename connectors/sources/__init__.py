@@ -1,0 +1,1 @@
+"""Data sources: landing files and HTTP APIs."""

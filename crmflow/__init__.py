@@ -1,0 +1,1 @@
+"""crmflow core: domain logic shared by assets, CLI and tests (no Dagster imports here)."""

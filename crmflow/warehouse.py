@@ -1,0 +1,118 @@
+"""DuckDB warehouse access: one place that opens connections and owns the raw-table DDL.
+
+DuckDB allows one writer process per file, so every writer opens, works and closes; the Dagster job
+runs in one process (in_process_executor) so steps never write at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+# Raw tables written by ingestion (the contract is in docs/data-contracts.md). Every raw row keeps
+# its lineage: the file and line it came from and the run that loaded it.
+RAW_DDL = """
+create table if not exists raw_events (
+    message_id varchar primary key,
+    type varchar not null,
+    event varchar,
+    user_id varchar,
+    anonymous_id varchar,
+    event_at timestamptz not null,
+    properties json,
+    context json,
+    _source_file varchar not null,
+    _source_line bigint not null,
+    _loaded_at timestamptz not null
+);
+create table if not exists raw_registrations (
+    user_id varchar primary key,
+    registered_at timestamptz not null,
+    updated_at timestamptz not null,
+    email varchar,
+    phone varchar,
+    first_name varchar,
+    country varchar,
+    city varchar,
+    locale varchar,
+    timezone varchar,
+    acquisition_channel varchar,
+    customer_type varchar not null,
+    company_name varchar,
+    industry varchar,
+    employees integer,
+    email_opt_in boolean not null,
+    sms_opt_in boolean not null,
+    push_opt_in boolean not null,
+    push_token varchar,
+    birth_date date,
+    gender varchar,
+    contract_end_date date,
+    referred_by varchar,
+    _source_file varchar not null,
+    _source_line bigint not null,
+    _loaded_at timestamptz not null
+);
+create table if not exists raw_orders (
+    order_id varchar primary key,
+    user_id varchar not null,
+    ordered_at timestamptz not null,
+    updated_at timestamptz not null,
+    status varchar not null,
+    amount decimal(18, 2) not null,
+    currency varchar not null,
+    items json,
+    channel varchar,
+    _source_file varchar not null,
+    _source_line bigint not null,
+    _loaded_at timestamptz not null
+);
+create table if not exists ingested_files (
+    source varchar not null,
+    path varchar not null,
+    content_hash varchar not null,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    duplicates_skipped bigint not null,
+    rows_quarantined bigint not null,
+    ingested_at timestamptz not null,
+    primary key (path, content_hash)
+);
+"""
+
+QUARANTINE_DDL = """
+create table if not exists quarantine_{source} (
+    source_file varchar not null,
+    line_number bigint not null,
+    raw_content varchar,
+    reason varchar not null,
+    field varchar,
+    quarantined_at timestamptz not null
+);
+"""
+
+SOURCES = ("events", "registrations", "orders")
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its folder), yield a connection and always close it."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    # Session time zone UTC: timestamptz values print and cast the same on every machine.
+    con.execute("set TimeZone = 'UTC'")
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_DDL)
+    for source in SOURCES:
+        con.execute(QUARANTINE_DDL.format(source=source))

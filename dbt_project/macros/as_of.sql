@@ -1,0 +1,25 @@
+{#- The run's as-of time as a timestamptz literal, and the as-of calendar date in the business
+    time zone. Models never call now(): the same data and as-of always give the same result. -#}
+{% macro as_of_ts() -%}
+    cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }}tz)
+{%- endmacro %}
+
+{% macro to_business_ts(column) -%}
+    {{ return(adapter.dispatch('to_business_ts', 'crmflow')(column)) }}
+{%- endmacro %}
+
+{% macro default__to_business_ts(column) -%}
+    ({{ column }} at time zone '{{ var("business_timezone") }}')
+{%- endmacro %}
+
+{% macro duckdb__to_business_ts(column) -%}
+    timezone('{{ var("business_timezone") }}', {{ column }})
+{%- endmacro %}
+
+{% macro business_date(column) -%}
+    cast({{ to_business_ts(column) }} as date)
+{%- endmacro %}
+
+{% macro as_of_date() -%}
+    {{ business_date(as_of_ts()) }}
+{%- endmacro %}

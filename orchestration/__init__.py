@@ -1,0 +1,1 @@
+"""Orchestration: the one Definitions object, resources, schedules, sensors and the CLI."""

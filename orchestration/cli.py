@@ -1,0 +1,120 @@
+"""The `crmflow` command line. Sub-command groups live in orchestration/cli_*.py and are added here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crmflow.settings import DBT_PROJECT_DIR, load_settings, parse_as_of
+
+app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation.", no_args_is_help=True)
+
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+def prepare_dbt_manifest(force: bool = False) -> Path:
+    """`dbt parse` once so the Dagster definitions can load the manifest (build time, not import)."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if force or not manifest.exists():
+        settings = load_settings()
+        env = {**_dbt_env(), "CRMFLOW_WAREHOUSE": str(settings.warehouse)}
+        subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir",
+             str(DBT_PROJECT_DIR), "--quiet"],
+            check=True, env=env, cwd=DBT_PROJECT_DIR,
+        )
+    return manifest
+
+
+def _dbt_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+
+
+@app.command()
+def generate(
+    users: Annotated[int, typer.Option(help="Number of customers.")] = 2000,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default today (UTC).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    out: Annotated[Path | None, typer.Option(help="Landing folder; default CRMFLOW_LANDING_DIR.")] = None,
+    dirty_fraction: Annotated[float, typer.Option(help="Share of deliberately bad rows.")] = 0.01,
+) -> None:
+    """Write realistic sample landing files (events, registrations, orders)."""
+    from crmflow.generator import GeneratorConfig, generate_landing
+
+    out_dir = out or load_settings().landing_dir
+    end_day = date.fromisoformat(end) if end else datetime.now(timezone.utc).date()
+    started = time.perf_counter()
+    counts = generate_landing(
+        GeneratorConfig(users=users, days=days, end=end_day, seed=seed, dirty_fraction=dirty_fraction),
+        out_dir,
+    )
+    elapsed = time.perf_counter() - started
+    typer.echo(f"generated in {elapsed:.1f}s into {out_dir}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command()
+def run(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
+) -> None:
+    """Materialise the whole asset graph once, as of the given time."""
+    result = run_pipeline(parse_as_of(as_of))
+    raise typer.Exit(0 if result else 1)
+
+
+def run_pipeline(as_of: datetime) -> bool:
+    from crmflow.summary import print_summary
+
+    prepare_dbt_manifest()
+    from orchestration.asof import as_of_tags
+    from orchestration.definitions import defs
+
+    started = time.perf_counter()
+    typer.echo(f"crmflow run as of {as_of.isoformat()}")
+    job = defs.resolve_job_def("crmflow_full")
+    result = job.execute_in_process(tags=as_of_tags(as_of), raise_on_error=False)
+    elapsed = time.perf_counter() - started
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            typer.echo(f"step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}", err=True)
+    typer.echo(f"run {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
+    print_summary(load_settings().warehouse)
+    return result.success
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(help="Number of sample customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Generate sample data and run the pipeline once on embedded DuckDB."""
+    settings = load_settings()
+    as_of = parse_as_of(None)
+    generate(users=users, days=365, end=as_of.date().isoformat(), seed=seed, out=settings.landing_dir,
+             dirty_fraction=0.01)
+    ok = run_pipeline(as_of)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("prepare")
+def prepare() -> None:
+    """Parse the dbt project (writes target/manifest.json for the Dagster definitions)."""
+    path = prepare_dbt_manifest(force=True)
+    typer.echo(json.dumps({"manifest": str(path)}))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

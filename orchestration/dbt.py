@@ -1,0 +1,49 @@
+"""dbt wiring: the project, the one translator and the dbt assets.
+
+The manifest is prepared at build/test time (`make manifest`, `crmflow` commands, the test
+fixtures) with `dbt parse`; importing this module never runs dbt.
+"""
+
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from crmflow.settings import DBT_PROJECT_DIR
+from orchestration.asof import as_of_from_context
+from orchestration.resources import CrmflowSettingsResource
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+class CrmflowDbtTranslator(DagsterDbtTranslator):
+    """Raw sources map onto the ingestion assets' keys; models are grouped by layer folder."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["name"]])
+        return dg.AssetKey([dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props["resource_type"] == "seed":
+            return "dbt_seeds"
+        if len(fqn) > 2 and fqn[1] in {"staging", "intermediate", "marts"}:
+            return fqn[1]
+        return "dbt"
+
+
+def dbt_vars(as_of_iso: str, business_timezone: str) -> str:
+    return json.dumps({"as_of": as_of_iso, "business_timezone": business_timezone})
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=CrmflowDbtTranslator())
+def crmflow_dbt_assets(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: CrmflowSettingsResource
+):
+    as_of = as_of_from_context(context)
+    args = ["build", "--vars", dbt_vars(as_of.isoformat(), settings.timezone)]
+    yield from dbt.cli(args, context=context).stream()

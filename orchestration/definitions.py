@@ -1,0 +1,38 @@
+"""The one Definitions object for crmflow (`dagster dev`, `dagster definitions validate`, the CLI)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from assets.api_pull import api_pull
+from assets.ingest import ingest_assets
+from crmflow.settings import load_settings
+from orchestration.dbt import crmflow_dbt_assets, dbt_project
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.schedules import daily_schedule, full_pipeline_job, landing_files_sensor
+
+# dbt from the same environment as this interpreter, whether or not the venv is activated.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+settings = load_settings()
+# dbt's profile reads the warehouse path from the environment: make it the same absolute path.
+os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
+
+defs = dg.Definitions(
+    assets=[api_pull, *ingest_assets, crmflow_dbt_assets],
+    jobs=[full_pipeline_job],
+    schedules=[daily_schedule],
+    sensors=[landing_files_sensor],
+    resources={
+        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "settings": CrmflowSettingsResource.from_settings(settings),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+    },
+    # One process: DuckDB allows a single writer, so steps run one after another.
+    executor=dg.in_process_executor,
+)
