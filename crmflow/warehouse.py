@@ -96,6 +96,33 @@ create table if not exists quarantine_{source} (
 
 SOURCES = ("events", "registrations", "orders")
 
+# Operational tables shared by the channels (writers) and the journey policies (readers).
+OPS_DDL = """
+create table if not exists suppression_list (
+    channel varchar not null,          -- email | sms | push | all
+    address varchar not null,          -- email (lower-case), E.164 phone, push token, or user_id for 'all'
+    user_id varchar,
+    reason varchar not null,           -- unsubscribe | bounce | spamreport | dropped | dead_token | erased | manual
+    source varchar not null,           -- sendgrid | twilio | fcm | privacy | manual
+    suppressed_at timestamptz not null,
+    primary key (channel, address)
+);
+create table if not exists delivery_events (
+    event_id varchar primary key,      -- provider event id, or a hash of the payload
+    channel varchar not null,
+    provider varchar not null,
+    message_key varchar,               -- the ledger key, when the provider echoes it (custom_args)
+    provider_message_id varchar,
+    event varchar not null,            -- processed|delivered|deferred|bounce|dropped|open|click|spamreport|unsubscribe|group_unsubscribe|queued|sent|undelivered|failed
+    address varchar,
+    reason varchar,
+    occurred_at timestamptz not null,
+    url varchar,
+    _source_file varchar,
+    _loaded_at timestamptz not null
+);
+"""
+
 
 @contextmanager
 def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -116,3 +143,7 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     for source in SOURCES:
         con.execute(QUARANTINE_DDL.format(source=source))
+
+
+def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(OPS_DDL)
