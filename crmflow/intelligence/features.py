@@ -1,0 +1,223 @@
+"""Per-user features and churn labels, computed in DuckDB as of an explicit cutoff.
+
+Everything here reads only rows strictly before the cutoff (orders, order lines, events) plus
+registration attributes fixed at sign-up, so the same cutoff gives the same features whatever
+happened afterwards (tested in tests/test_intelligence_features.py). Labels read only the window
+[cutoff, cutoff + horizon).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from crmflow.intelligence.config import FeatureConfig
+from crmflow.intelligence.tables import sql_list
+
+FEATURE_INPUTS = ("customer_profile", "stg_shop__orders", "stg_shop__order_items", "events_stitched")
+
+Population = Literal["all", "purchasers", "active"]
+
+# Numeric features every population gets (category shares are added per run: cat_<name>).
+BASE_FEATURES = (
+    "frequency",
+    "monetary",
+    "avg_basket",
+    "recency_days",
+    "tenure_days",
+    "mean_gap_days",
+    "recency_ratio",
+    "orders_30d",
+    "orders_90d",
+    "orders_180d",
+    "revenue_90d",
+    "events_30d",
+    "events_90d",
+    "active_days_30d",
+    "days_since_last_event",
+    "mobile_order_share",
+    "is_business",
+)
+
+
+@dataclass(frozen=True)
+class FeatureFrame:
+    cutoff: datetime
+    frame: pd.DataFrame  # user_id + feature columns (float64, NaN = not defined, e.g. no order yet)
+    feature_names: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+def _category_column(category: str) -> str:
+    return "cat_" + (re.sub(r"[^0-9a-zA-Z]+", "_", category).strip("_").lower() or "blank")
+
+
+def top_categories(con: duckdb.DuckDBPyConnection, cutoff: datetime, cfg: FeatureConfig) -> tuple[str, ...]:
+    """The categories with the most paid revenue before the cutoff (ties broken by name)."""
+    if cfg.top_categories == 0:
+        return ()
+    rows = con.execute(
+        f"""
+        select category from stg_shop__order_items
+        where ordered_at < $cutoff and status in {sql_list(cfg.paid_statuses)} and category is not null
+        group by category order by sum(line_amount) desc, category limit {cfg.top_categories}
+        """,
+        {"cutoff": cutoff},
+    ).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def build_features(
+    con: duckdb.DuckDBPyConnection,
+    cutoff: datetime,
+    cfg: FeatureConfig,
+    population: Population = "all",
+    categories: tuple[str, ...] | None = None,
+) -> FeatureFrame:
+    """One row per user in the population at `cutoff`.
+
+    population: all = registered or purchased before the cutoff; purchasers = at least one paid order
+    before it; active = a paid order or an event before it. `categories` fixes the category-share
+    columns (pass the training run's list when scoring, so the columns line up).
+    """
+    cats = top_categories(con, cutoff, cfg) if categories is None else categories
+    cat_cols = tuple(_category_column(c) for c in cats)
+    cat_select = "".join(
+        f",\n coalesce(sum(line_amount) filter (where category = {sql_list([c])}) / nullif(sum(line_amount), 0), 0)"
+        f" as {col}"
+        for c, col in zip(cats, cat_cols, strict=True)
+    )
+    paid = sql_list(cfg.paid_statuses)
+    population_filter = {
+        "all": "(p.registered_at < $cutoff or o.user_id is not null)",
+        "purchasers": "o.user_id is not null",
+        "active": "(o.user_id is not null or e.user_id is not null)",
+    }[population]
+    sql = f"""
+    with orders_paid as (
+        select user_id, ordered_at, amount, channel from stg_shop__orders
+        where ordered_at < $cutoff and status in {paid} and user_id is not null
+    ),
+    order_stats as (
+        select
+            user_id,
+            count(*)::double as frequency,
+            sum(amount)::double as monetary,
+            min(ordered_at) as first_order_at,
+            max(ordered_at) as last_order_at,
+            count(*) filter (where ordered_at >= $cutoff - interval 30 day)::double as orders_30d,
+            count(*) filter (where ordered_at >= $cutoff - interval 90 day)::double as orders_90d,
+            count(*) filter (where ordered_at >= $cutoff - interval 180 day)::double as orders_180d,
+            coalesce(sum(amount) filter (where ordered_at >= $cutoff - interval 90 day), 0)::double as revenue_90d,
+            avg(case when lower(channel) in {sql_list(cfg.mobile_channels)} then 1.0 else 0.0 end) as mobile_order_share
+        from orders_paid group by user_id
+    ),
+    category_stats as (
+        select user_id{cat_select}
+        from stg_shop__order_items
+        where ordered_at < $cutoff and status in {paid} and user_id is not null
+        group by user_id
+    ),
+    event_stats as (
+        select
+            user_id,
+            max(event_at) as last_event_at,
+            count(*) filter (where event_at >= $cutoff - interval 30 day)::double as events_30d,
+            count(*) filter (where event_at >= $cutoff - interval 90 day)::double as events_90d,
+            count(distinct cast(event_at as date)) filter (where event_at >= $cutoff - interval 30 day)::double
+                as active_days_30d
+        from events_stitched
+        where event_at < $cutoff and user_id is not null
+        group by user_id
+    ),
+    users as (
+        select user_id, min(registered_at) as registered_at, max(customer_type) as customer_type
+        from customer_profile where user_id is not null group by user_id
+    ),
+    population as (
+        select
+            coalesce(p.user_id, o.user_id, e.user_id) as user_id,
+            case when p.registered_at < $cutoff then p.registered_at end as registered_at,
+            p.customer_type,
+            o.* exclude (user_id),
+            e.* exclude (user_id)
+        from users p
+        full join order_stats o on o.user_id = p.user_id
+        full join event_stats e on e.user_id = coalesce(p.user_id, o.user_id)
+        where {population_filter}
+    )
+    select
+        p.user_id::varchar as user_id,
+        coalesce(p.frequency, 0) as frequency,
+        coalesce(p.monetary, 0) as monetary,
+        coalesce(p.monetary / nullif(p.frequency, 0), 0) as avg_basket,
+        epoch($cutoff - p.last_order_at) / 86400.0 as recency_days,
+        greatest(epoch($cutoff - least(coalesce(p.registered_at, p.first_order_at),
+                                       coalesce(p.first_order_at, p.registered_at))) / 86400.0, 0) as tenure_days,
+        case when p.frequency >= 2
+             then epoch(p.last_order_at - p.first_order_at) / 86400.0 / (p.frequency - 1) end as mean_gap_days,
+        coalesce(p.orders_30d, 0) as orders_30d,
+        coalesce(p.orders_90d, 0) as orders_90d,
+        coalesce(p.orders_180d, 0) as orders_180d,
+        coalesce(p.revenue_90d, 0) as revenue_90d,
+        coalesce(p.events_30d, 0) as events_30d,
+        coalesce(p.events_90d, 0) as events_90d,
+        coalesce(p.active_days_30d, 0) as active_days_30d,
+        epoch($cutoff - p.last_event_at) / 86400.0 as days_since_last_event,
+        coalesce(p.mobile_order_share, 0) as mobile_order_share,
+        case when lower(p.customer_type) in ('business', 'b2b', 'company') then 1.0 else 0.0 end as is_business
+        {"".join(f", coalesce(c.{col}, 0) as {col}" for col in cat_cols)}
+    from population p
+    left join category_stats c on c.user_id = p.user_id
+    order by p.user_id
+    """
+    frame = con.execute(sql, {"cutoff": cutoff}).df()
+    frame["user_id"] = frame["user_id"].astype(object)
+    numeric = [c for c in frame.columns if c != "user_id"]
+    frame[numeric] = frame[numeric].astype("float64")
+    # A gap of 0 days (two orders the same day) would make the ratio infinite: floor the gap at 1 day.
+    frame["recency_ratio"] = frame["recency_days"] / np.maximum(frame["mean_gap_days"], 1.0)
+    names = (*BASE_FEATURES, *cat_cols)
+    return FeatureFrame(cutoff=cutoff, frame=frame[["user_id", *names]], feature_names=names, categories=cats)
+
+
+def churn_labels(
+    con: duckdb.DuckDBPyConnection,
+    user_ids: pd.Series,
+    cutoff: datetime,
+    horizon_days: int,
+    cfg: FeatureConfig,
+    label: Literal["purchase", "activity"] = "purchase",
+) -> np.ndarray:
+    """1 = churned: no paid order (and, for label=activity, no event) in [cutoff, cutoff + horizon)."""
+    end = cutoff + timedelta(days=horizon_days)
+    activity_union = (
+        "union select user_id from events_stitched where event_at >= $cutoff and event_at < $end"
+        if label == "activity"
+        else ""
+    )
+    con.register("_label_users", pd.DataFrame({"user_id": user_ids.astype(str).to_numpy()}))
+    try:
+        frame = con.execute(
+            f"""
+            with returned as (
+                select user_id from stg_shop__orders
+                where ordered_at >= $cutoff and ordered_at < $end and status in {sql_list(cfg.paid_statuses)}
+                {activity_union}
+            )
+            select u.user_id, (r.user_id is null)::int as churned
+            from _label_users u left join (select distinct user_id from returned) r using (user_id)
+            """,
+            {"cutoff": cutoff, "end": end},
+        ).df()
+    finally:
+        con.unregister("_label_users")
+    # Re-align to the caller's order (the join does not keep it).
+    aligned = frame.set_index("user_id")["churned"].reindex(user_ids.astype(str).to_numpy())
+    return aligned.to_numpy(dtype=np.int8)
