@@ -1,0 +1,9 @@
+-- One row per user per (value_tier, b2b_grade) spell (see the history_scd macro for the rules).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['user_id', 'valid_from'],
+    on_schema_change='fail'
+) }}
+
+{{ history_scd(ref('customer_value_tier'), ['value_tier', 'b2b_grade']) }}
