@@ -1,0 +1,222 @@
+"""Assign every user one creative per slot, set-based in DuckDB.
+
+Config becomes three small tables (creatives, targeting conditions, per-locale content); user
+attributes become one long table (user_id, dim, val); a creative is eligible for a user when every
+one of its condition dimensions has a matching value. Per (user, slot): an active journey override
+wins, else the highest-priority eligible creative (ties: weighted md5 bucket, see tiebreak.py), else
+the slot's default creative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+
+from crmflow.banners.config import BannerConfig
+from crmflow.banners.relations import existing_relations
+from crmflow.banners.tiebreak import sql_slot_bucket
+
+ASSIGNMENT_COLUMNS = (
+    "user_id", "slot", "creative_id", "reason", "journey_id", "valid_until", "as_of",
+    "content_locale", "image_url", "text", "deep_link",
+)
+
+
+@dataclass(frozen=True)
+class AssignmentStats:
+    users: int
+    rows: int
+    by_reason: dict[str, int]
+    overrides_ignored: int  # overrides naming a creative that banners.yaml does not define
+    missing_inputs: list[str]
+
+
+def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tuple[pa.Table, ...]:
+    """Config -> (creatives, targets, content) as Arrow tables. Small: one row per creative/value."""
+    today = as_of.astimezone(tz).date()
+    defaults = {slot.default_creative for slot in config.slots}
+    creatives: dict[str, list] = {k: [] for k in ("creative_id", "slot", "priority", "weight", "n_dims",
+                                                   "active", "is_default", "valid_until")}
+    targets: dict[str, list] = {"creative_id": [], "dim": [], "val": []}
+    content: dict[str, list] = {k: [] for k in ("creative_id", "locale_key", "content_locale", "image_url",
+                                                 "text", "deep_link")}
+    for creative in config.creatives:
+        conditions = creative.targeting.conditions()
+        active = (creative.active_from is None or creative.active_from <= today) and (
+            creative.active_until is None or today <= creative.active_until)
+        # The window ends at the end of active_until in the business time zone.
+        valid_until = None
+        if creative.active_until is not None:
+            end = datetime.combine(creative.active_until + timedelta(days=1), datetime.min.time(), tz)
+            valid_until = end.astimezone(ZoneInfo("UTC"))
+        for key, value in (("creative_id", creative.id), ("slot", creative.slot),
+                           ("priority", creative.priority), ("weight", creative.weight),
+                           ("n_dims", len(conditions)), ("active", active),
+                           ("is_default", creative.id in defaults), ("valid_until", valid_until)):
+            creatives[key].append(value)
+        for dim, values in conditions.items():
+            for value in values:
+                targets["creative_id"].append(creative.id)
+                targets["dim"].append(dim)
+                targets["val"].append(value)
+        fallback = config.default_locale if config.default_locale in creative.content else sorted(creative.content)[0]
+        for locale_key, item in [*creative.content.items(), ("*", creative.content[fallback])]:
+            content["creative_id"].append(creative.id)
+            content["locale_key"].append(locale_key)
+            content["content_locale"].append(fallback if locale_key == "*" else locale_key)
+            content["image_url"].append(item.image_url)
+            content["text"].append(item.text)
+            content["deep_link"].append(item.deep_link)
+    creatives_t = pa.table(creatives, schema=pa.schema([
+        ("creative_id", pa.string()), ("slot", pa.string()), ("priority", pa.int64()), ("weight", pa.int64()),
+        ("n_dims", pa.int64()), ("active", pa.bool_()), ("is_default", pa.bool_()),
+        ("valid_until", pa.timestamp("us", tz="UTC"))]))
+    targets_t = pa.table(targets, schema=pa.schema([("creative_id", pa.string()), ("dim", pa.string()),
+                                                     ("val", pa.string())]))
+    content_t = pa.table(content, schema=pa.schema([(k, pa.string()) for k in content]))
+    slots_t = pa.table({"slot": [s.id for s in config.slots],
+                        "default_creative": [s.default_creative for s in config.slots]})
+    return creatives_t, targets_t, content_t, slots_t
+
+
+def _user_attribute_sql(present: set[str]) -> str:
+    """One long (user_id, dim, val) relation from whichever attribute tables exist."""
+    parts = [
+        "select user_id, 'customer_type', customer_type from customer_profile where customer_type is not null",
+        # A user with locale de-CH matches targeting "de-ch" and "de".
+        "select user_id, 'locale', lower(replace(locale, '_', '-')) from customer_profile where locale is not null",
+        "select user_id, 'locale', lower(split_part(replace(locale, '_', '-'), '-', 1)) from customer_profile "
+        "where locale is not null and contains(replace(locale, '_', '-'), '-')",
+    ]
+    if "customer_lifecycle" in present:
+        parts.append("select user_id, 'lifecycle_stage', lifecycle_stage from customer_lifecycle")
+    if "customer_value_tier" in present:
+        parts.append("select user_id, 'value_tier', value_tier from customer_value_tier where value_tier is not null")
+        parts.append("select user_id, 'b2b_grade', b2b_grade from customer_value_tier where b2b_grade is not null")
+    if "customer_segments" in present:
+        parts.append("select user_id, 'segment', segment_family || ':' || segment from customer_segments")
+        parts.append("select user_id, 'segment', segment from customer_segments")
+    if "customer_tags" in present:
+        parts.append("select user_id, 'tag', tag from customer_tags")
+    if "customer_clusters" in present:
+        parts.append("select user_id, 'cluster', cast(cluster_id as varchar) from customer_clusters")
+        parts.append("select user_id, 'cluster', cluster_label from customer_clusters where cluster_label is not null")
+    return "\nunion all\n".join(f"({p})" for p in parts)
+
+
+def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as_of: datetime,
+                        tz: ZoneInfo, target: str = "_banner_assignments_new") -> AssignmentStats:
+    """Write the assignments as of `as_of` into table `target` (replaced) and return counts."""
+    present = existing_relations(con)
+    optional = ["customer_lifecycle", "customer_value_tier", "customer_segments", "customer_tags",
+                "customer_clusters", "journey_banner_overrides"]
+    missing = [name for name in ["customer_profile", *optional] if name not in present]
+    creatives_t, targets_t, content_t, slots_t = _creative_tables(config, as_of, tz)
+    for name, table in (("_bn_creatives", creatives_t), ("_bn_targets", targets_t),
+                        ("_bn_content", content_t), ("_bn_slots", slots_t)):
+        con.register(f"{name}_arrow", table)
+        con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
+        con.unregister(f"{name}_arrow")
+
+    columns_ddl = (
+        "user_id varchar, slot varchar, creative_id varchar, reason varchar, journey_id varchar, "
+        "valid_until timestamptz, as_of timestamptz, content_locale varchar, image_url varchar, text varchar, "
+        "deep_link varchar"
+    )
+    if "customer_profile" not in present:
+        con.execute(f"create or replace table {target} ({columns_ddl})")
+        return AssignmentStats(0, 0, {}, 0, missing)
+
+    con.execute("create or replace temp table _bn_users as "
+                "select distinct user_id, lower(replace(locale, '_', '-')) as locale from customer_profile")
+    con.execute(f"create or replace temp table _bn_attrs as select * from ({_user_attribute_sql(present)}) "
+                "as a(user_id, dim, val)")
+    if "journey_banner_overrides" in present:
+        overrides_sql = """
+            select user_id, slot, creative_id, journey_id, valid_until from journey_banner_overrides
+            where valid_from <= $as_of and (valid_until is null or valid_until > $as_of)
+            -- several journeys may override one slot: the most recently started step wins
+            qualify row_number() over (partition by user_id, slot
+                                       order by valid_from desc, journey_id, creative_id) = 1"""
+    else:
+        overrides_sql = ("select null::varchar user_id, null::varchar slot, null::varchar creative_id, "
+                         "null::varchar journey_id, null::timestamptz valid_until where false")
+    con.execute(f"create or replace temp table _bn_overrides as {overrides_sql}",
+                {"as_of": as_of} if "journey_banner_overrides" in present else None)
+    overrides_ignored = con.execute(
+        "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchone()[0]
+
+    bucket = sql_slot_bucket("user_id", "slot")
+    con.execute(f"""
+        create or replace table {target} as
+        with live as (
+            select * from _bn_creatives where active and not is_default
+        ),
+        targeted_eligible as (
+            select a.user_id, t.creative_id
+            from _bn_attrs a
+            join _bn_targets t on t.dim = a.dim and t.val = a.val
+            join live c on c.creative_id = t.creative_id
+            group by a.user_id, t.creative_id, c.n_dims
+            having count(distinct t.dim) = c.n_dims
+        ),
+        untargeted_eligible as (
+            select u.user_id, c.creative_id from _bn_users u cross join live c where c.n_dims = 0
+        ),
+        eligible as (
+            select e.user_id, c.slot, c.creative_id, c.priority, c.weight, c.valid_until
+            from (select * from targeted_eligible union all select * from untargeted_eligible) e
+            join live c using (creative_id)
+        ),
+        top_priority as (
+            select * from eligible
+            qualify priority = max(priority) over (partition by user_id, slot)
+        ),
+        weighted as (
+            select *,
+                   sum(weight) over (partition by user_id, slot order by creative_id
+                                     rows between unbounded preceding and current row) as cum_weight,
+                   sum(weight) over (partition by user_id, slot) as total_weight
+            from top_priority
+        ),
+        picked as (
+            select user_id, slot, creative_id, valid_until from weighted
+            where {bucket} % total_weight >= cum_weight - weight and {bucket} % total_weight < cum_weight
+        ),
+        resolved as (
+            select u.user_id, s.slot, u.locale,
+                   case when o.creative_id is not null then o.creative_id
+                        when p.creative_id is not null then p.creative_id
+                        else s.default_creative end as creative_id,
+                   case when o.creative_id is not null then 'journey_override'
+                        when p.creative_id is not null then 'targeted'
+                        else 'default' end as reason,
+                   o.journey_id,
+                   case when o.creative_id is not null then o.valid_until else p.valid_until end as valid_until
+            from _bn_users u
+            cross join _bn_slots s
+            left join (select o.* from _bn_overrides o semi join _bn_creatives c using (creative_id)) o
+              on o.user_id = u.user_id and o.slot = s.slot
+            left join picked p on p.user_id = u.user_id and p.slot = s.slot
+        ),
+        content_choice as (
+            select r.*,
+                   coalesce(exact.locale_key, lang.locale_key, '*') as locale_key
+            from resolved r
+            left join _bn_content exact on exact.creative_id = r.creative_id and exact.locale_key = r.locale
+            left join _bn_content lang on lang.creative_id = r.creative_id
+                 and lang.locale_key = split_part(r.locale, '-', 1)
+        )
+        select cc.user_id, cc.slot, cc.creative_id, cc.reason, cc.journey_id, cc.valid_until,
+               $as_of::timestamptz as as_of, ct.content_locale, ct.image_url, ct.text, ct.deep_link
+        from content_choice cc
+        join _bn_content ct on ct.creative_id = cc.creative_id and ct.locale_key = cc.locale_key
+        order by cc.user_id, cc.slot
+    """, {"as_of": as_of})
+    users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchone()
+    by_reason = dict(con.execute(f"select reason, count(*) from {target} group by reason order by 1").fetchall())
+    return AssignmentStats(users, rows, by_reason, overrides_ignored, missing)

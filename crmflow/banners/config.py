@@ -1,0 +1,130 @@
+"""banners.yaml: slots, creatives, their targeting, priority, weight, window and per-locale content."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crmflow.banners.yaml_config import load_yaml_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def normalise_locale(value: str) -> str:
+    """'de_DE' and 'de-de' are the same locale: compare lower-case with '-'."""
+    return value.strip().replace("_", "-").lower()
+
+
+class Content(_Strict):
+    image_url: str
+    text: str
+    deep_link: str
+
+
+class Targeting(_Strict):
+    """Every non-empty list is a condition (any value in the list matches); all conditions must hold.
+    An empty targeting block matches every user."""
+
+    lifecycle_stages: list[str] = Field(default_factory=list)
+    value_tiers: list[str] = Field(default_factory=list)
+    b2b_grades: list[str] = Field(default_factory=list)
+    customer_types: list[str] = Field(default_factory=list)
+    # "family:segment" (e.g. "rfm:champions") or a bare segment name matching any family.
+    segments: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    # cluster_label or cluster_id (as text) from customer_clusters.
+    clusters: list[str] = Field(default_factory=list)
+    # "de" matches every German locale, "de-CH" only that one.
+    locales: list[str] = Field(default_factory=list)
+
+    @field_validator("locales")
+    @classmethod
+    def _norm_locales(cls, values: list[str]) -> list[str]:
+        return [normalise_locale(v) for v in values]
+
+    def conditions(self) -> dict[str, list[str]]:
+        """Dimension name -> accepted values, only for the conditions that are set."""
+        dims = {
+            "lifecycle_stage": self.lifecycle_stages,
+            "value_tier": self.value_tiers,
+            "b2b_grade": self.b2b_grades,
+            "customer_type": self.customer_types,
+            "segment": self.segments,
+            "tag": self.tags,
+            "cluster": self.clusters,
+            "locale": self.locales,
+        }
+        return {dim: sorted(set(values)) for dim, values in dims.items() if values}
+
+
+class Creative(_Strict):
+    id: str = Field(min_length=1)
+    slot: str
+    priority: int = 0  # higher wins
+    weight: int = Field(default=1, ge=1)  # share among creatives tied on priority
+    active_from: date | None = None
+    active_until: date | None = None  # inclusive, in the business time zone
+    targeting: Targeting = Field(default_factory=Targeting)
+    content: dict[str, Content] = Field(min_length=1)  # locale -> content
+
+    @field_validator("content")
+    @classmethod
+    def _norm_content_locales(cls, values: dict[str, Content]) -> dict[str, Content]:
+        return {normalise_locale(k): v for k, v in values.items()}
+
+    @model_validator(mode="after")
+    def _window(self) -> Creative:
+        if self.active_from and self.active_until and self.active_until < self.active_from:
+            raise ValueError(f"creative {self.id}: active_until is before active_from")
+        return self
+
+
+class Slot(_Strict):
+    id: str = Field(min_length=1)
+    description: str = ""
+    default_creative: str
+
+
+class BannerConfig(_Strict):
+    default_locale: str = "en"
+    slots: list[Slot] = Field(min_length=1)
+    creatives: list[Creative] = Field(default_factory=list)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _norm_default(cls, value: str) -> str:
+        return normalise_locale(value)
+
+    @model_validator(mode="after")
+    def _references(self) -> BannerConfig:
+        slot_ids = [s.id for s in self.slots]
+        if len(set(slot_ids)) != len(slot_ids):
+            raise ValueError(f"duplicate slot ids: {sorted({s for s in slot_ids if slot_ids.count(s) > 1})}")
+        creative_ids = [c.id for c in self.creatives]
+        if len(set(creative_ids)) != len(creative_ids):
+            dupes = sorted({c for c in creative_ids if creative_ids.count(c) > 1})
+            raise ValueError(f"duplicate creative ids: {dupes}")
+        by_id = {c.id: c for c in self.creatives}
+        for index, creative in enumerate(self.creatives):
+            if creative.slot not in slot_ids:
+                raise ValueError(f"creatives[{index}] ({creative.id}): unknown slot {creative.slot!r}")
+        for index, slot in enumerate(self.slots):
+            default = by_id.get(slot.default_creative)
+            if default is None:
+                raise ValueError(f"slots[{index}] ({slot.id}): default_creative {slot.default_creative!r} "
+                                 "is not a creative")
+            if default.slot != slot.id:
+                raise ValueError(f"slots[{index}] ({slot.id}): default_creative {default.id!r} belongs to "
+                                 f"slot {default.slot!r}")
+        return self
+
+    def creative(self, creative_id: str) -> Creative:
+        return {c.id: c for c in self.creatives}[creative_id]
+
+
+def load_banner_config(path: Path) -> BannerConfig:
+    return load_yaml_model(path, BannerConfig)

@@ -1,0 +1,113 @@
+"""Replace banner_assignments, record what changed, and write the app export only on change.
+
+The diff compares the new assignment with the previous banner_assignments table on everything the
+app sees (creative, content, validity); as_of and reason alone do not count as a change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from crmflow.banners.relations import existing_relations
+
+CHANGES_DDL = """
+create table if not exists banner_assignment_changes (
+    user_id varchar not null,
+    slot varchar not null,
+    change_type varchar not null,      -- added | changed | removed
+    old_creative_id varchar,
+    new_creative_id varchar,
+    changed_at timestamptz not null    -- the run's as-of
+)
+"""
+
+EXPORT_FILES = ("banner_assignments.parquet", "banner_assignments.jsonl")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    changes: dict[str, int]  # change_type -> rows
+    export_written: bool
+    export_dir: Path
+
+
+def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: datetime) -> dict[str, int]:
+    """Append the differences between banner_assignments and `new_table` to
+    banner_assignment_changes, then make `new_table` the current banner_assignments."""
+    con.execute(CHANGES_DDL)
+    old = "banner_assignments" if "banner_assignments" in existing_relations(con) else None
+    if old is None:
+        con.execute("create temp table if not exists _bn_no_previous as "
+                    f"select * from {new_table} where false")
+        old = "_bn_no_previous"
+    con.execute("begin transaction")
+    try:
+        con.execute(f"""
+            insert into banner_assignment_changes
+            select coalesce(n.user_id, o.user_id), coalesce(n.slot, o.slot),
+                   case when o.user_id is null then 'added' when n.user_id is null then 'removed'
+                        else 'changed' end,
+                   o.creative_id, n.creative_id, $as_of::timestamptz
+            from {new_table} n
+            full outer join {old} o on o.user_id = n.user_id and o.slot = n.slot
+            where o.user_id is null or n.user_id is null
+               or n.creative_id is distinct from o.creative_id
+               or n.content_locale is distinct from o.content_locale
+               or n.image_url is distinct from o.image_url
+               or n.text is distinct from o.text
+               or n.deep_link is distinct from o.deep_link
+               or n.valid_until is distinct from o.valid_until
+        """, {"as_of": as_of})
+        counts = dict(con.execute(
+            "select change_type, count(*) from banner_assignment_changes where changed_at = $as_of "
+            "group by 1 order by 1", {"as_of": as_of}).fetchall())
+        con.execute(f"create or replace table banner_assignments as select * from {new_table}")
+        con.execute(f"drop table if exists {new_table}")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return counts
+
+
+def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, force: bool) -> bool:
+    """Write <export_dir>/banners/banner_assignments.{parquet,jsonl}: Parquet one row per (user, slot)
+    sorted by user; JSON Lines one object per user with its slots. Skipped when nothing changed and
+    the files exist. Files are written beside and renamed, so the app never reads half a file."""
+    folder = Path(export_dir) / "banners"
+    if not force and all((folder / name).exists() for name in EXPORT_FILES):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    parquet_tmp = folder / ".banner_assignments.parquet.tmp"
+    jsonl_tmp = folder / ".banner_assignments.jsonl.tmp"
+    con.execute(f"""copy (select user_id, slot, creative_id, content_locale, image_url, text, deep_link,
+                                 valid_until, as_of from banner_assignments order by user_id, slot)
+                    to '{parquet_tmp}' (format parquet)""")
+    con.execute(f"""copy (
+            select user_id, any_value(as_of) as as_of,
+                   json_group_object(slot, json_object('creative_id', creative_id, 'locale', content_locale,
+                       'image_url', image_url, 'text', text, 'deep_link', deep_link,
+                       'valid_until', valid_until)) as slots
+            from banner_assignments group by user_id order by user_id
+        ) to '{jsonl_tmp}' (format json)""")
+    os.replace(parquet_tmp, folder / EXPORT_FILES[0])
+    os.replace(jsonl_tmp, folder / EXPORT_FILES[1])
+    return True
+
+
+def changed_records(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pa.Table:
+    """The changes of this run with the new content, for the optional HTTP push."""
+    return con.sql("""
+        select c.user_id, c.slot, c.change_type, c.new_creative_id as creative_id, a.content_locale,
+               a.image_url, a.text, a.deep_link, strftime(a.valid_until, '%Y-%m-%dT%H:%M:%SZ') as valid_until
+        from banner_assignment_changes c
+        left join banner_assignments a on a.user_id = c.user_id and a.slot = c.slot
+        where c.changed_at = $as_of
+        order by c.user_id, c.slot
+    """, params={"as_of": as_of}).to_arrow_table()
