@@ -1,0 +1,180 @@
+"""A scriptable local provider (SendGrid / Twilio / FCM / webhook endpoints) for tests, `channels
+check` demos and bench/bench_dispatch.py. Binds 127.0.0.1 only.
+
+Each request takes the next scripted action (default "ok"): ok, status (any code, body, headers),
+reset (drop the connection with a TCP RST before answering) or hang (answer only after a delay,
+i.e. a client timeout while the message WAS accepted). The server counts accepted messages per
+message key, so tests can prove "no duplicate delivery".
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import struct
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str = "ok"  # ok | status | reset | hang
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+    @staticmethod
+    def error(status: int, body: Any = None, **headers: str) -> Action:
+        return Action("status", status, body, {k.replace("_", "-"): v for k, v in headers.items()})
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+
+class MockProvider:
+    def __init__(self, expected_auth: str | None = None, record_bodies: bool = True):
+        self.expected_auth = expected_auth
+        self.record_bodies = record_bodies
+        self.script: deque[Action] = deque()
+        self.requests: list[Recorded] = []
+        self.accepted: Counter[str] = Counter()  # message key -> times accepted
+        self.request_count = 0
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def push(self, *actions: Action) -> None:
+        self.script.extend(actions)
+
+    def __enter__(self) -> MockProvider:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
+
+    # ---- provider behaviour ------------------------------------------------------------------
+    def _accept(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict]:
+        route = urlsplit(path).path
+        if route == "/v3/mail/send":
+            data = json.loads(body)
+            keys = [p.get("custom_args", {}).get("message_key", "") for p in data.get("personalizations", [])]
+            self._count(keys)
+            status = 200 if data.get("mail_settings", {}).get("sandbox_mode", {}).get("enable") else 202
+            return status, None, {"X-Message-Id": f"sgmsg{next(self._ids)}"}
+        if route.endswith("/Messages.json"):
+            form = parse_qs(body.decode())
+            callback = form.get("StatusCallback", [""])[0]
+            key = parse_qs(urlsplit(callback).query).get("message_key", [form.get("To", [""])[0]])[0]
+            self._count([key])
+            return 201, {"sid": f"SM{next(self._ids):032x}", "status": "queued"}, {}
+        if route.endswith("/messages:send"):
+            data = json.loads(body)
+            project = route.split("/")[3]
+            if not data.get("validateOnly"):
+                self._count([data["message"].get("data", {}).get("message_key", "")])
+            return 200, {"name": f"projects/{project}/messages/{next(self._ids)}"}, {}
+        if method == "GET" and (route == "/v3/scopes" or route.startswith("/2010-04-01/Accounts/")):
+            return 200, {"scopes": ["mail.send"]} if "scopes" in route else {"status": "active"}, {}
+        if method == "POST":  # generic webhook receiver
+            self._count([headers.get("X-Crmflow-Message-Key", "")])
+            return 200, {"ok": True}, {"X-Request-Id": f"wh{next(self._ids)}"}
+        return 200, None, {}
+
+    def _count(self, keys: list[str]) -> None:
+        with self._lock:
+            self.accepted.update(keys)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return None
+
+            def _reply(self, status: int, body: Any, headers: dict[str, str]) -> None:
+                raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if raw:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(raw)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = dict(self.headers.items())
+                with provider._lock:
+                    provider.request_count += 1
+                    if provider.record_bodies:
+                        provider.requests.append(Recorded(self.command, self.path, headers, body))
+                    action = provider.script.popleft() if provider.script else Action()
+                if action.kind == "reset":
+                    # RST instead of FIN: the client sees "connection reset by peer", no response.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if action.kind == "status":
+                    self._reply(action.status, action.body, action.headers)
+                    return
+                if provider.expected_auth is not None and headers.get("Authorization") != provider.expected_auth:
+                    self._reply(401, {"errors": [{"message": "authorization required"}],
+                                      "code": 20003, "message": "Authenticate",
+                                      "error": {"code": 401, "status": "UNAUTHENTICATED",
+                                                "message": "invalid credentials"}}, {})
+                    return
+                if action.kind == "hang":
+                    time.sleep(action.delay_s)
+                status, reply, extra = provider._accept(self.command, self.path, headers, body)
+                try:
+                    self._reply(status, reply, extra)
+                except OSError:
+                    pass  # the client gave up (timeout): the message was accepted all the same
+
+            do_POST = _handle
+            do_GET = _handle
+            do_HEAD = _handle
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except (OSError, ValueError):
+                    pass
+
+        return Handler

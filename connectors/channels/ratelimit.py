@@ -1,0 +1,72 @@
+"""A thread-safe token bucket (GCRA form) with an injectable clock and sleep, so tests are exact."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """Admits `rate_per_s` acquisitions per second on average, with bursts of up to `burst`.
+
+    GCRA keeps one number, the theoretical arrival time (tat) of the next token: each caller reserves
+    its slot under the lock and sleeps outside it, so concurrent senders share the rate fairly and
+    nobody holds the lock while waiting.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be > 0, got {rate_per_s}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._interval = 1.0 / rate_per_s
+        self._tolerance = (burst - 1) * self._interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tat: float | None = None
+
+    def reserve(self, tokens: int = 1) -> float:
+        """Reserve `tokens` and return how long the caller must wait before using them."""
+        with self._lock:
+            now = self._clock()
+            tat = now if self._tat is None else max(self._tat, now)
+            wait = max(0.0, tat - self._tolerance - now)
+            self._tat = tat + tokens * self._interval
+            return wait
+
+    def acquire(self, tokens: int = 1) -> float:
+        wait = self.reserve(tokens)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def defer(self, seconds: float) -> None:
+        """The provider said "slow down" (429 Retry-After): push every sender's next slot back."""
+        with self._lock:
+            now = self._clock()
+            self._tat = max(self._tat or now, now + seconds)
+
+
+class Unlimited:
+    """Stands in for a TokenBucket when a channel has no configured rate."""
+
+    rate_per_s = float("inf")
+
+    def reserve(self, tokens: int = 1) -> float:
+        return 0.0
+
+    def acquire(self, tokens: int = 1) -> float:
+        return 0.0
+
+    def defer(self, seconds: float) -> None:
+        return None

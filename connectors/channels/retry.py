@@ -1,0 +1,117 @@
+"""Retry with exponential backoff and jitter, honouring Retry-After.
+
+Which failures are retried:
+- 429 and 5xx: the provider refused or failed the request; it did not deliver it.
+- connect errors (connection refused, connect timeout): nothing reached the provider.
+- read timeouts and connections dropped after the request was sent: the outcome is UNKNOWN. The
+  provider may have accepted the message, so a retry can deliver it twice (at-least-once). This is
+  retried only when the channel's `retry_on_timeout` is true; otherwise the message fails with
+  "outcome unknown" and the dispatcher/operator decides.
+- every other 4xx is permanent: no retry, the provider's reason is returned.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from connectors.channels.ratelimit import TokenBucket, Unlimited
+
+# ok: accepted. retry: certainly not delivered, safe to retry. unknown: maybe delivered (timeout,
+# dropped connection). permanent: rejected for good.
+OutcomeKind = Literal["ok", "retry", "unknown", "permanent"]
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    kind: OutcomeKind
+    status: int | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+    provider_message_id: str | None = None
+    address_dead: bool = False
+    data: Any = None  # provider-specific payload (e.g. failed personalization indexes)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    retry_on_timeout: bool = True
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+
+@dataclass
+class Retrier:
+    """Runs one provider call with the channel's rate limit and retry policy."""
+
+    policy: RetryPolicy
+    limiter: TokenBucket | Unlimited = field(default_factory=Unlimited)
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, attempt: int) -> float:
+        # "Equal jitter": half fixed, half random, so retries spread out but never collapse to 0.
+        ceiling = min(self.policy.backoff_max_s, self.policy.backoff_base_s * (2 ** (attempt - 1)))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def run(self, call: Callable[[], CallOutcome], tokens: int = 1) -> tuple[CallOutcome, int]:
+        """Return the final outcome and the number of attempts made."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire(tokens)
+            outcome = call()
+            if outcome.kind in ("ok", "permanent"):
+                return outcome, attempt
+            if outcome.kind == "unknown" and not self.policy.retry_on_timeout:
+                return _failed(outcome, "outcome unknown, not retried (retry_on_timeout=false)"), attempt
+            if attempt >= self.policy.max_attempts:
+                return _failed(outcome, f"gave up after {attempt} attempts"), attempt
+            if outcome.retry_after_s is not None:
+                if outcome.retry_after_s > self.policy.max_retry_after_s:
+                    return _failed(outcome, f"Retry-After {outcome.retry_after_s:.0f}s exceeds "
+                                            f"max_retry_after_s={self.policy.max_retry_after_s:.0f}"), attempt
+                self.limiter.defer(outcome.retry_after_s)
+                delay = outcome.retry_after_s
+            else:
+                delay = self.backoff(attempt)
+            self.sleep(delay)
+
+
+def _failed(outcome: CallOutcome, note: str) -> CallOutcome:
+    error = f"{outcome.error}; {note}" if outcome.error else note
+    return CallOutcome(kind="permanent", status=outcome.status, error=error, data=outcome.data)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def classify_status(status: int) -> OutcomeKind:
+    if 200 <= status < 300:
+        return "ok"
+    if status == 429 or status >= 500:
+        return "retry"
+    return "permanent"
