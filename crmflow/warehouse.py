@@ -96,6 +96,32 @@ create table if not exists quarantine_{source} (
 
 SOURCES = ("events", "registrations", "orders")
 
+# Manual customer tags (assets/manual_tags.py) and the compiled rule-based tag config
+# (crmflow/tags.py). Created with the raw tables so dbt's customer_tags always has its inputs.
+TAGS_DDL = """
+create table if not exists raw_manual_tags (
+    user_id varchar not null,
+    tag varchar not null,
+    added_by varchar not null,
+    added_at timestamptz not null,
+    _source_file varchar not null,
+    _source_line bigint not null,
+    _loaded_at timestamptz not null,
+    primary key (user_id, tag)
+);
+create table if not exists tag_rules (
+    tag varchar not null,
+    description varchar not null,
+    condition_no integer not null,
+    field varchar not null,
+    operator varchar not null,
+    value_num double,
+    value_text varchar,
+    loaded_at timestamptz not null,
+    primary key (tag, condition_no)
+);
+"""
+
 # Operational tables shared by the channels (writers) and the journey policies (readers).
 OPS_DDL = """
 create table if not exists suppression_list (
@@ -143,6 +169,8 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     for source in SOURCES:
         con.execute(QUARANTINE_DDL.format(source=source))
+    con.execute(TAGS_DDL)
+    con.execute(QUARANTINE_DDL.format(source="manual_tags"))
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,80 @@
+{#- Incremental entered/left history of a current-state model, keyed by `key_columns` (e.g.
+    user_id + segment_family) and tracking `tracked_columns` (e.g. segment).
+
+    valid_from / valid_to are run as-of times: a row opens at the as-of of the first run that sees
+    the state and closes (valid_to = that run's as-of) when a later run sees another state for the
+    key, or no longer sees the key. valid_to null = current.
+    - full refresh: every current row opens at this as-of;
+    - incremental: emits the rows to close (same key and valid_from as stored, so delete+insert on
+      key + valid_from replaces them) and the rows to open;
+    - a run whose as-of is not later than the latest as-of stored emits nothing, so re-running an
+      as-of (or an older one) never rewrites history. -#}
+{% macro seg_history(current_model, key_columns, tracked_columns) -%}
+{%- set as_of = as_of_ts() -%}
+{%- set all_columns = key_columns + tracked_columns -%}
+with current_state as (
+
+    select {{ all_columns | join(', ') }}
+    from {{ current_model }}
+
+)
+{% if is_incremental() %}
+, open_rows as (
+
+    select {{ all_columns | join(', ') }}, valid_from
+    from {{ this }}
+    where valid_to is null
+
+), last_run as (
+
+    select max(coalesce(valid_to, valid_from)) as last_as_of
+    from {{ this }}
+
+), rows_to_open as (
+
+    select
+        {% for column in all_columns %}current_state.{{ column }},
+        {% endfor %}{{ as_of }} as valid_from,
+        cast(null as {{ dbt.type_timestamp() }}tz) as valid_to
+    from current_state
+    left join open_rows
+        on {% for column in key_columns %}current_state.{{ column }} = open_rows.{{ column }}{% if not loop.last %}
+        and {% endif %}{% endfor %}
+    where open_rows.{{ key_columns[0] }} is null
+        {% for column in tracked_columns %}or current_state.{{ column }} is distinct from open_rows.{{ column }}
+        {% endfor %}
+
+), rows_to_close as (
+
+    select
+        {% for column in all_columns %}open_rows.{{ column }},
+        {% endfor %}open_rows.valid_from,
+        {{ as_of }} as valid_to
+    from open_rows
+    left join current_state
+        on {% for column in key_columns %}open_rows.{{ column }} = current_state.{{ column }}{% if not loop.last %}
+        and {% endif %}{% endfor %}
+    where current_state.{{ key_columns[0] }} is null
+        {% for column in tracked_columns %}or current_state.{{ column }} is distinct from open_rows.{{ column }}
+        {% endfor %}
+
+), changes as (
+
+    select * from rows_to_open
+    union all
+    select * from rows_to_close
+
+)
+
+select changes.*
+from changes
+cross join last_run
+where last_run.last_as_of is null or {{ as_of }} > last_run.last_as_of
+{% else %}
+select
+    {{ all_columns | join(', ') }},
+    {{ as_of }} as valid_from,
+    cast(null as {{ dbt.type_timestamp() }}tz) as valid_to
+from current_state
+{% endif %}
+{%- endmacro %}
