@@ -145,7 +145,18 @@ create table if not exists delivery_events (
     occurred_at timestamptz not null,
     url varchar,
     _source_file varchar,
-    _loaded_at timestamptz not null
+    _loaded_at timestamptz not null,
+    user_id varchar                    -- from custom_args or the ledger (join by message_key)
+);
+create table if not exists delivery_event_files (
+    path varchar not null,             -- landing file of webhook envelopes (crmflow/delivery_events.py)
+    content_hash varchar not null,
+    provider varchar not null,
+    envelopes bigint not null,
+    envelopes_rejected bigint not null, -- failed signature verification or malformed: not loaded
+    events bigint not null,
+    loaded_at timestamptz not null,
+    primary key (path, content_hash)
 );
 """
 
@@ -175,3 +186,5 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(OPS_DDL)
+    # Warehouses created before delivery_events.user_id existed get the column added.
+    con.execute("alter table delivery_events add column if not exists user_id varchar")
