@@ -1,0 +1,419 @@
+"""One journey tick, set-based: exits and goals, entrants, enrolment, step advancement, planning.
+
+Everything is SQL over whole tables; Python loops only over the journey's steps. The same data,
+config and as-of give the same result, and rerunning a tick adds nothing (deterministic keys,
+insert-or-ignore, waits measured from the as-of at which a step was entered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from crmflow.journeys.columns import profile_columns, require_tables
+from crmflow.journeys.durations import sql_interval
+from crmflow.journeys.filters import Params, audience_sql, condition_sql
+from crmflow.journeys.hashing import BUCKETS, bucket_sql, message_key_sql
+from crmflow.journeys.schema import (
+    AddTagStep,
+    AssignBannerStep,
+    BranchStep,
+    CreateTaskStep,
+    ExitStep,
+    Journey,
+    RemoveTagStep,
+    SegmentTrigger,
+    SendStep,
+    WaitStep,
+    WaitUntilStep,
+)
+from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run, scalar
+from crmflow.journeys.tables import ensure_journey_tables
+from crmflow.journeys.triggers import entrants_sql, tables_for
+from crmflow.warehouse import ensure_ops_tables
+
+WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+OPT_IN = {"email": "email_opt_in", "sms": "sms_opt_in", "push": "push_opt_in"}
+
+
+@dataclass
+class TickReport:
+    journey_id: str
+    as_of: datetime
+    window_start: datetime | None = None
+    entered: int = 0
+    holdout: int = 0
+    exited: dict[str, int] = field(default_factory=dict)
+    converted: int = 0
+    planned: int = 0
+    moves: int = 0
+    skipped_reason: str | None = None
+    at_step: dict[str, int] = field(default_factory=dict)
+    planned_by_variant: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "entered": self.entered, "holdout": self.holdout, "converted": self.converted,
+            "exited": sum(self.exited.values()), "planned_messages": self.planned, "step_moves": self.moves,
+            "active_by_step": dict(self.at_step), "planned_by_step_variant": dict(self.planned_by_variant),
+            "exit_reasons": dict(self.exited), "skipped": self.skipped_reason or "",
+        }
+
+
+def config_hash(journey: Journey) -> str:
+    return hashlib.sha256(journey.model_dump_json().encode()).hexdigest()[:16]
+
+
+def required_tables(journey: Journey) -> list[str]:
+    tables = {"customer_profile", *tables_for(journey.trigger)}
+    if journey.audience.segments or journey.exit.left_segment:
+        tables.add("customer_segments")
+    if journey.audience.lifecycle_stages:
+        tables.add("customer_lifecycle")
+    if journey.audience.value_tiers or journey.audience.b2b_grades:
+        tables.add("customer_value_tier")
+    if journey.audience.tags:
+        tables.add("customer_tags")
+    if journey.goal is not None:
+        tables.add("stg_shop__orders" if journey.goal.order_status else "events_stitched")
+    for step in journey.steps:
+        conds = []
+        if isinstance(step, WaitUntilStep):
+            conds.append(step.condition)
+        if isinstance(step, BranchStep):
+            conds += [c.when for c in step.cases]
+        for cond in conds:
+            if cond.event:
+                tables.add("events_stitched")
+            if cond.order:
+                tables.add("stg_shop__orders")
+            if cond.segment:
+                tables.add("customer_segments")
+    return sorted(tables)
+
+
+class JourneyTick:
+    """The SQL of one tick of one journey, on an open connection (no transaction control here)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
+                 default_timezone: str = "UTC"):
+        self.con = con
+        self.j = journey
+        self.as_of = as_of
+        self.columns = profile_columns(con)
+        self.base: dict[str, Any] = {"jid": journey.id, "as_of": as_of, "default_tz": default_timezone,
+                                     "priority": journey.priority}
+        self.report = TickReport(journey.id, as_of)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _params(self, prefix: str = "p") -> Params:
+        return Params(values=dict(self.base), prefix=prefix)
+
+    def _run(self, sql: str, params: Params | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        values = params.values if isinstance(params, Params) else {**self.base, **(params or {})}
+        return run(self.con, sql, values)
+
+    def _decide(self, source_sql: str, decision: str, params: Params | dict[str, Any] | None = None) -> None:
+        """Log decisions; source_sql selects user_id, enrolment_id, message_key, step_id, reason."""
+        self._run(
+            f"""insert into journey_decisions
+                select sha256(coalesce(message_key, enrolment_id) || '|' || '{decision}' || '|' || cast($as_of as varchar)),
+                       $jid, user_id, enrolment_id, message_key, step_id, '{decision}', reason, $as_of
+                from ({source_sql}) on conflict do nothing""",
+            params,
+        )
+
+    # -- the tick ------------------------------------------------------------------------------
+    def run(self) -> TickReport:
+        ensure_journey_tables(self.con)
+        ensure_ops_tables(self.con)
+        ensure_tz_table(self.con)
+        require_tables(self.con, required_tables(self.j), f"journey {self.j.id}")
+        last = scalar(self.con, "select max(as_of) from journey_ticks where journey_id = $jid and as_of < $as_of",
+                      self.base)
+        start = last if last is not None else self.as_of - self.j.trigger.lookback
+        self.base["start"] = start
+        self.report.window_start = start
+        ledger_before = scalar(self.con, "select count(*) from send_ledger where journey_id = $jid", self.base)
+        self._exit_removed_steps()
+        self._goals_and_exits()
+        if self._accepting_entries():
+            self._enrol()
+        self._advance()
+        self._summarise(ledger_before)
+        return self.report
+
+    def _accepting_entries(self) -> bool:
+        day = self.as_of.date()
+        if not self.j.enabled:
+            self.report.skipped_reason = "disabled"
+        elif self.j.start_date and day < self.j.start_date:
+            self.report.skipped_reason = f"starts {self.j.start_date}"
+        elif self.j.end_date and day > self.j.end_date:
+            self.report.skipped_reason = f"ended {self.j.end_date}"
+        return self.report.skipped_reason is None
+
+    def _exit(self, where_sql: str, reason: str, params: Params | None = None) -> None:
+        """Exit active enrolments matching `where_sql` (over alias e) with a reason."""
+        params = params or self._params()
+        params.values["reason"] = reason
+        self._run(f"""create or replace temp table _exits as
+                      select e.enrolment_id, e.user_id, e.current_step as step_id from journey_enrolments e
+                      where e.journey_id = $jid and e.status = 'active' and ({where_sql})""", params)
+        count = scalar(self.con, "select count(*) from _exits")
+        if not count:
+            return
+        self._run("""update journey_enrolments e set status = 'exited', exit_reason = $reason, exited_at = $as_of,
+                     current_step = null, updated_at = $as_of from _exits x where e.enrolment_id = x.enrolment_id""",
+                  params)
+        self._decide("select user_id, enrolment_id, null as message_key, step_id, $reason as reason from _exits",
+                     "exited", params)
+        self.report.exited[reason] = self.report.exited.get(reason, 0) + count
+
+    def _exit_removed_steps(self) -> None:
+        ids = [s.id for s in self.j.steps]
+        params = self._params()
+        self._exit(f"e.current_step not in {params.add_list(ids)}", "step_removed", params)
+
+    def _goals_and_exits(self) -> None:
+        goal = self.j.goal
+        if goal is not None:
+            params = self._params()
+            window = sql_interval(goal.within)
+            if goal.order_status:
+                hits = f"""select e.enrolment_id, min(o.ordered_at) as at from journey_enrolments e
+                    join stg_shop__orders o on o.user_id = e.user_id and o.status in {params.add_list(goal.order_status)}
+                     and o.ordered_at > e.trigger_at and o.ordered_at <= least(e.trigger_at + {window}, $as_of)"""
+            else:
+                hits = f"""select e.enrolment_id, min(ev.event_at) as at from journey_enrolments e
+                    join events_stitched ev on ev.user_id = e.user_id and ev.event_name = {params.add(goal.event)}
+                     and ev.event_at > e.trigger_at and ev.event_at <= least(e.trigger_at + {window}, $as_of)"""
+            self._run(f"""create or replace temp table _goals as {hits}
+                where e.journey_id = $jid and e.status in ('active', 'holdout') and e.converted_at is null
+                group by e.enrolment_id""", params)
+            self._run("""update journey_enrolments e set converted_at = g.at, updated_at = $as_of
+                         from _goals g where e.enrolment_id = g.enrolment_id""")
+            self.report.converted = scalar(self.con, "select count(*) from _goals")
+            self._decide("""select e.user_id, e.enrolment_id, null as message_key, e.current_step as step_id,
+                            'goal' as reason from _goals g join journey_enrolments e using (enrolment_id)""",
+                         "converted")
+            if self.j.exit.on_goal:
+                self._exit("e.converted_at is not null", "goal")
+        if self.j.exit.left_segment:
+            params = self._params()
+            segments = list(self.j.audience.segments)
+            if isinstance(self.j.trigger, SegmentTrigger):
+                segments.append(self.j.trigger)  # type: ignore[arg-type]
+            ors = " or ".join(
+                f"(s.segment_family = {params.add(s.family)} and s.segment = {params.add(s.segment)})"
+                for s in segments
+            )
+            self._exit(f"not exists (select 1 from customer_segments s where s.user_id = e.user_id and ({ors}))",
+                       "left_segment", params)
+        if self.j.exit.unsubscribed:
+            channels = sorted({s.channel for s in self.j.steps if isinstance(s, SendStep)} & OPT_IN.keys())
+            opted_out = (
+                "exists (select 1 from customer_profile p where p.user_id = e.user_id and "
+                + " and ".join(f"not coalesce(p.{OPT_IN[c]}, false)" for c in channels) + ")"
+                if channels else "false"
+            )
+            self._exit(
+                "exists (select 1 from suppression_list sl where sl.user_id = e.user_id "
+                "and (sl.channel = 'all' or sl.reason in ('unsubscribe', 'group_unsubscribe', 'spamreport'))) "
+                f"or {opted_out}",
+                "unsubscribed",
+            )
+
+    def _enrol(self) -> None:
+        params = self._params()
+        entrants = entrants_sql(self.j.trigger, params)
+        audience = audience_sql(self.j.audience, "p", self.columns, params)
+        if self.j.reentry.mode == "once":
+            blocked = "true"
+        else:
+            blocked = f"x.status = 'active' or x.entered_at > $as_of - {sql_interval(self.j.reentry.cooldown)}"  # type: ignore[arg-type]
+        holdout_bp = int(round((self.j.holdout.percent if self.j.holdout else 0) * BUCKETS / 100))
+        params.values["holdout_bp"] = holdout_bp
+        params.values["first_step"] = self.j.steps[0].id
+        self._run(f"""create or replace temp table _entrants as
+            with candidates as ({entrants})
+            select c.user_id, c.entry_key, c.trigger_at,
+                   substr(sha256($jid || '|' || c.user_id || '|' || c.entry_key), 1, 32) as enrolment_id,
+                   {bucket_sql('$jid', 'c.user_id')} < $holdout_bp as is_holdout
+            from candidates c join customer_profile p on p.user_id = c.user_id
+            left join {TZ_TABLE} vtz on vtz.name = p.timezone
+            where ({audience})
+              and not exists (select 1 from journey_enrolments x where x.journey_id = $jid
+                              and x.user_id = c.user_id and ({blocked}))""", params)
+        self._run("""create or replace temp table _new as
+            select * from _entrants n
+            where not exists (select 1 from journey_enrolments x where x.enrolment_id = n.enrolment_id)""")
+        self._run("""insert into journey_enrolments
+            select enrolment_id, $jid, user_id, entry_key, trigger_at, $as_of, is_holdout,
+                   case when is_holdout then 'holdout' else 'active' end,
+                   case when is_holdout then null else $first_step end,
+                   case when is_holdout then null else $as_of end,
+                   null, null, null, $as_of
+            from _new on conflict do nothing""", params)
+        self._decide("""select user_id, enrolment_id, null as message_key, null as step_id,
+                        case when is_holdout then 'holdout' else 'trigger' end as reason from _new""",
+                     "entered")
+        self.report.entered = scalar(self.con, "select count(*) from _new")
+        self.report.holdout = scalar(self.con, "select count(*) from _new where is_holdout")
+
+    # -- steps -----------------------------------------------------------------------------------
+    def _advance(self) -> None:
+        index = self.j.step_index()
+        for _ in range(len(self.j.steps) + 1):
+            moved = 0
+            for i, step in enumerate(self.j.steps):
+                moved += self._process_step(i, step, index)
+            self.report.moves += moved
+            if moved == 0:
+                break
+
+    def _process_step(self, i: int, step: Any, index: dict[str, int]) -> int:
+        params = self._params(prefix=f"s{i}_")
+        params.values["sid"] = step.id
+        following = self.j.following(i)
+        default_next = step.next if getattr(step, "next", None) else following
+        params.values["default_next"] = default_next
+        at_step = "e.journey_id = $jid and e.status = 'active' and e.current_step = $sid"
+        profile_join = f"left join customer_profile p on p.user_id = e.user_id left join {TZ_TABLE} vtz on vtz.name = p.timezone"
+        reason_sql = "null"
+        if isinstance(step, WaitStep):
+            ready = ["true"]
+            if step.duration is not None:
+                ready.append(f"e.step_entered_at + {sql_interval(step.duration)} <= $as_of")
+            if step.until is not None:
+                local = "cast(timezone(coalesce(vtz.name, $default_tz), $as_of) as timestamp)"
+                start, end = params.add(step.until.start.strftime("%H:%M:%S")), params.add(step.until.end.strftime("%H:%M:%S"))
+                t = f"cast({local} as time)"
+                if step.until.start < step.until.end:
+                    ready.append(f"{t} >= cast({start} as time) and {t} < cast({end} as time)")
+                else:
+                    ready.append(f"({t} >= cast({start} as time) or {t} < cast({end} as time))")
+                if step.until.weekdays:
+                    ready.append(f"isodow({local}) in {params.add_list([WEEKDAYS[d] for d in step.until.weekdays])}")
+            moves = f"select e.enrolment_id, e.user_id, $default_next as next_step from journey_enrolments e {profile_join} where {at_step} and {' and '.join(ready)}"
+        elif isinstance(step, WaitUntilStep):
+            met = condition_sql(step.condition, "e", self.columns, params)
+            params.values["timeout_next"] = step.timeout_next
+            moves = f"""select e.enrolment_id, e.user_id,
+                    case when {met} then $default_next else $timeout_next end as next_step,
+                    case when {met} then null else 'timeout' end as reason
+                from journey_enrolments e where {at_step}
+                  and (({met}) or e.step_entered_at + {sql_interval(step.timeout)} <= $as_of)"""
+            reason_sql = "m.reason"
+        elif isinstance(step, BranchStep):
+            whens = " ".join(
+                f"when {condition_sql(c.when, 'e', self.columns, params)} then {params.add(c.next)}" for c in step.cases
+            )
+            params.values["default_next"] = step.default or following
+            moves = f"select e.enrolment_id, e.user_id, case {whens} else $default_next end as next_step from journey_enrolments e where {at_step}"
+        elif isinstance(step, ExitStep):
+            params.values["default_next"] = None
+            params.values["exit_reason"] = step.reason
+            moves = f"select e.enrolment_id, e.user_id, null as next_step, $exit_reason as reason from journey_enrolments e where {at_step}"
+            reason_sql = "m.reason"
+        else:
+            moves = f"select e.enrolment_id, e.user_id, $default_next as next_step from journey_enrolments e where {at_step}"
+        self._run(f"create or replace temp table _moves as {moves}", params)
+        count = scalar(self.con, "select count(*) from _moves")
+        if not count:
+            return 0
+        self._side_effects(step, params)
+        self._run(f"""update journey_enrolments e set
+                current_step = m.next_step,
+                step_entered_at = $as_of,
+                status = case when m.next_step is null then 'completed' else e.status end,
+                exit_reason = case when m.next_step is null then coalesce({reason_sql}, 'end') else e.exit_reason end,
+                exited_at = case when m.next_step is null then $as_of else e.exited_at end,
+                updated_at = $as_of
+            from _moves m where e.enrolment_id = m.enrolment_id""", params)
+        return int(count)
+
+    def _side_effects(self, step: Any, params: Params) -> None:
+        if isinstance(step, SendStep):
+            self._plan_send(step, params)
+        elif isinstance(step, AssignBannerStep):
+            params.values.update(slot=step.slot, creative=step.creative_id)
+            self._run(f"""insert into journey_banner_overrides
+                select user_id, $slot, $creative, $jid, enrolment_id, $as_of, $as_of + {sql_interval(step.valid_for)}
+                from _moves on conflict do nothing""", params)
+        elif isinstance(step, CreateTaskStep):
+            params.values.update(queue=step.queue, rule=step.rule, task_priority=step.priority, note=step.note)
+            self._run("""insert into journey_task_requests
+                select sha256($jid || '|' || enrolment_id || '|' || $sid), user_id, $jid, $sid, $rule, $queue,
+                       $task_priority, $note, $as_of
+                from _moves on conflict do nothing""", params)
+        elif isinstance(step, AddTagStep):
+            params.values["tag"] = step.tag
+            self._run("""insert into journey_tags
+                select distinct m.user_id, $tag, $jid, $as_of, null from _moves m
+                where not exists (select 1 from journey_tags t where t.user_id = m.user_id and t.tag = $tag
+                                  and t.journey_id = $jid and t.removed_at is null)""", params)
+        elif isinstance(step, RemoveTagStep):
+            # Only tags journeys added can be removed here; rule/manual tags belong to the tags mart.
+            params.values["tag"] = step.tag
+            self._run("""update journey_tags t set removed_at = $as_of
+                where t.tag = $tag and t.removed_at is null and t.user_id in (select user_id from _moves)""", params)
+
+    def _plan_send(self, step: SendStep, params: Params) -> None:
+        if step.variants:
+            total = sum(v.weight for v in step.variants)
+            cases, cumulative = [], 0.0
+            for v in step.variants:
+                cumulative += v.weight
+                threshold = int(round(cumulative / total * BUCKETS))
+                cases.append((threshold, v.name, v.template))
+            bucket = bucket_sql("$jid", "$sid", "m.user_id")
+            variant = "case " + " ".join(f"when {bucket} < {t} then {params.add(n)}" for t, n, _ in cases[:-1])
+            variant += f" else {params.add(cases[-1][1])} end"
+            template_of = "case v.variant " + " ".join(
+                f"when {params.add(n)} then {params.add(tpl)}" for _, n, tpl in cases
+            ) + " end"
+        else:
+            variant = "cast(null as varchar)"
+            template_of = params.add(step.template)
+        params.values["channel"] = step.channel
+        self._run(f"""insert into send_ledger (message_key, journey_id, step_id, enrolment_id, user_id, channel,
+                variant, template, priority, content_ref, send_after, state, reason, attempts,
+                provider_message_id, error, planned_at, sent_at, updated_at)
+            with v as (select m.enrolment_id, m.user_id, {variant} as variant from _moves m)
+            select {message_key_sql('$jid', 'v.enrolment_id', '$sid', 'v.variant')}, $jid, $sid, v.enrolment_id,
+                   v.user_id, $channel, v.variant, {template_of}, $priority, null, $as_of, 'planned', null, 0,
+                   null, null, $as_of, null, $as_of
+            from v on conflict do nothing""", params)
+
+    def _summarise(self, ledger_before: int) -> None:
+        rows = self._run("""select current_step, count(*) from journey_enrolments
+                            where journey_id = $jid and status = 'active' group by 1""").fetchall()
+        self.report.at_step = {str(k): int(v) for k, v in rows}
+        rows = self._run("""select step_id || coalesce('/' || variant, ''), count(*) from send_ledger
+                            where journey_id = $jid and planned_at = $as_of group by 1 order by 1""").fetchall()
+        self.report.planned_by_variant = {str(k): int(v) for k, v in rows}
+        self.report.planned = scalar(self.con, "select count(*) from send_ledger where journey_id = $jid",
+                                     self.base) - ledger_before
+        active = sum(self.report.at_step.values())
+        self._run("""insert or replace into journey_ticks values ($jid, $as_of, $hash, $entered, $holdout, $exited,
+                     $planned, $active)""",
+                  {"hash": config_hash(self.j), "entered": self.report.entered, "holdout": self.report.holdout,
+                   "exited": sum(self.report.exited.values()), "planned": self.report.planned, "active": active})
+
+
+def run_tick(con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
+             default_timezone: str = "UTC") -> TickReport:
+    """Run one tick of one journey in its own transaction: all of it or none of it."""
+    con.execute("begin transaction")
+    try:
+        report = JourneyTick(con, journey, as_of, default_timezone).run()
+    except Exception:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    return report

@@ -1,0 +1,71 @@
+"""marketing/policies.yaml: consent, frequency caps, quiet hours and delivery semantics that apply to
+every journey's messages. Missing file = the defaults below."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crmflow.journeys.schema import ChannelName, Duration, LocalTime
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuietHours(_Strict):
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
+    channels: list[ChannelName] = Field(default_factory=lambda: ["email", "sms", "push"])
+
+
+class ChannelCap(_Strict):
+    channel: ChannelName | Literal["all"]
+    max: int = Field(ge=1)
+    window: Duration
+
+
+class DispatchConfig(_Strict):
+    batch_size: int = Field(500, ge=1, le=10000)
+    max_per_run: int = Field(100_000, ge=1)
+    # at_most_once: rows left in 'sending' after a crash become 'unknown' (never resent);
+    # at_least_once: they go back to 'planned' and are sent again.
+    delivery: dict[ChannelName, Literal["at_most_once", "at_least_once"]] = Field(default_factory=dict)
+
+    def semantics(self, channel: str) -> str:
+        return self.delivery.get(channel, "at_most_once")  # type: ignore[call-overload]
+
+
+class Policies(_Strict):
+    default_timezone: str = "UTC"
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    frequency_caps: list[ChannelCap] = Field(
+        default_factory=lambda: [
+            ChannelCap(channel="email", max=3, window=timedelta(days=7)),
+            ChannelCap(channel="sms", max=2, window=timedelta(days=7)),
+            ChannelCap(channel="push", max=1, window=timedelta(days=1)),
+        ]
+    )
+    sms_max_segments: int = Field(3, ge=1, le=10)
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+
+def load_policies(path: Path | None) -> Policies:
+    if path is None or not path.exists():
+        return Policies()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return Policies.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError: name the file for the marketer
+        raise ValueError(f"{path}: invalid policies: {exc}") from exc

@@ -1,0 +1,451 @@
+"""The journey YAML as pydantic models. Unknown keys are rejected everywhere (extra="forbid") so a
+typo is an error, never a silent default. Cross-references (step ids, templates, profile columns) are
+checked afterwards in crmflow/journeys/validate.py, where each error keeps its YAML location."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from crmflow.journeys.durations import parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ChannelName = Literal["email", "sms", "push", "webhook"]
+LifecycleStage = Literal["prospect", "new", "active", "silent", "churned", "reactivated"]
+ValueTier = Literal["high", "medium", "low"]
+B2bGrade = Literal["A", "B", "C", "D", "E"]
+FilterOp = Literal["=", "!=", "in", "not in", "<", "<=", ">", ">=", "between", "is null", "is not null"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+IDENT = r"^[a-z][a-z0-9_]*$"
+# Orders of the attributes a transition can go "up" or "down" (index = rank, higher is better).
+ATTRIBUTE_ORDER: dict[str, tuple[str, ...]] = {
+    "value_tier": ("low", "medium", "high"),
+    "b2b_grade": ("E", "D", "C", "B", "A"),
+}
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
+    "lifecycle_stage": ("prospect", "new", "active", "silent", "churned", "reactivated"),
+    **ATTRIBUTE_ORDER,
+}
+
+
+def _parse_local_time(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 09:00 as a sexagesimal integer (540): take it back to minutes.
+        return time(value // 60 % 24, value % 60)
+    if isinstance(value, str) and re.match(r"^\d{1,2}:\d{2}$", value.strip()):
+        hours, minutes = (int(p) for p in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f"invalid local time {value!r}: use HH:MM, e.g. '09:00'")
+
+
+LocalTime = Annotated[time, BeforeValidator(_parse_local_time)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
+    given = [n for n in names if getattr(model, n) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(names)} (got {', '.join(given) or 'none'})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Audience filters and conditions
+# ---------------------------------------------------------------------------------------------
+Scalar = str | int | float | bool | date
+
+
+class FieldFilter(Strict):
+    """A comparison on one customer_profile column; compiled with bound parameters."""
+
+    field: str
+    op: FilterOp
+    value: Scalar | list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value_matches_op(self) -> FieldFilter:
+        if self.op in ("is null", "is not null"):
+            if self.value is not None:
+                raise ValueError(f"operator '{self.op}' takes no value")
+        elif self.op in ("in", "not in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"operator '{self.op}' needs a non-empty list value")
+        elif self.op == "between":
+            if not isinstance(self.value, list) or len(self.value) != 2:
+                raise ValueError("operator 'between' needs a list of two values [low, high]")
+        elif self.value is None or isinstance(self.value, list):
+            raise ValueError(f"operator '{self.op}' needs a single value")
+        return self
+
+
+class SegmentRef(Strict):
+    family: str
+    segment: str
+
+
+class TagFilter(Strict):
+    any: list[str] = Field(default_factory=list)
+    all: list[str] = Field(default_factory=list)
+    none: list[str] = Field(default_factory=list)
+
+
+class Audience(Strict):
+    """Who may enter. All given parts must hold (AND); inside a list, any value matches (OR)."""
+
+    segments: list[SegmentRef] = Field(default_factory=list)
+    lifecycle_stages: list[LifecycleStage] = Field(default_factory=list)
+    value_tiers: list[ValueTier] = Field(default_factory=list)
+    b2b_grades: list[B2bGrade] = Field(default_factory=list)
+    tags: TagFilter | None = None
+    fields: list[FieldFilter] = Field(default_factory=list)
+
+
+class EventCondition(Strict):
+    name: str
+    min_count: int = Field(1, ge=1)
+
+
+class OrderCondition(Strict):
+    status: list[str] = Field(min_length=1)
+
+
+class EngagementCondition(Strict):
+    step: str
+    action: Literal["delivered", "opened", "clicked"]
+
+
+class Condition(Strict):
+    """One test on a user, evaluated in SQL. Events and orders count since the enrolment."""
+
+    event: EventCondition | None = None
+    order: OrderCondition | None = None
+    segment: SegmentRef | None = None
+    profile: list[FieldFilter] | None = None
+    engagement: EngagementCondition | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        _exactly_one(self, ("event", "order", "segment", "profile", "engagement"))
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Triggers
+# ---------------------------------------------------------------------------------------------
+class _TriggerBase(Strict):
+    # The first tick of a journey has no previous tick: look this far back for entries.
+    lookback: Duration = timedelta(days=1)
+
+
+class SegmentTrigger(_TriggerBase):
+    type: Literal["segment"]
+    family: str
+    segment: str
+
+
+class TransitionTrigger(_TriggerBase):
+    type: Literal["transition"]
+    attribute: Literal["lifecycle_stage", "value_tier", "b2b_grade"]
+    from_: list[str] = Field(default_factory=list, alias="from")
+    to: list[str] = Field(default_factory=list)
+    direction: Literal["any", "up", "down"] = "any"
+
+    @model_validator(mode="after")
+    def _values_known(self) -> TransitionTrigger:
+        allowed = ATTRIBUTE_VALUES[self.attribute]
+        for value in [*self.from_, *self.to]:
+            if value not in allowed:
+                raise ValueError(f"unknown {self.attribute} {value!r}; allowed: {', '.join(allowed)}")
+        if self.direction != "any" and self.attribute not in ATTRIBUTE_ORDER:
+            raise ValueError(f"direction '{self.direction}' needs an ordered attribute (value_tier, b2b_grade)")
+        return self
+
+
+class FollowUp(Strict):
+    """'... and then no X within N hours' for event triggers (e.g. checkout without order)."""
+
+    event: str | None = None
+    order: bool | None = None
+    within: Duration
+
+    @model_validator(mode="after")
+    def _one(self) -> FollowUp:
+        _exactly_one(self, ("event", "order"))
+        if self.order is False:
+            raise ValueError("order: use 'order: true' or give an event name")
+        return self
+
+
+class EventTrigger(_TriggerBase):
+    type: Literal["event"]
+    event: str
+    without: FollowUp | None = None
+
+
+class DateTrigger(_TriggerBase):
+    type: Literal["date"]
+    attribute: Literal["birth_date", "registered_at", "contract_end_date"]
+    # anniversary: every year on the month/day; exact: once, on the date itself.
+    mode: Literal["anniversary", "exact"] | None = None
+    offset_days: int = Field(0, ge=-366, le=366)
+    at: LocalTime = time(9, 0)
+
+    @model_validator(mode="after")
+    def _default_mode(self) -> DateTrigger:
+        if self.mode is None:
+            self.mode = "exact" if self.attribute == "contract_end_date" else "anniversary"
+        return self
+
+
+Trigger = Annotated[
+    SegmentTrigger | TransitionTrigger | EventTrigger | DateTrigger, Field(discriminator="type")
+]
+
+
+class Reentry(Strict):
+    mode: Literal["once", "cooldown"] = "once"
+    cooldown: Duration | None = None
+
+    @model_validator(mode="after")
+    def _cooldown_given(self) -> Reentry:
+        if self.mode == "cooldown" and self.cooldown is None:
+            raise ValueError("reentry mode 'cooldown' needs a cooldown duration, e.g. '30d'")
+        if self.mode == "once" and self.cooldown is not None:
+            raise ValueError("a cooldown only applies to reentry mode 'cooldown'")
+        return self
+
+
+class Goal(Strict):
+    event: str | None = None
+    order_status: list[str] | None = None
+    within: Duration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _one(self) -> Goal:
+        _exactly_one(self, ("event", "order_status"))
+        return self
+
+
+class ExitCriteria(Strict):
+    on_goal: bool = True
+    left_segment: bool = False
+    unsubscribed: bool = True
+
+
+class Holdout(Strict):
+    percent: float = Field(gt=0, le=50)
+
+
+class FrequencyCap(Strict):
+    max: int = Field(ge=1)
+    window: Duration
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates
+# ---------------------------------------------------------------------------------------------
+CHANNEL_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # channel: (required fields, optional fields)
+    "email": ({"subject", "body"}, {"html"}),
+    "sms": ({"text"}, set()),
+    "push": ({"title", "body"}, {"deep_link"}),
+    "webhook": ({"body"}, set()),
+}
+
+
+class LocaleContent(Strict):
+    subject: str | None = None
+    body: str | None = None
+    html: str | None = None
+    text: str | None = None
+    title: str | None = None
+    deep_link: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Template(Strict):
+    channel: ChannelName
+    default_locale: str = "en-US"
+    locales: dict[str, LocaleContent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fields_fit_channel(self) -> Template:
+        required, optional = CHANNEL_FIELDS[self.channel]
+        for locale, content in self.locales.items():
+            present = set(content.fields())
+            missing = required - present
+            extra = present - required - optional
+            if missing:
+                raise ValueError(f"locale {locale}: {self.channel} template needs {', '.join(sorted(missing))}")
+            if extra:
+                raise ValueError(f"locale {locale}: {', '.join(sorted(extra))} not allowed in a {self.channel} template")
+        if self.default_locale not in self.locales:
+            raise ValueError(f"default_locale {self.default_locale!r} has no content in locales")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------
+class _StepBase(Strict):
+    id: str = Field(pattern=IDENT)
+    # Where to go next; default: the following step in the list (or the end of the journey).
+    next: str | None = None
+
+
+class Variant(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    template: str
+    weight: float = Field(gt=0)
+
+
+class SendStep(_StepBase):
+    type: Literal["send"]
+    channel: ChannelName
+    template: str | None = None
+    variants: list[Variant] | None = None
+
+    @model_validator(mode="after")
+    def _template_or_variants(self) -> SendStep:
+        _exactly_one(self, ("template", "variants"))
+        if self.variants is not None:
+            names = [v.name for v in self.variants]
+            if len(names) < 2:
+                raise ValueError("variants need at least two entries (use template: for one)")
+            if len(set(names)) != len(names):
+                raise ValueError("variant names must be unique")
+        return self
+
+
+class LocalWindow(Strict):
+    start: LocalTime
+    end: LocalTime
+    weekdays: list[Weekday] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> LocalWindow:
+        if self.start == self.end:
+            raise ValueError("window start and end must differ")
+        return self
+
+
+class WaitStep(_StepBase):
+    """Wait a duration (as-of time), then, if given, until the user's local window opens."""
+
+    type: Literal["wait"]
+    duration: Duration | None = None
+    until: LocalWindow | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> WaitStep:
+        if self.duration is None and self.until is None:
+            raise ValueError("a wait step needs a duration, an until window, or both")
+        return self
+
+
+class WaitUntilStep(_StepBase):
+    type: Literal["wait_until"]
+    condition: Condition
+    timeout: Duration
+    # Where to go when the timeout passes first (default: the end of the journey).
+    timeout_next: str | None = None
+
+
+class BranchCase(Strict):
+    when: Condition
+    next: str
+
+
+class BranchStep(_StepBase):
+    type: Literal["branch"]
+    cases: list[BranchCase] = Field(min_length=1)
+    default: str | None = None  # default: the following step
+
+    @field_validator("next")
+    @classmethod
+    def _no_next(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("a branch step routes with cases/default, not next")
+        return value
+
+
+class AssignBannerStep(_StepBase):
+    type: Literal["assign_banner"]
+    slot: str
+    creative_id: str
+    valid_for: Duration
+
+
+class CreateTaskStep(_StepBase):
+    type: Literal["create_task"]
+    queue: str
+    rule: str | None = None
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    note: str = ""
+
+
+class AddTagStep(_StepBase):
+    type: Literal["add_tag"]
+    tag: str = Field(min_length=1)
+
+
+class RemoveTagStep(_StepBase):
+    type: Literal["remove_tag"]
+    tag: str = Field(min_length=1)
+
+
+class ExitStep(_StepBase):
+    type: Literal["exit"]
+    reason: str = "completed"
+
+
+Step = Annotated[
+    SendStep | WaitStep | WaitUntilStep | BranchStep | AssignBannerStep | CreateTaskStep | AddTagStep
+    | RemoveTagStep | ExitStep,
+    Field(discriminator="type"),
+]
+
+
+class Journey(Strict):
+    id: str = Field(pattern=IDENT, max_length=60)
+    name: str = Field(min_length=1)
+    description: str = ""
+    owner: str = Field(min_length=1)
+    enabled: bool = True
+    # Higher wins a contested frequency-cap slot for the same user.
+    priority: int = Field(100, ge=0, le=1000)
+    start_date: date | None = None
+    end_date: date | None = None
+    trigger: Trigger
+    reentry: Reentry = Field(default_factory=Reentry)
+    audience: Audience = Field(default_factory=Audience)
+    goal: Goal | None = None
+    exit: ExitCriteria = Field(default_factory=ExitCriteria)
+    holdout: Holdout | None = None
+    frequency_cap: FrequencyCap | None = None
+    templates: dict[str, Template] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> Journey:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+    def step_index(self) -> dict[str, int]:
+        return {step.id: i for i, step in enumerate(self.steps)}
+
+    def following(self, index: int) -> str | None:
+        """The id of the step after position `index`, or None at the end of the list."""
+        return self.steps[index + 1].id if index + 1 < len(self.steps) else None

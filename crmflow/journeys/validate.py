@@ -1,0 +1,122 @@
+"""Semantic checks pydantic cannot do alone: references between steps, templates and channels,
+profile columns in filters, templates that render against a sample profile, loops without a wait."""
+
+from __future__ import annotations
+
+from crmflow.journeys.schema import (
+    BranchStep,
+    Condition,
+    FieldFilter,
+    Journey,
+    SegmentTrigger,
+    SendStep,
+    WaitStep,
+    WaitUntilStep,
+)
+from crmflow.journeys.templates import check_template
+
+Loc = tuple[str | int, ...]
+
+
+def _condition_errors(cond: Condition, loc: Loc, journey: Journey, columns: dict[str, str]) -> list[tuple[Loc, str]]:
+    errors: list[tuple[Loc, str]] = []
+    if cond.profile is not None:
+        errors += _filter_errors(cond.profile, (*loc, "profile"), columns)
+    if cond.engagement is not None:
+        target = next((s for s in journey.steps if s.id == cond.engagement.step), None)
+        if not isinstance(target, SendStep):
+            errors.append(((*loc, "engagement", "step"),
+                           f"engagement step {cond.engagement.step!r} is not a send step of this journey"))
+    return errors
+
+
+def _filter_errors(filters: list[FieldFilter], loc: Loc, columns: dict[str, str]) -> list[tuple[Loc, str]]:
+    return [
+        ((*loc, i, "field"), f"unknown profile field {f.field!r}; known fields: {', '.join(sorted(columns))}")
+        for i, f in enumerate(filters)
+        if f.field not in columns
+    ]
+
+
+def _targets(step: object) -> list[tuple[str, str | None]]:
+    """(attribute, step id) pairs a step may jump to."""
+    out: list[tuple[str, str | None]] = [("next", getattr(step, "next", None))]
+    if isinstance(step, WaitUntilStep):
+        out.append(("timeout_next", step.timeout_next))
+    if isinstance(step, BranchStep):
+        out.append(("default", step.default))
+    return out
+
+
+def semantic_errors(journey: Journey, file_key: str, columns: dict[str, str],
+                    max_sms_segments: int) -> list[tuple[Loc, str]]:
+    errors: list[tuple[Loc, str]] = []
+    if journey.id != file_key:
+        errors.append((("id",), f"journey id {journey.id!r} must match the file name {file_key!r}"))
+    ids: dict[str, int] = {}
+    for i, step in enumerate(journey.steps):
+        if step.id in ids:
+            errors.append((("steps", i, "id"), f"duplicate step id {step.id!r} (first at steps[{ids[step.id]}])"))
+        ids.setdefault(step.id, i)
+    for i, step in enumerate(journey.steps):
+        for attr, target in _targets(step):
+            if target is not None and target not in ids:
+                errors.append((("steps", i, attr), f"{attr} points to unknown step {target!r}"))
+        if isinstance(step, BranchStep):
+            for c, case in enumerate(step.cases):
+                if case.next not in ids:
+                    errors.append((("steps", i, "cases", c, "next"), f"next points to unknown step {case.next!r}"))
+                errors += _condition_errors(case.when, ("steps", i, "cases", c, "when"), journey, columns)
+        if isinstance(step, WaitUntilStep):
+            errors += _condition_errors(step.condition, ("steps", i, "condition"), journey, columns)
+        if isinstance(step, SendStep):
+            names = [step.template] if step.template else [v.template for v in step.variants or []]
+            for n, name in enumerate(names):
+                loc: Loc = ("steps", i, "template") if step.template else ("steps", i, "variants", n, "template")
+                template = journey.templates.get(name or "")
+                if template is None:
+                    errors.append((loc, f"unknown template {name!r}; define it under templates:"))
+                elif template.channel != step.channel:
+                    errors.append((loc, f"template {name!r} is for {template.channel}, step sends {step.channel}"))
+    errors += _filter_errors(journey.audience.fields, ("audience", "fields"), columns)
+    if journey.exit.left_segment and not (isinstance(journey.trigger, SegmentTrigger) or journey.audience.segments):
+        errors.append((("exit", "left_segment"), "left_segment needs a segment trigger or audience segments"))
+    for name, template in journey.templates.items():
+        for where, message in check_template(template, columns, max_sms_segments):
+            locale, field_name = where.split(".", 1)
+            errors.append((("templates", name, "locales", locale, field_name), message))
+    errors += _instant_loops(journey, ids)
+    return errors
+
+
+def _instant_loops(journey: Journey, ids: dict[str, int]) -> list[tuple[Loc, str]]:
+    """A cycle of steps that never waits would spin within one tick: reject it."""
+    graph: dict[str, list[str]] = {}
+    for i, step in enumerate(journey.steps):
+        if isinstance(step, WaitStep | WaitUntilStep):
+            graph[step.id] = []  # waiting breaks the cycle
+            continue
+        nexts = [t for _, t in _targets(step) if t]
+        if isinstance(step, BranchStep):
+            nexts += [c.next for c in step.cases]
+            if step.default is None and journey.following(i):
+                nexts.append(journey.following(i))  # type: ignore[arg-type]
+        elif step.next is None and step.__class__.__name__ != "ExitStep" and journey.following(i):
+            nexts.append(journey.following(i))  # type: ignore[arg-type]
+        graph[step.id] = [n for n in nexts if n in ids]
+    state: dict[str, int] = {}
+    errors: list[tuple[Loc, str]] = []
+
+    def visit(node: str) -> bool:
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1 or (state.get(nxt) is None and visit(nxt)):
+                return True
+        state[node] = 2
+        return False
+
+    for step_id in graph:
+        if state.get(step_id) is None and visit(step_id):
+            errors.append((("steps", ids[step_id], "id"), f"steps loop back to {step_id!r} without a wait"))
+            break
+    return errors
