@@ -1,0 +1,54 @@
+"""Validation rules as SQL: an ordered list of (reason, field, failing-condition); first failing wins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.sources.sql_parts import sql_str
+
+
+@dataclass(frozen=True)
+class Rule:
+    reason: str  # quarantine reason code (docs/data-contracts.md section 2)
+    field: str | None  # the field that failed, reported in quarantine.field
+    fails: str  # SQL boolean over the text fields; true means the row breaks this rule
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    """What one source's rows look like and how they are checked and typed."""
+
+    source: str
+    formats: tuple[str, ...]  # landing file extensions read for this source
+    fields: tuple[str, ...]  # contract fields read as text
+    json_fields: tuple[str, ...]  # fields kept as JSON (JSONL only)
+    rules: tuple[Rule, ...]
+    outputs: tuple[tuple[str, str], ...]  # raw column -> SQL expression over valid text fields
+    key: str  # dedupe key
+    version: str | None  # last-write-wins column (None: first copy wins)
+
+
+def reason_sql(rules: tuple[Rule, ...]) -> tuple[str, str]:
+    """CASE expressions for the reason and the field: a structural failure first, then the rules."""
+    reasons = "\n".join(f"when {r.fails} then {sql_str(r.reason)}" for r in rules)
+    fields = "\n".join(
+        f"when {r.fails} then {sql_str(r.field) if r.field else 'null'}" for r in rules
+    )
+    return (
+        f"case when pre_reason is not null then pre_reason\n{reasons}\nend",
+        f"case when pre_reason is not null then pre_field\n{fields}\nend",
+    )
+
+
+def validated_sql(contract: SourceContract, fields_relation: str) -> str:
+    """Rows with reason/field (NULL when valid) and the typed raw columns (NULL when invalid)."""
+    reason, field = reason_sql(contract.rules)
+    outputs = ",\n".join(
+        f"case when reason is null then {expr} end as {name}" for name, expr in contract.outputs
+    )
+    return f"""
+    select file_id, line_number, case when reason is not null then raw_content end as raw_content,
+           reason, field,
+           {outputs}
+    from (select *, {reason} as reason, {field} as field from {fields_relation})
+    """

@@ -1,0 +1,134 @@
+"""SQL building blocks shared by the per-source validation: decoding, JSON and CSV parsing.
+
+Every block reads a relation of raw lines/records (file_id, line_number, line blob) and returns one
+row per non-blank line with `raw_content` (what goes to quarantine), `pre_reason`/`pre_field` (a
+structural failure, checked before any field rule) and the contract fields as trimmed text (NULL
+when missing or empty). Blank lines are dropped here: they are not rows.
+"""
+
+from __future__ import annotations
+
+# ISO-8601 date-time; the offset is optional here and required separately where the contract says so.
+ISO_TS_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+ISO_TS_OFFSET_RE = r"([Zz]|[+-]\d{2}(:?\d{2})?)$"
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+EMAIL_RE = r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$"
+E164_RE = r"^\+[1-9][0-9]{6,14}$"
+INT_RE = r"^[0-9]+(\.0+)?$"
+# One CSV field after a leading comma: quoted ("" escapes a quote; newlines allowed) or bare.
+CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,"]*)'
+TS_MIN = "2000-01-01 00:00:00+00"
+TS_MAX = "2100-01-01 00:00:00+00"
+TRUE_WORDS = ("true", "t", "1", "yes", "y")
+FALSE_WORDS = ("false", "f", "0", "no", "n")
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_list(values: tuple[str, ...] | list[str]) -> str:
+    return "(" + ", ".join(sql_str(v) for v in values) + ")"
+
+
+def decoded_sql(lines: str) -> str:
+    """Decode UTF-8 (NULL when invalid) without the line's final newline; drop blank lines.
+
+    raw_content keeps undecodable lines visible as hex, so nothing is lost. (Slicing the blob and
+    a regex for blank lines are much cheaper than rtrim/trim over every line.)
+    """
+    return f"""
+    select file_id, line_number, text,
+           case when text is null then 'hex:' || hex(line[:-2]) else text end as raw_content
+    from (select file_id, line_number, line, try(decode(line[:-2])) as text from {lines})
+    where text is null or not regexp_full_match(text, '[ \\t\\r]*')
+    """
+
+
+def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str, ...] = ()) -> str:
+    """JSON lines: one object per line; each field as trimmed text (nested values as JSON text).
+
+    `json_fields` keep their JSON encoding (a string stays quoted) so their JSON type can be checked.
+    """
+    structure = "{" + ", ".join(
+        f'"{_ident(f)}": "{"JSON" if f in json_fields else "VARCHAR"}"' for f in fields + json_fields
+    ) + "}"
+    picks = ",\n".join(
+        [f'nullif(trim(obj."{f}"), \'\') as "{f}"' for f in fields]
+        + [f'obj."{f}"::varchar as "{f}"' for f in json_fields]
+    )
+    return f"""
+    select file_id, line_number, raw_content,
+           case when text is null then 'invalid_utf8'
+                when jtype is null then 'unparseable_json'
+                when jtype <> 'OBJECT' then 'not_an_object' end as pre_reason,
+           null::varchar as pre_field,
+           {picks}
+    from (
+        select *, case when jtype = 'OBJECT' then json_transform(text, {sql_str(structure)}) end as obj
+        from (select *, try(json_type(text)) as jtype from ({decoded_sql(lines)}))
+    )
+    """
+
+
+def csv_fields_sql(records: str, fields: tuple[str, ...]) -> str:
+    """CSV records: the first non-blank record of each file is its header (matched by name,
+    case-insensitive; unknown columns are ignored, missing ones read as NULL)."""
+    picks = ",\n".join(
+        f"nullif(trim(r.cells[list_position(h.header, {sql_str(f)})]), '') as \"{_ident(f)}\"" for f in fields
+    )
+    return f"""
+    with parsed as (
+        select *,
+               case when text is not null
+                    then regexp_full_match(',' || text, '(?:' || {sql_str(CSV_FIELD_RE)} || ')*') end as well_formed,
+               list_transform(regexp_extract_all(',' || text, {sql_str(CSV_FIELD_RE)}, 1),
+                   lambda c: case when starts_with(c, '"') then replace(c[2:-2], '""', '"') else c end) as cells
+        from (select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
+              from ({decoded_sql(records)}))
+    ), headers as (
+        select file_id, min(line_number) as header_line,
+               arg_min(case when well_formed then list_transform(cells, lambda c: lower(trim(c))) end,
+                       line_number) as header
+        from parsed group by file_id
+    )
+    select r.file_id, r.line_number, r.raw_content,
+           case when r.text is null then 'invalid_utf8'
+                when h.header is null then 'invalid_header'
+                when not r.well_formed then 'malformed_csv'
+                when len(r.cells) <> len(h.header) then 'wrong_column_count' end as pre_reason,
+           null::varchar as pre_field,
+           {picks}
+    from parsed r join headers h on r.file_id = h.file_id and r.line_number > h.header_line
+    """
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain column name: {name!r}")
+    return name
+
+
+def ts_ok(expr: str, require_offset: bool) -> str:
+    """True when `expr` is an ISO-8601 timestamp DuckDB can read (with an offset if required)."""
+    offset = f" and regexp_matches({expr}, {sql_str(ISO_TS_OFFSET_RE)})" if require_offset else ""
+    return (f"(regexp_full_match({expr}, {sql_str(ISO_TS_RE)}){offset}"
+            f" and try_cast({expr} as timestamptz) is not null)")
+
+
+def ts_in_range(expr: str) -> str:
+    return (f"(try_cast({expr} as timestamptz) between timestamptz {sql_str(TS_MIN)}"
+            f" and timestamptz {sql_str(TS_MAX)})")
+
+
+def bool_ok(expr: str) -> str:
+    return f"({expr} is null or lower({expr}) in {sql_list(TRUE_WORDS + FALSE_WORDS)})"
+
+
+def bool_value(expr: str) -> str:
+    """Missing opt-ins read as false: no consent unless it was given."""
+    return f"coalesce(lower({expr}) in {sql_list(TRUE_WORDS)}, false)"
+
+
+def date_ok(expr: str) -> str:
+    return f"({expr} is null or (regexp_full_match({expr}, {sql_str(DATE_RE)}) and try_cast({expr} as date) is not null))"
