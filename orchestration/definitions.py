@@ -11,10 +11,13 @@ from dagster_dbt import DbtCliResource
 
 from assets.api_pull import api_pull
 from assets.ingest import ingest_assets
+from assets.journeys import build_journey_assets
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.resources_journeys import JourneyChannelsResource
 from orchestration.schedules import daily_schedule, full_pipeline_job, landing_files_sensor
+from orchestration.schedules_journeys import journey_tick_job, journey_tick_schedule
 
 # dbt from the same environment as this interpreter, whether or not the venv is activated.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -24,14 +27,16 @@ settings = load_settings()
 os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, crmflow_dbt_assets],
-    jobs=[full_pipeline_job],
-    schedules=[daily_schedule],
+    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir)],
+    jobs=[full_pipeline_job, journey_tick_job],
+    schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
     resources={
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "settings": CrmflowSettingsResource.from_settings(settings),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "journey_channels": JourneyChannelsResource(
+            outbox_dir=str(settings.outbox_dir), channels_file=str(settings.marketing_dir / "channels.yaml")),
     },
     # One process: DuckDB allows a single writer, so steps run one after another.
     executor=dg.in_process_executor,

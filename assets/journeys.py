@@ -1,0 +1,94 @@
+"""Journey assets: one asset per marketing/journeys/*.yaml file (journey_<file stem>, group
+"journeys") and journey_dispatch after them.
+
+The asset list comes from file names only, so Definitions load even when a YAML file is broken;
+the broken journey's asset fails at run time with every validation error, the others still run.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+
+from crmflow.journeys.loader import journey_files
+from crmflow.journeys.runner import JourneyConfig, JourneyInvalidError, dispatch_all, tick_journey_file
+from orchestration.asof import as_of_from_context
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.resources_journeys import JourneyChannelsResource
+
+# The marts a journey reads; listed as upstream so a full run ticks journeys after dbt.
+MART_DEPS = [
+    "customer_profile", "customer_segments", "customer_segment_history", "customer_lifecycle_history",
+    "customer_value_tier_history", "customer_tags", "events_stitched", "stg_shop__orders",
+]
+GROUP = "journeys"
+
+
+def journey_asset_key(path: Path) -> str:
+    return f"journey_{path.stem}"
+
+
+def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition:
+    file_name = path.name
+
+    @dg.asset(
+        name=journey_asset_key(path),
+        group_name=GROUP,
+        deps=mart_deps,
+        description=f"Journey {path.stem} (marketing/journeys/{file_name}): one tick — exits and goals, "
+        "entrants, step advancement, planned messages in send_ledger.",
+        kinds={"duckdb"},
+    )
+    def _journey(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+        as_of = as_of_from_context(context)
+        config = JourneyConfig(Path(settings.marketing_dir))
+        file = config.journeys_dir / file_name
+        with warehouse.connect() as con:
+            try:
+                report = tick_journey_file(con, config, file, as_of)
+            except JourneyInvalidError as exc:
+                raise dg.Failure(description=str(exc), metadata={"errors": dg.MetadataValue.md(
+                    "```\n" + str(exc) + "\n```")}) from exc
+        context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
+                         f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
+        return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                                              for k, v in report.metadata().items()})
+
+    return _journey
+
+
+def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="journey_dispatch",
+        group_name=GROUP,
+        deps=journey_keys,
+        description="Applies policies (consent, caps, quiet hours) to planned messages and sends the due "
+        "ones through the channels: claim -> send -> record, at-most-once, under a dispatch lock.",
+        check_specs=[dg.AssetCheckSpec("send_ledger_keys_unique", asset="journey_dispatch"),
+                     dg.AssetCheckSpec("no_rows_left_sending", asset="journey_dispatch")],
+        kinds={"duckdb"},
+    )
+    def journey_dispatch(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         settings: CrmflowSettingsResource, journey_channels: JourneyChannelsResource):
+        as_of = as_of_from_context(context)
+        config = JourneyConfig(Path(settings.marketing_dir))
+        with warehouse.connect() as con:
+            report = dispatch_all(con, config, as_of, journey_channels.channels(), Path(warehouse.path))
+            dup = con.execute("select count(*) - count(distinct message_key) from send_ledger").fetchone()[0]
+            sending = con.execute("select count(*) from send_ledger where state = 'sending'").fetchone()[0]
+        for row in report.reconciled_unknown:
+            context.log.warning(f"ledger row {row['message_key'][:12]}… ({row['journey_id']}/{row['step_id']}, "
+                                f"{row['channel']}) was claimed but never recorded: marked unknown, not resent")
+        yield dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                                             for k, v in report.metadata().items()})
+        yield dg.AssetCheckResult(check_name="send_ledger_keys_unique", passed=dup == 0, metadata={"duplicates": dup})
+        yield dg.AssetCheckResult(check_name="no_rows_left_sending", passed=sending == 0,
+                                  metadata={"sending": sending})
+
+    return journey_dispatch
+
+
+def build_journey_assets(journeys_dir: Path, mart_deps: list[str] | None = None) -> list[dg.AssetsDefinition]:
+    deps = MART_DEPS if mart_deps is None else mart_deps
+    journey_assets = [build_journey_asset(p, deps) for p in journey_files(journeys_dir)]
+    return [*journey_assets, build_dispatch_asset([a.key.path[-1] for a in journey_assets])]

@@ -1,0 +1,61 @@
+"""Plain functions the Dagster assets and the CLI call: load config, tick one journey, dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from connectors.channels.base import Channel
+from crmflow.journeys.columns import profile_columns, table_exists
+from crmflow.journeys.dispatch import DispatchReport, dispatch, lock_path_for
+from crmflow.journeys.engine import TickReport, run_tick
+from crmflow.journeys.loader import LoadedJourney, journey_files, load_journey_file
+from crmflow.journeys.policy_config import Policies, load_policies
+from crmflow.journeys.schema import Journey
+
+
+class JourneyInvalidError(ValueError):
+    """A journey file failed validation; the message lists every error as file:line: field: reason."""
+
+
+@dataclass(frozen=True)
+class JourneyConfig:
+    marketing_dir: Path
+
+    @property
+    def journeys_dir(self) -> Path:
+        return self.marketing_dir / "journeys"
+
+    def policies(self) -> Policies:
+        return load_policies(self.marketing_dir / "policies.yaml")
+
+    def load(self, path: Path, con: duckdb.DuckDBPyConnection | None = None) -> LoadedJourney:
+        columns = profile_columns(con) if con is not None else None
+        return load_journey_file(path, columns, self.policies().sms_max_segments)
+
+    def load_valid(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Journey]:
+        out: dict[str, Journey] = {}
+        for path in journey_files(self.journeys_dir):
+            loaded = self.load(path, con)
+            if loaded.ok and loaded.journey is not None:
+                out[loaded.journey.id] = loaded.journey
+        return out
+
+
+def tick_journey_file(con: duckdb.DuckDBPyConnection, config: JourneyConfig, path: Path,
+                      as_of: datetime) -> TickReport:
+    loaded = config.load(path, con if table_exists(con, "customer_profile") else None)
+    if not loaded.ok or loaded.journey is None:
+        raise JourneyInvalidError(f"journey file {path.name} is invalid:\n{loaded.error_text()}")
+    return run_tick(con, loaded.journey, as_of, config.policies().default_timezone)
+
+
+def dispatch_all(con: duckdb.DuckDBPyConnection, config: JourneyConfig, as_of: datetime,
+                 channels: Mapping[str, Channel], warehouse_path: Path | None) -> DispatchReport:
+    journeys = config.load_valid(con if table_exists(con, "customer_profile") else None)
+    lock = lock_path_for(warehouse_path) if warehouse_path is not None else None
+    return dispatch(con, as_of, channels, journeys, config.policies(), lock)

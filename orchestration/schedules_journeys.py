@@ -1,0 +1,26 @@
+"""The journey tick: journey assets + dispatch, hourly, as of the scheduled time."""
+
+import os
+
+import dagster as dg
+
+from orchestration.asof import as_of_tags
+
+journey_tick_job = dg.define_asset_job(
+    name="journey_tick",
+    selection=dg.AssetSelection.groups("journeys"),
+    description="One journey tick against the latest marts: every journey, then dispatch.",
+    executor_def=dg.in_process_executor,
+)
+
+
+@dg.schedule(
+    job=journey_tick_job,
+    cron_schedule=os.environ.get("CRMFLOW_JOURNEY_TICK_CRON", "0 * * * *"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+def journey_tick_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Hourly; as-of = the scheduled time, so waits are measured the same however late a run starts."""
+    as_of = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"journey_tick:{as_of.isoformat()}", tags=as_of_tags(as_of))
