@@ -1,0 +1,1 @@
+"""Delivery events from providers: webhook signature checks, the landing envelope format, a receiver."""
