@@ -195,7 +195,7 @@ select
     case when inbound then 'tw-in:' || coalesce(p->>'MessageSid', p->>'SmsSid', sha256(cast(p as varchar)))
          else 'tw:' || sha256(concat_ws('|', p->>'MessageSid', p->>'MessageStatus', p->>'ErrorCode')) end,
     'sms', 'twilio',
-    nullif(regexp_extract(url, '[?&]message_key=([^&#]*)', 1), ''),
+    nullif(url_decode(regexp_extract(url, '[?&]message_key=([^&#]*)', 1)), ''),
     coalesce(p->>'MessageSid', p->>'SmsSid'),
     case when not inbound then lower(p->>'MessageStatus')
          when list_contains({stop_keywords}, keyword) then 'unsubscribe'
@@ -253,8 +253,8 @@ def load_delivery_events(
         stats.rejections.extend(f"{f}: {n} event(s) without an 'event' field" for f, n in bad)
         con.execute("delete from _delivery_stage where event is null")
         _join_ledger(con)
-        stats.events_read = con.execute("select count(*) from _delivery_stage").fetchone()[0]
-        before = con.execute("select count(*) from delivery_events").fetchone()[0]
+        stats.events_read = con.execute("select count(*) from _delivery_stage").fetchall()[0][0]
+        before = con.execute("select count(*) from delivery_events").fetchall()[0][0]
         con.execute("""
             insert into delivery_events by name
             select event_id, channel, provider, message_key, provider_message_id, event, address, reason,
@@ -263,7 +263,7 @@ def load_delivery_events(
             qualify row_number() over (partition by event_id order by occurred_at, source_file) = 1
             on conflict do nothing
         """, [loaded_at])
-        stats.events_inserted = con.execute("select count(*) from delivery_events").fetchone()[0] - before
+        stats.events_inserted = con.execute("select count(*) from delivery_events").fetchall()[0][0] - before
         stats.duplicates_skipped = stats.events_read - stats.events_inserted
         stats.suppressions_added = _suppress_from_stage(con)
         con.execute("drop table _delivery_stage")
@@ -277,7 +277,7 @@ def load_delivery_events(
 
 
 def _suppress_from_stage(con: duckdb.DuckDBPyConnection) -> int:
-    before = con.execute("select count(*) from suppression_list").fetchone()[0]
+    before = con.execute("select count(*) from suppression_list").fetchall()[0][0]
     con.execute(f"""
         insert into suppression_list by name
         select channel, address, user_id, reason, provider as source, occurred_at as suppressed_at
@@ -297,7 +297,7 @@ def _suppress_from_stage(con: duckdb.DuckDBPyConnection) -> int:
         qualify row_number() over (partition by channel, address order by suppressed_at) = 1
         on conflict do nothing
     """)
-    return con.execute("select count(*) from suppression_list").fetchone()[0] - before
+    return con.execute("select count(*) from suppression_list").fetchall()[0][0] - before
 
 
 # ---- dispatch path: dead addresses reported by the channels ---------------------------------------
@@ -330,7 +330,7 @@ def suppress(con: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, s
     table = pa.table({"channel": channel, "address": [a.lower() if c == "email" else a
                                                        for c, a in zip(channel, address, strict=True)],
                       "user_id": user_id, "reason": reason, "source": source})
-    before = con.execute("select count(*) from suppression_list").fetchone()[0]
+    before = con.execute("select count(*) from suppression_list").fetchall()[0][0]
     con.register("_new_suppressions", table)
     con.execute("""
         insert into suppression_list by name
@@ -339,4 +339,4 @@ def suppress(con: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, s
         on conflict do nothing
     """, [at])
     con.unregister("_new_suppressions")
-    return con.execute("select count(*) from suppression_list").fetchone()[0] - before
+    return con.execute("select count(*) from suppression_list").fetchall()[0][0] - before
