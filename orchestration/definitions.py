@@ -10,11 +10,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from assets.api_pull import api_pull
+from assets.delivery_events import delivery_events
 from assets.ingest import ingest_assets
 from assets.journeys import build_journey_assets
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.resources_channels import delivery_verification_from_env
 from orchestration.resources_journeys import JourneyChannelsResource
 from orchestration.schedules import daily_schedule, full_pipeline_job, landing_files_sensor
 from orchestration.schedules_journeys import journey_tick_job, journey_tick_schedule
@@ -27,7 +29,7 @@ settings = load_settings()
 os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir)],
+    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events],
     jobs=[full_pipeline_job, journey_tick_job],
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
@@ -35,6 +37,7 @@ defs = dg.Definitions(
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "settings": CrmflowSettingsResource.from_settings(settings),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "delivery_verification": delivery_verification_from_env(),
         "journey_channels": JourneyChannelsResource(
             outbox_dir=str(settings.outbox_dir), channels_file=str(settings.marketing_dir / "channels.yaml")),
     },
