@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.journeys.loader import parse_journey_text
@@ -68,11 +69,14 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[
     unknown = {k for r in rows for k in r} - set(columns)
     if unknown:
         raise KeyError(f"{table}: not contract columns: {sorted(unknown)}")
-    placeholders = ", ".join("?" for _ in columns)
-    con.executemany(
-        f"insert into {table} ({', '.join(columns)}) values ({placeholders})",
-        [[r.get(c) for c in columns] for r in rows],
-    )
+    # One set-based insert through a registered frame (executemany is slow for thousands of rows).
+    frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype=object)
+    con.register("_helper_rows", frame)
+    try:
+        casts = ", ".join(f"cast({c} as {TABLES[table][c]})" if table in TABLES else c for c in columns)
+        con.execute(f"insert into {table} ({', '.join(columns)}) select {casts} from _helper_rows")
+    finally:
+        con.unregister("_helper_rows")
 
 
 def make_customer_tables(con: duckdb.DuckDBPyConnection, **rows: Sequence[dict[str, Any]]) -> None:
