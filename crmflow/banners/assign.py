@@ -148,7 +148,7 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
     con.execute(f"create or replace temp table _bn_overrides as {overrides_sql}",
                 {"as_of": as_of} if "journey_banner_overrides" in present else None)
     overrides_ignored = con.execute(
-        "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchone()[0]
+        "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchall()[0][0]
 
     bucket = sql_slot_bucket("user_id", "slot")
     con.execute(f"""
@@ -217,6 +217,6 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
         join _bn_content ct on ct.creative_id = cc.creative_id and ct.locale_key = cc.locale_key
         order by cc.user_id, cc.slot
     """, {"as_of": as_of})
-    users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchone()
+    users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchall()[0]
     by_reason = dict(con.execute(f"select reason, count(*) from {target} group by reason order by 1").fetchall())
     return AssignmentStats(users, rows, by_reason, overrides_ignored, missing)

@@ -8,7 +8,9 @@ import duckdb
 
 def existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
-        "select table_name from information_schema.tables where table_schema = current_schema()"
+        "select table_name from information_schema.tables "
+        # temp objects live in catalog 'temp' with schema 'main': count only the warehouse's own
+        "where table_schema = current_schema() and table_catalog = current_database()"
     ).fetchall()
     return {row[0] for row in rows}
 
@@ -16,7 +18,7 @@ def existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
 def relation_columns(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
     rows = con.execute(
         "select column_name from information_schema.columns "
-        "where table_schema = current_schema() and table_name = ?",
+        "where table_schema = current_schema() and table_catalog = current_database() and table_name = ?",
         [name],
     ).fetchall()
     return {row[0] for row in rows}

@@ -1,0 +1,260 @@
+"""One task run as of a moment: expire, recall due rules, take journey requests, prioritise, match,
+allocate within capacity, and write operator_tasks. Set-based SQL plus vectorised numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from crmflow.banners.relations import existing_relations
+from crmflow.tasks.allocate import allocate
+from crmflow.tasks.config import Matching, OperatorRoster, TaskPolicy, TaskRules
+from crmflow.tasks.context import CONTEXT_SQL, load_talking_points
+from crmflow.tasks.matching import match_matrix
+from crmflow.tasks.recall import q, recall_sql
+from crmflow.tasks.schema import ensure_task_tables, optional_inputs
+
+CAND_DDL = """
+create or replace temp table _tk_cand (
+    task_id varchar, user_id varchar, rule varchar, policy varchar, source varchar, recall_reason varchar,
+    priority_mult double, exclude_operator varchar, reassigned_from varchar, journey_id varchar,
+    step_id varchar, note varchar, created_at timestamptz, expires_at timestamptz, existing boolean)
+"""
+
+
+@dataclass
+class TaskRunStats:
+    rules_run: list[str] = field(default_factory=list)
+    rules_skipped: list[str] = field(default_factory=list)  # not due yet (frequency)
+    recalled: dict[str, int] = field(default_factory=dict)
+    expired: int = 0
+    reassigned: int = 0
+    journey_requests: int = 0
+    candidates: int = 0
+    assigned: int = 0
+    unassigned: int = 0
+    per_operator: dict[str, int] = field(default_factory=dict)
+    missing_inputs: list[str] = field(default_factory=list)
+
+
+def _ex(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    """Execute with only the named parameters the statement uses (DuckDB rejects extra ones)."""
+    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def _policies(rules: TaskRules) -> dict[str, TaskPolicy]:
+    policies: dict[str, TaskPolicy] = {rule.id: rule for rule in rules.rules}
+    policies.update({f"queue:{name}": policy for name, policy in rules.journey_queues.items()})
+    return policies
+
+
+def _load_policy_table(con: duckdb.DuckDBPyConnection, policies: dict[str, TaskPolicy], rules: TaskRules) -> None:
+    max_tasks = {rule.id: rule.recall.max_tasks for rule in rules.rules}
+    table = pa.table({
+        "policy": list(policies),
+        "validity_days": [p.validity_days for p in policies.values()],
+        "due_hours": [p.due_hours for p in policies.values()],
+        "on_expiry": [p.on_expiry for p in policies.values()],
+        "priority_weight": [p.priority_weight for p in policies.values()],
+        "max_tasks": pa.array([max_tasks.get(k) for k in policies], type=pa.int64()),
+    })
+    con.register("_tk_policy_arrow", table)
+    con.execute("create or replace temp table _tk_policy as select * from _tk_policy_arrow")
+    con.unregister("_tk_policy_arrow")
+
+
+def _due_rules(con: duckdb.DuckDBPyConnection, rules: TaskRules, as_of: datetime) -> tuple[list, list]:
+    last = dict(con.execute("select rule, max(ran_at) from operator_task_rule_runs "
+                            "where ran_at <= $as_of group by rule", {"as_of": as_of}).fetchall())
+    due, skipped = [], []
+    for rule in rules.rules:
+        if not rule.active:
+            continue
+        previous = last.get(rule.id)
+        (due if previous is None or as_of - previous >= rule.frequency_interval else skipped).append(rule)
+    return due, skipped
+
+
+def run_task_rules(con: duckdb.DuckDBPyConnection, rules: TaskRules, roster: OperatorRoster,
+                   as_of: datetime, tz: ZoneInfo) -> TaskRunStats:
+    ensure_task_tables(con)
+    stats = TaskRunStats()
+    policies = _policies(rules)
+    day = as_of.astimezone(tz).date().isoformat()
+    params = {"as_of": as_of, "day": day}
+    with optional_inputs(con) as missing:
+        stats.missing_inputs = list(missing)
+        con.execute("begin transaction")
+        try:
+            _load_policy_table(con, policies, rules)
+            load_talking_points(con, rules)
+            _collect_candidates(con, rules, as_of, params, stats)
+            _allocate_and_write(con, roster, policies, as_of, tz, params, stats)
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    return stats
+
+
+def _collect_candidates(con: duckdb.DuckDBPyConnection, rules: TaskRules, as_of: datetime,
+                        params: dict, stats: TaskRunStats) -> None:
+    # 1. Expiry: open and unassigned tasks past expires_at expire; per policy they are reassigned.
+    _ex(con, "create or replace temp table _tk_expired as select * from operator_tasks "
+                "where status in ('open', 'unassigned') and expires_at <= $as_of", params)
+    _ex(con, "update operator_tasks set status = 'expired', status_updated_at = $as_of "
+                "where status in ('open', 'unassigned') and expires_at <= $as_of", params)
+    stats.expired = con.execute("select count(*) from _tk_expired").fetchall()[0][0]
+    con.execute(CAND_DDL)
+    _ex(con, """
+        insert into _tk_cand
+        select 'task_' || substr(md5(e.task_id || '|reassign|' || $day), 1, 20), e.user_id, e.rule, e.policy,
+               'reassign', e.recall_reason, 1.0, e.operator_id, e.task_id, e.journey_id, e.step_id, e.note,
+               $as_of, null, false
+        from _tk_expired e join _tk_policy p using (policy) where p.on_expiry = 'reassign'""", params)
+    stats.reassigned = con.execute("select count(*) from _tk_cand").fetchall()[0][0]
+
+    # 2. Unassigned tasks still valid compete again, keeping their id and dates.
+    con.execute("""
+        insert into _tk_cand
+        select task_id, user_id, rule, policy, source, recall_reason, 1.0, null, reassigned_from, journey_id,
+               step_id, note, created_at, expires_at, true
+        from operator_tasks where status = 'unassigned'""")
+
+    # 3. Rules due as of this run (frequency).
+    due, skipped = _due_rules(con, rules, as_of)
+    stats.rules_run = [r.id for r in due]
+    stats.rules_skipped = [r.id for r in skipped]
+    # Real relations only: the empty stand-ins must not hide a missing input (e.g. churn scores).
+    present = existing_relations(con)
+    for rule in due:
+        sql, missing = recall_sql(rule.recall, present)
+        stats.missing_inputs.extend(m for m in missing if m not in stats.missing_inputs)
+        before = con.execute("select count(*) from _tk_cand").fetchall()[0][0]
+        _ex(con, f"""
+            insert into _tk_cand
+            select 'task_' || substr(md5({q(rule.id)} || '|' || r.user_id || '|' || $day), 1, 20), r.user_id,
+                   {q(rule.id)}, {q(rule.id)}, 'recall', r.recall_reason, 1.0, null, null, null, null, null,
+                   $as_of, null, false
+            from ({sql}) r""", params)
+        stats.recalled[rule.id] = con.execute("select count(*) from _tk_cand").fetchall()[0][0] - before
+
+    # 4. Journey create_task steps, once per request key.
+    _ex(con, """
+        insert into _tk_cand
+        select 'task_' || substr(md5('journey|' || j.request_key), 1, 20), j.user_id, 'journey:' || j.journey_id,
+               case when p.policy is null then 'queue:default' else p.policy end,
+               'journey', 'journey ' || j.journey_id || ' step ' || j.step_id,
+               coalesce(try_cast(j.priority as double), 1.0), null, null, j.journey_id, j.step_id, j.note,
+               $as_of, null, false
+        from journey_task_requests j
+        left join _tk_policy p on p.policy = 'queue:' || j.queue
+        where j.requested_at <= $as_of and j.user_id is not null""", params)
+    stats.journey_requests = con.execute("select count(*) from _tk_cand where source = 'journey'").fetchall()[0][0]
+
+    # 5. One open task per customer and rule; never recreate an id that exists; priority; max_tasks.
+    con.execute("""
+        create or replace temp table _tk_cand_ranked as
+        with deduped as (
+            select c.* from _tk_cand c
+            where (c.existing or c.task_id not in (select task_id from operator_tasks))
+              and not exists (select 1 from operator_tasks t
+                            where t.status = 'open' and t.rule = c.rule and t.user_id = c.user_id)
+            qualify row_number() over (partition by c.rule, c.user_id
+                                       order by c.existing desc, c.source = 'reassign' desc, c.task_id) = 1
+        ),
+        prioritised as (
+            select d.*,
+                   coalesce(pr.value_at_risk, rfm.monetary_value, cp.revenue, 0)::double
+                       * pol.priority_weight * d.priority_mult as priority,
+                   pol.max_tasks, pol.validity_days, pol.due_hours
+            from deduped d
+            join _tk_policy pol using (policy)
+            left join customer_priority pr on pr.user_id = d.user_id
+            left join customer_rfm rfm on rfm.user_id = d.user_id
+            left join customer_profile cp on cp.user_id = d.user_id
+        )
+        select * from prioritised
+        qualify source <> 'recall' or max_tasks is null
+             or row_number() over (partition by rule, source order by priority desc, task_id) <= max_tasks
+    """)
+    con.execute("create or replace temp table _tk_cand as select * from _tk_cand_ranked")
+    stats.candidates = con.execute("select count(*) from _tk_cand").fetchall()[0][0]
+
+
+def _allocate_and_write(con: duckdb.DuckDBPyConnection, roster: OperatorRoster, policies: dict[str, TaskPolicy],
+                        as_of: datetime, tz: ZoneInfo, params: dict, stats: TaskRunStats) -> None:
+    regions = pa.table({"country": [c for cs in roster.regions.values() for c in cs],
+                        "region": [r for r, cs in roster.regions.items() for _ in cs]})
+    con.register("_tk_regions", regions)
+    tasks = con.sql("""
+        select c.task_id, c.policy, c.exclude_operator, r.region,
+               lower(split_part(replace(p.locale, '_', '-'), '-', 1)) as language, p.industry,
+               prev.operator_id as previous_owner
+        from _tk_cand c
+        left join customer_profile p on p.user_id = c.user_id
+        left join _tk_regions r on r.country = p.country
+        left join (select user_id, arg_max(operator_id, coalesce(assigned_at, created_at)) as operator_id
+                   from operator_tasks where operator_id is not null group by user_id) prev
+               on prev.user_id = c.user_id
+        order by c.priority desc, c.task_id
+    """).to_arrow_table()
+    con.unregister("_tk_regions")
+    ops = roster.operators
+    used_today = dict(_ex(con, 
+        "select operator_id, count(*) from operator_tasks where operator_id is not null "
+        f"and cast(timezone({q(tz.key)}, assigned_at) as date) = $day::date group by 1", params).fetchall())
+    capacity = np.array([op.daily_capacity - used_today.get(op.id, 0) if op.active else 0 for op in ops],
+                        dtype=np.int64)
+    weight = np.array([op.performance_weight for op in ops], dtype=np.float64)
+    cols = {name: tasks.column(name).to_numpy(zero_copy_only=False) for name in tasks.column_names}
+    matching: dict[str, Matching] = {key: policy.matching for key, policy in policies.items()}
+    eligible, preference = match_matrix(ops, cols["policy"], matching, cols["region"], cols["language"],
+                                        cols["industry"], cols["exclude_operator"])
+    op_index = {op.id: j for j, op in enumerate(ops)}
+    keep_previous = np.array([matching[k].keep_previous_owner for k in cols["policy"]], dtype=bool) \
+        if tasks.num_rows else np.zeros(0, dtype=bool)
+    previous = np.array([op_index.get(o, -1) if o is not None else -1 for o in cols["previous_owner"]],
+                        dtype=np.int64)
+    previous[~keep_previous] = -1
+    owner = allocate(eligible, capacity, weight, preference, previous) if ops else \
+        np.full(tasks.num_rows, -1, dtype=np.int64)
+    op_ids = np.array([op.id for op in ops] + [None], dtype=object)
+    assigned = pa.table({"task_id": tasks.column("task_id"),
+                         "operator_id": pa.array(op_ids[owner], type=pa.string())})
+    con.register("_tk_assigned_arrow", assigned)
+    con.execute("create or replace temp table _tk_assigned as select * from _tk_assigned_arrow")
+    con.unregister("_tk_assigned_arrow")
+
+    _ex(con, CONTEXT_SQL, params)
+    con.execute("delete from operator_tasks where task_id in (select task_id from _tk_cand where existing)")
+    _ex(con, """
+        insert into operator_tasks
+        select c.task_id, c.user_id, a.operator_id, c.rule, c.policy, c.source, c.recall_reason, c.priority,
+               c.created_at,
+               case when a.operator_id is not null then $as_of end,
+               least(coalesce(c.expires_at, $as_of::timestamptz + to_days(c.validity_days)),
+                     $as_of::timestamptz + to_hours(c.due_hours)),
+               coalesce(c.expires_at, $as_of::timestamptz + to_days(c.validity_days)),
+               case when a.operator_id is not null then 'open' else 'unassigned' end,
+               $as_of, c.reassigned_from, c.journey_id, c.step_id, c.note, x.context
+        from _tk_cand c
+        join _tk_assigned a using (task_id)
+        left join _tk_context x using (task_id)
+    """, params)
+    counts = owner[owner >= 0]
+    stats.assigned = int(counts.size)
+    stats.unassigned = int(owner.size - counts.size)
+    stats.per_operator = {ops[j].id: int(n) for j, n in enumerate(np.bincount(counts, minlength=len(ops))) if n}
+    for rule_id in stats.rules_run:
+        created, n_assigned = con.execute(
+            "select count(*), count(operator_id) from _tk_cand join _tk_assigned using (task_id) "
+            "where rule = $rule and not existing", {"rule": rule_id}).fetchall()[0]
+        con.execute("insert into operator_task_rule_runs values ($rule, $as_of, $recalled, $created, $assigned)",
+                    {"rule": rule_id, "as_of": as_of, "recalled": stats.recalled.get(rule_id, 0),
+                     "created": created, "assigned": n_assigned})

@@ -1,0 +1,187 @@
+"""Task outcomes from <landing>/task_outcomes/*.csv into task_outcomes; task status follows.
+
+CSV header: task_id,outcome,handled_at,handling_seconds,operator_id,notes (operator_id and notes
+optional). outcome: done | no_answer | converted. Each file is loaded once per content hash. Bad
+rows go to quarantine_task_outcomes with the file, line, field and reason; nothing is dropped
+silently. A task's status becomes its latest outcome (by handled_at).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from crmflow.tasks.schema import ensure_task_tables
+
+OUTCOMES = ("done", "no_answer", "converted")
+REQUIRED = ("task_id", "outcome", "handled_at", "handling_seconds")
+OPTIONAL = ("operator_id", "notes")
+
+OUTCOMES_DDL = """
+create table if not exists task_outcomes (
+    task_id varchar not null,
+    operator_id varchar,
+    outcome varchar not null,          -- done | no_answer | converted
+    handled_at timestamptz not null,
+    handling_seconds bigint not null,
+    notes varchar,
+    source_file varchar not null,
+    line_number bigint not null,
+    loaded_at timestamptz not null
+);
+create table if not exists quarantine_task_outcomes (
+    source_file varchar not null,
+    line_number bigint,
+    raw_content varchar,
+    reason varchar not null,
+    field varchar,
+    quarantined_at timestamptz not null
+);
+create table if not exists task_outcome_files (
+    path varchar not null,
+    content_hash varchar not null,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    rows_quarantined bigint not null,
+    loaded_at timestamptz not null
+);
+"""
+
+
+@dataclass
+class OutcomeStats:
+    files_loaded: int = 0
+    files_skipped: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    tasks_updated: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _read_csv(path: Path) -> tuple[pa.Table | None, list[tuple[int | None, str, str]]]:
+    """All columns as text; malformed lines come back as (line, text, reason)."""
+    bad: list[tuple[int | None, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append((row.number, row.text, f"malformed_row: expected {row.expected_columns} columns, "
+                                          f"got {row.actual_columns}"))
+        return "skip"
+
+    with path.open("rb") as fh:
+        header = fh.readline().decode("utf-8-sig").strip().split(",")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        return None, [(1, ",".join(header), f"missing_columns: {', '.join(missing)}")]
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
+                                             strings_can_be_null=True, quoted_strings_can_be_null=False),
+    )
+    return table, bad
+
+
+def ingest_task_outcomes(con: duckdb.DuckDBPyConnection, landing_dir: Path, loaded_at: datetime) -> OutcomeStats:
+    ensure_task_tables(con)
+    con.execute(OUTCOMES_DDL)
+    stats = OutcomeStats()
+    folder = Path(landing_dir) / "task_outcomes"
+    seen = {(p, h) for p, h in con.execute("select path, content_hash from task_outcome_files").fetchall()}
+    for path in sorted(folder.glob("*.csv")) if folder.exists() else []:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if (str(path), digest) in seen:
+            stats.files_skipped += 1
+            continue
+        _load_file(con, path, digest, loaded_at, stats)
+        stats.files_loaded += 1
+    stats.tasks_updated = _apply_status(con)
+    return stats
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_at: datetime,
+               stats: OutcomeStats) -> None:
+    table, bad = _read_csv(path)
+    params = {"file": str(path), "at": loaded_at}
+    con.execute("begin transaction")
+    try:
+        for line, text, reason in bad:
+            con.execute("insert into quarantine_task_outcomes values ($file, $line, $text, $reason, null, $at)",
+                        {**params, "line": line, "text": text, "reason": reason})
+        read = len(bad)
+        loaded = 0
+        if table is not None and table.num_rows:
+            for column in OPTIONAL:
+                if column not in table.column_names:
+                    table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
+            # Line numbers assume one line per record (newlines_in_values is off): header is line 1.
+            table = table.append_column("line_number", pa.array(range(2, table.num_rows + 2), pa.int64()))
+            con.register("_to_raw", table)
+            con.execute("""
+                create or replace temp table _to_checked as
+                select r.*, try_cast(r.handled_at as timestamptz) as handled_ts,
+                       try_cast(r.handling_seconds as bigint) as handling_secs,
+                       case
+                         when r.task_id is null or trim(r.task_id) = '' then 'missing_value|task_id'
+                         when r.outcome is null or lower(trim(r.outcome)) not in ('done', 'no_answer', 'converted')
+                              then 'invalid_outcome|outcome'
+                         when try_cast(r.handled_at as timestamptz) is null then 'invalid_timestamp|handled_at'
+                         when try_cast(r.handling_seconds as bigint) is null
+                              or try_cast(r.handling_seconds as bigint) < 0 then 'invalid_duration|handling_seconds'
+                         when r.task_id not in (select task_id from operator_tasks) then 'unknown_task|task_id'
+                         when exists (select 1 from task_outcomes o where o.task_id = r.task_id
+                                      and o.outcome = lower(trim(r.outcome))
+                                      and o.handled_at = try_cast(r.handled_at as timestamptz))
+                              then 'duplicate|task_id'
+                       end as problem
+                from _to_raw r
+            """)
+            con.unregister("_to_raw")
+            con.execute("""
+                insert into quarantine_task_outcomes
+                select $file, line_number,
+                       concat_ws(',', task_id, outcome, handled_at, handling_seconds, operator_id, notes),
+                       split_part(problem, '|', 1), split_part(problem, '|', 2), $at
+                from _to_checked where problem is not null""", params)
+            loaded = con.execute("""
+                insert into task_outcomes
+                select trim(task_id), nullif(trim(operator_id), ''), lower(trim(outcome)), handled_ts,
+                       handling_secs, notes, $file, line_number, $at
+                from _to_checked where problem is null
+                -- the same outcome twice in one file counts once
+                qualify row_number() over (partition by trim(task_id), lower(trim(outcome)), handled_ts
+                                           order by line_number) = 1""", params).fetchall()[0][0]
+            for reason, n in con.execute("select split_part(problem, '|', 1), count(*) from _to_checked "
+                                         "where problem is not null group by 1").fetchall():
+                stats.reasons[reason] = stats.reasons.get(reason, 0) + n
+            read += table.num_rows
+        for _, _, reason in bad:
+            key = reason.split(":")[0]
+            stats.reasons[key] = stats.reasons.get(key, 0) + 1
+        quarantined = read - loaded
+        con.execute("insert into task_outcome_files values ($file, $hash, $read, $loaded, $q, $at)",
+                    {**params, "hash": digest, "read": read, "loaded": loaded, "q": quarantined})
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    stats.rows_read += read
+    stats.rows_loaded += loaded
+    stats.rows_quarantined += quarantined
+
+
+def _apply_status(con: duckdb.DuckDBPyConnection) -> int:
+    """Each task takes the status of its latest outcome (idempotent)."""
+    return con.execute("""
+        update operator_tasks t set status = o.outcome, status_updated_at = o.handled_at
+        from (select task_id, arg_max(outcome, handled_at) as outcome, max(handled_at) as handled_at
+              from task_outcomes group by task_id) o
+        where t.task_id = o.task_id and (t.status <> o.outcome or t.status_updated_at <> o.handled_at)
+    """).fetchall()[0][0]

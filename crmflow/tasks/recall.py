@@ -1,0 +1,146 @@
+"""Recall: the named predicates of task_rules.yaml as SQL over the customer marts.
+
+Each predicate yields (user_id, recall_reason). Marketers choose predicates and parameters; they
+never write SQL. Parameters are typed by pydantic and strings are quoted here, so config cannot
+inject SQL. A predicate whose input table is missing recalls nobody (reported by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crmflow.tasks.config import (
+    GradeDowngrade,
+    HasTag,
+    HighValueAtRisk,
+    InSegment,
+    LifecycleStage,
+    NewB2BLead,
+    OpenSupportComplaint,
+    Recall,
+)
+
+EMPTY = "select null::varchar as user_id, null::varchar as recall_reason where false"
+
+
+def q(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(q(v) for v in values) + ")"
+
+
+def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
+    """(SQL with a $as_of parameter, tables it needed but did not find)."""
+    p = recall.predicate
+    if isinstance(p, HighValueAtRisk):
+        if "customer_churn_scores" in present:
+            base = (f"select s.user_id, 'churn risk ' || round(s.churn_probability, 2) as recall_reason "
+                    f"from customer_churn_scores s where s.churn_probability >= {p.min_churn_probability}")
+        elif "customer_lifecycle" in present:
+            base = (f"select user_id, 'lifecycle ' || lifecycle_stage as recall_reason from customer_lifecycle "
+                    f"where lifecycle_stage in {in_list(p.fallback_stages)}")
+        else:
+            return EMPTY, ["customer_churn_scores", "customer_lifecycle"]
+        if p.min_revenue > 0:
+            if "customer_profile" not in present:
+                return EMPTY, ["customer_profile"]
+            base = (f"select b.* from ({base}) b join customer_profile cp using (user_id) "
+                    f"where cp.revenue >= {p.min_revenue}")
+        return base, []
+    if isinstance(p, NewB2BLead):
+        if "customer_profile" not in present:
+            return EMPTY, ["customer_profile"]
+        return (f"select user_id, 'new business lead' as recall_reason from customer_profile "
+                f"where customer_type = 'business' and coalesce(order_count, 0) <= {p.max_orders} "
+                f"and registered_at > $as_of::timestamptz - interval {p.within_days} day "
+                f"and registered_at <= $as_of::timestamptz"), []
+    if isinstance(p, GradeDowngrade):
+        if "customer_value_tier_history" not in present:
+            return EMPTY, ["customer_value_tier_history"]
+        # Grades as ranks: lower is better (A=1 .. E=5; high=1, medium=2, low=3).
+        return f"""
+            with ranked as (
+                select user_id, valid_from, b2b_grade, value_tier,
+                       case b2b_grade when 'A' then 1 when 'B' then 2 when 'C' then 3 when 'D' then 4
+                                      when 'E' then 5 end as grade_rank,
+                       case value_tier when 'high' then 1 when 'medium' then 2 when 'low' then 3 end as tier_rank
+                from customer_value_tier_history
+                where valid_from <= $as_of::timestamptz
+            ),
+            changes as (
+                select *, lag(grade_rank) over w as prev_grade_rank, lag(tier_rank) over w as prev_tier_rank,
+                       lag(b2b_grade) over w as prev_grade, lag(value_tier) over w as prev_tier
+                from ranked window w as (partition by user_id order by valid_from)
+            )
+            select user_id,
+                   any_value(case when grade_rank > prev_grade_rank then 'grade ' || prev_grade || ' -> ' || b2b_grade
+                                  else 'tier ' || prev_tier || ' -> ' || value_tier end) as recall_reason
+            from changes
+            where valid_from > $as_of::timestamptz - interval {p.within_days} day
+              and (grade_rank > prev_grade_rank or tier_rank > prev_tier_rank)
+            group by user_id""", []
+    if isinstance(p, OpenSupportComplaint):
+        if "events_stitched" not in present:
+            return EMPTY, ["events_stitched"]
+        return f"""
+            with tickets as (
+                select user_id, event_name, event_at, properties->>'ticket_id' as ticket_id
+                from events_stitched
+                where user_id is not null and event_at <= $as_of::timestamptz
+                  and event_name in ('support_ticket_opened', 'support_ticket_closed')
+            ),
+            opened as (
+                select * from tickets where event_name = 'support_ticket_opened'
+                  and event_at > $as_of::timestamptz - interval {p.within_days} day
+            )
+            select o.user_id, 'open support ticket since ' || strftime(min(o.event_at), '%Y-%m-%d') as recall_reason
+            from opened o
+            where not exists (
+                select 1 from tickets c
+                where c.event_name = 'support_ticket_closed' and c.user_id = o.user_id and c.event_at >= o.event_at
+                  and (o.ticket_id is null or c.ticket_id is null or c.ticket_id = o.ticket_id))
+            group by o.user_id""", []
+    if isinstance(p, LifecycleStage):
+        if "customer_lifecycle" not in present:
+            return EMPTY, ["customer_lifecycle"]
+        return (f"select user_id, 'lifecycle ' || lifecycle_stage as recall_reason from customer_lifecycle "
+                f"where lifecycle_stage in {in_list(p.stages)}"), []
+    if isinstance(p, InSegment):
+        if "customer_segments" not in present:
+            return EMPTY, ["customer_segments"]
+        return (f"select user_id, 'segment ' || any_value(segment_family || ':' || segment) as recall_reason "
+                f"from customer_segments where segment_family || ':' || segment in {in_list(p.segments)} "
+                f"group by user_id"), []
+    if isinstance(p, HasTag):
+        if "customer_tags" not in present:
+            return EMPTY, ["customer_tags"]
+        return (f"select user_id, 'tag ' || min(tag) as recall_reason from customer_tags "
+                f"where tag in {in_list(p.tags)} group by user_id"), []
+    raise TypeError(f"unknown recall predicate {p!r}")
+
+
+def recall_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
+    """Predicate plus filters: (SQL yielding distinct user_id, recall_reason; missing tables)."""
+    sql, missing = predicate_sql(recall, present)
+    f = recall.filters
+    conditions: list[tuple[str, str, str]] = []  # (table, column, condition)
+    if f.customer_types:
+        conditions.append(("customer_profile", "customer_type", in_list(f.customer_types)))
+    if f.countries:
+        conditions.append(("customer_profile", "country", in_list(f.countries)))
+    if f.lifecycle_stages:
+        conditions.append(("customer_lifecycle", "lifecycle_stage", in_list(f.lifecycle_stages)))
+    if f.value_tiers:
+        conditions.append(("customer_value_tier", "value_tier", in_list(f.value_tiers)))
+    if f.b2b_grades:
+        conditions.append(("customer_value_tier", "b2b_grade", in_list(f.b2b_grades)))
+    if f.tags:
+        conditions.append(("customer_tags", "tag", in_list(f.tags)))
+    for table, column, values in conditions:
+        if table not in present:
+            return EMPTY, [*missing, table]
+        sql = f"select r.* from ({sql}) r where r.user_id in (select user_id from {table} where {column} in {values})"
+    return f"select user_id, any_value(recall_reason) as recall_reason from ({sql}) where user_id is not null " \
+           f"group by user_id", missing
