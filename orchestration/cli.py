@@ -16,11 +16,15 @@ from crmflow.settings import DBT_PROJECT_DIR, load_settings, parse_as_of
 
 app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation.", no_args_is_help=True)
 
+from orchestration.cli_channels import app as channels_app  # noqa: E402
 from orchestration.cli_journeys import app as journeys_app  # noqa: E402
 from orchestration.cli_ledger import app as ledger_app  # noqa: E402
+from orchestration.cli_webhooks import app as webhooks_app  # noqa: E402
 
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(channels_app, name="channels")
+app.add_typer(webhooks_app, name="webhooks")
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 

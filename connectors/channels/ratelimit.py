@@ -54,7 +54,8 @@ class TokenBucket:
         """The provider said "slow down" (429 Retry-After): push every sender's next slot back."""
         with self._lock:
             now = self._clock()
-            self._tat = max(self._tat or now, now + seconds)
+            # + tolerance: the burst allowance must not let anyone through before the deadline.
+            self._tat = max(self._tat or now, now + seconds + self._tolerance)
 
 
 class Unlimited:

@@ -1,0 +1,57 @@
+"""`crmflow channels list|check`: which provider each channel uses, and whether its credentials and
+endpoint work (a harmless authenticated GET/HEAD or FCM validate_only; never a real message)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from connectors.channels.config import load_channels_config
+from connectors.channels.factory import build_channels, current_environment, plan_channels
+from crmflow.settings import load_settings
+
+app = typer.Typer(help="Delivery channels (email, SMS, push, webhook).", no_args_is_help=True)
+
+EnvOption = Annotated[str | None, typer.Option("--env", help="channels.yaml environment; default CRMFLOW_ENV or dev.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Default <marketing>/channels.yaml.")]
+
+
+def _config_path(config: Path | None) -> Path:
+    return config or load_settings().marketing_dir / "channels.yaml"
+
+
+@app.command("list")
+def list_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
+    """Show configured and effective provider per channel (names of missing variables, no values)."""
+    environment = env or current_environment()
+    plans = plan_channels(load_channels_config(_config_path(config)), environment)
+    typer.echo(f"environment: {environment}")
+    for plan in plans:
+        note = f"  (missing: {', '.join(plan.missing)})" if plan.missing else ""
+        typer.echo(f"{plan.channel:8} configured={plan.configured:9} effective={plan.effective}{note}")
+
+
+@app.command("check")
+def check_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
+    """Verify credentials are present and each provider endpoint answers; exit 1 on any failure."""
+    environment = env or current_environment()
+    parsed = load_channels_config(_config_path(config))
+    plans = {p.channel: p for p in plan_channels(parsed, environment)}
+    channels = build_channels(parsed, environment, load_settings().outbox_dir, environ=os.environ)
+    failures = 0
+    for name, channel in channels.items():
+        plan = plans[name]
+        if plan.configured == "outbox":
+            typer.echo(f"{name:8} outbox: OK (writes files, nothing to check)")
+            continue
+        if plan.missing:
+            failures += 1
+            typer.echo(f"{name:8} {plan.configured}: FAIL missing {', '.join(plan.missing)}")
+            continue
+        ok, detail = channel.check()  # type: ignore[attr-defined]
+        failures += 0 if ok else 1
+        typer.echo(f"{name:8} {plan.configured}: {'OK' if ok else 'FAIL'} {detail}")
+    raise typer.Exit(1 if failures else 0)
