@@ -14,6 +14,12 @@ DBT = str(Path(sys.executable).parent / "dbt")
 AS_OF = "2026-06-01T00:00:00+00:00"
 TIMEZONE = "Europe/Berlin"
 LOADED_AT = "2026-06-01T00:00:00+00:00"
+# Only this area's models and their ancestors (other teams' marts are tested by their own tests);
+# cautious: only tests whose parents are all selected.
+CORE_SELECTION = [
+    "--select", "+customer_lifecycle_history", "+customer_value_tier_history", "+customer_rfm",
+    "--indirect-selection", "cautious",
+]
 
 # user_id, registered_at, customer_type, email, referred_by, company_name
 REGISTRATIONS = [

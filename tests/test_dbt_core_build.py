@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers_dbt_core import query, run_dbt, seed_raw
+from helpers_dbt_core import CORE_SELECTION, query, run_dbt, seed_raw
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("dbt_core_build")
     db = work / "warehouse.duckdb"
     seed_raw(db)
-    result = run_dbt(["build"], db, work)
+    result = run_dbt(["build", *CORE_SELECTION], db, work)
     assert result.returncode == 0, result.stdout[-5000:]
     return db
 

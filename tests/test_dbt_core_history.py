@@ -5,7 +5,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from helpers_dbt_core import AS_OF, query, run_dbt, seed_raw
+from helpers_dbt_core import AS_OF, CORE_SELECTION, query, run_dbt, seed_raw
 
 LATER = "2026-07-01T00:00:00+00:00"
 HISTORY_MODELS = ["customer_lifecycle_history", "customer_value_tier_history"]
@@ -21,7 +21,9 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     db = work / "warehouse.duckdb"
     seed_raw(db)
     # Seeds and models only (tests run in test_dbt_core_build): one dbt call per as-of.
-    no_tests = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+    no_tests = [
+        "build", *CORE_SELECTION, "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
+    ]
     for as_of in (AS_OF, LATER):
         result = run_dbt(no_tests, db, work, as_of=as_of)
         assert result.returncode == 0, result.stdout[-5000:]
