@@ -25,3 +25,16 @@
     cross join ({{ kpi_numbers(4) }}) as numbers
     where numbers.n <= {{ dbt.datediff('bounds.' ~ start_col, 'bounds.' ~ end_col, 'month') }}
 {%- endmacro %}
+
+{#- A 64-bit float for rates and averages (dbt.type_float() is a 32-bit float on DuckDB). -#}
+{% macro kpi_double() -%}
+    {{ return(adapter.dispatch('kpi_double', 'crmflow')()) }}
+{%- endmacro %}
+
+{% macro default__kpi_double() -%}
+    double precision
+{%- endmacro %}
+
+{% macro bigquery__kpi_double() -%}
+    float64
+{%- endmacro %}

@@ -14,7 +14,7 @@ with features as (
     select
         user_id,
         '{{ name }}' as field,
-        {% if kind == 'number' %}cast({{ name }} as {{ dbt.type_float() }}){% else %}cast(null as {{ dbt.type_float() }}){% endif %} as value_num,
+        {% if kind == 'number' %}cast({{ name }} as {{ kpi_double() }}){% else %}cast(null as {{ kpi_double() }}){% endif %} as value_num,
         {% if kind == 'text' %}cast({{ name }} as {{ dbt.type_string() }}){% else %}cast(null as {{ dbt.type_string() }}){% endif %} as value_text,
         {% if kind == 'boolean' %}cast({{ name }} as {{ dbt.type_boolean() }}){% else %}cast(null as {{ dbt.type_boolean() }}){% endif %} as value_bool
     from features

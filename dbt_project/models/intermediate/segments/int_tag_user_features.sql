@@ -118,7 +118,7 @@ with profile as (
         coalesce(devices.device_events > 0 and devices.mobile_events = devices.device_events, false) as mobile_only,
         coalesce(extract(month from profile.birth_date) = extract(month from {{ as_of_date() }}), false)
             as birthday_this_month,
-        cast(discounts.discounted_orders as {{ dbt.type_float() }}) / discounts.orders_with_lines
+        cast(discounts.discounted_orders as {{ kpi_double() }}) / discounts.orders_with_lines
             as discount_order_share,
         {{ dbt.datediff(business_date('cart_abandons.last_abandoned_at'), as_of_date(), 'day') }}
             as days_since_unconverted_cart_abandon
