@@ -37,9 +37,10 @@ def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition
         description=f"Journey {path.stem} (marketing/journeys/{file_name}): one tick — exits and goals, "
         "entrants, step advancement, planned messages in send_ledger.",
         kinds={"duckdb"},
+        check_specs=[dg.AssetCheckSpec("journey_config_valid", asset=journey_asset_key(path))],
     )
     def _journey(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                 settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+                 settings: CrmflowSettingsResource):
         as_of = as_of_from_context(context)
         config = JourneyConfig(Path(settings.marketing_dir))
         file = config.journeys_dir / file_name
@@ -47,12 +48,18 @@ def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition
             try:
                 report = tick_journey_file(con, config, file, as_of)
             except JourneyInvalidError as exc:
-                raise dg.Failure(description=str(exc), metadata={"errors": dg.MetadataValue.md(
-                    "```\n" + str(exc) + "\n```")}) from exc
+                # Reported, not raised: a broken file must not block dispatch of the other journeys.
+                context.log.error(str(exc))
+                errors = dg.MetadataValue.md("```\n" + str(exc) + "\n```")
+                yield dg.MaterializeResult(metadata={"valid": False, "errors": errors})
+                yield dg.AssetCheckResult(check_name="journey_config_valid", passed=False,
+                                          severity=dg.AssetCheckSeverity.ERROR, metadata={"errors": errors})
+                return
         context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
                          f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
-        return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
-                                              for k, v in report.metadata().items()})
+        yield dg.MaterializeResult(metadata={"valid": True, **{
+            k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in report.metadata().items()}})
+        yield dg.AssetCheckResult(check_name="journey_config_valid", passed=True)
 
     return _journey
 
