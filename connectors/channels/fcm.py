@@ -19,7 +19,7 @@ from connectors.channels.config import FcmConfig
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.masking import mask_token
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import Retrier, RetryPolicy
+from connectors.channels.retry import build_retrier
 
 log = logging.getLogger("crmflow.channels.fcm")
 
@@ -63,14 +63,7 @@ class FcmChannel:
         self.url = f"{self.api_base}/v1/projects/{project_id}/messages:send"
         self._session = build_session(config.max_concurrency)
         self._session.headers["Authorization"] = f"Bearer {access_token}"
-        if limiter is None:
-            limiter = (TokenBucket(config.rate_limit_per_s, config.burst, sleep=sleep)
-                       if config.rate_limit_per_s else Unlimited())
-        self._retrier = Retrier(
-            RetryPolicy(config.max_attempts, config.retry_on_timeout, config.backoff_base_s,
-                        config.backoff_max_s, config.max_retry_after_s),
-            limiter=limiter, sleep=sleep,
-        )
+        self._retrier = build_retrier(config, sleep, limiter)
 
     def request_body(self, message: OutboundMessage, validate_only: bool | None = None) -> dict[str, Any]:
         # data values must be strings (FCM map<string,string>); the ledger key rides along for the app.

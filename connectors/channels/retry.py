@@ -85,6 +85,16 @@ class Retrier:
             self.sleep(delay)
 
 
+def build_retrier(policy: Any, sleep: Callable[[float], None] = time.sleep,
+                  limiter: TokenBucket | Unlimited | None = None) -> Retrier:
+    """The Retrier for a channel config (a SendingPolicy): its rate limit and retry settings."""
+    if limiter is None:
+        limiter = TokenBucket(policy.rate_limit_per_s, policy.burst, sleep=sleep) \
+            if policy.rate_limit_per_s else Unlimited()
+    return Retrier(RetryPolicy(policy.max_attempts, policy.retry_on_timeout, policy.backoff_base_s,
+                               policy.backoff_max_s, policy.max_retry_after_s), limiter=limiter, sleep=sleep)
+
+
 def _failed(outcome: CallOutcome, note: str) -> CallOutcome:
     error = f"{outcome.error}; {note}" if outcome.error else note
     return CallOutcome(kind="permanent", status=outcome.status, error=error, data=outcome.data)

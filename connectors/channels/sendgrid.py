@@ -35,7 +35,7 @@ from connectors.channels.config import SendGridConfig
 from connectors.channels.http import map_bounded
 from connectors.channels.masking import is_email, mask_email
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import CallOutcome, Retrier, RetryPolicy, classify_status, parse_retry_after
+from connectors.channels.retry import CallOutcome, build_retrier, classify_status, parse_retry_after
 
 log = logging.getLogger("crmflow.channels.sendgrid")
 
@@ -70,14 +70,7 @@ class SendGridChannel:
         self.host = host.rstrip("/")
         self.max_batch = config.batch_size * config.max_concurrency
         self._client = SendGridAPIClient(api_key=api_key, host=self.host)
-        if limiter is None:
-            limiter = (TokenBucket(config.rate_limit_per_s, config.burst, sleep=sleep)
-                       if config.rate_limit_per_s else Unlimited())
-        self._retrier = Retrier(
-            RetryPolicy(config.max_attempts, config.retry_on_timeout, config.backoff_base_s,
-                        config.backoff_max_s, config.max_retry_after_s),
-            limiter=limiter, sleep=sleep,
-        )
+        self._retrier = build_retrier(config, sleep, limiter)
 
     # ---- request building -------------------------------------------------------------------
     def _categories(self, message: OutboundMessage) -> list[str]:

@@ -19,7 +19,7 @@ from connectors.channels.config import TwilioConfig
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.masking import is_e164, mask_phone
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import Retrier, RetryPolicy
+from connectors.channels.retry import build_retrier
 
 log = logging.getLogger("crmflow.channels.twilio")
 
@@ -70,14 +70,7 @@ class TwilioChannel:
         self.url = f"{self.api_base}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._session = build_session(config.max_concurrency)
         self._session.auth = (account_sid, auth_token)
-        if limiter is None:
-            limiter = (TokenBucket(config.rate_limit_per_s, config.burst, sleep=sleep)
-                       if config.rate_limit_per_s else Unlimited())
-        self._retrier = Retrier(
-            RetryPolicy(config.max_attempts, config.retry_on_timeout, config.backoff_base_s,
-                        config.backoff_max_s, config.max_retry_after_s),
-            limiter=limiter, sleep=sleep,
-        )
+        self._retrier = build_retrier(config, sleep, limiter)
 
     def form(self, message: OutboundMessage) -> dict[str, str]:
         form = {"To": message.to, "Body": message.body}

@@ -23,7 +23,7 @@ from connectors.channels.base import OutboundMessage, SendResult
 from connectors.channels.config import WebhookConfig
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import Retrier, RetryPolicy
+from connectors.channels.retry import build_retrier
 
 log = logging.getLogger("crmflow.channels.webhook")
 
@@ -70,14 +70,7 @@ class WebhookChannel:
         self._secret = secret
         self._clock = clock
         self._session = build_session(config.max_concurrency)
-        if limiter is None:
-            limiter = (TokenBucket(config.rate_limit_per_s, config.burst, sleep=sleep)
-                       if config.rate_limit_per_s else Unlimited())
-        self._retrier = Retrier(
-            RetryPolicy(config.max_attempts, config.retry_on_timeout, config.backoff_base_s,
-                        config.backoff_max_s, config.max_retry_after_s),
-            limiter=limiter, sleep=sleep,
-        )
+        self._retrier = build_retrier(config, sleep, limiter)
 
     @staticmethod
     def payload(message: OutboundMessage) -> dict[str, Any]:
