@@ -18,6 +18,7 @@ from orchestration.dbt import crmflow_dbt_assets, dbt_project
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_channels import delivery_verification_from_env
 from orchestration.resources_journeys import JourneyChannelsResource
+from orchestration.resources_sources import api_source_from_env
 from orchestration.schedules import daily_schedule, full_pipeline_job, landing_files_sensor
 from orchestration.schedules_journeys import journey_tick_job, journey_tick_schedule
 
@@ -38,6 +39,7 @@ defs = dg.Definitions(
         "settings": CrmflowSettingsResource.from_settings(settings),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "delivery_verification": delivery_verification_from_env(),
+        "api_source": api_source_from_env(),
         "journey_channels": JourneyChannelsResource(
             outbox_dir=str(settings.outbox_dir), channels_file=str(settings.marketing_dir / "channels.yaml")),
     },
