@@ -245,3 +245,16 @@ def test_variant_split_within_tolerance_and_audience_filters(con) -> None:
     assert len(rows) == 2000 - 1  # order_count >= 1, minus the vip
     split = Counter(r[3] for r in rows)
     assert abs(split["A"] / len(rows) - 0.7) < 0.04
+
+
+def test_preview_counts_and_renders_without_writing(con) -> None:
+    from crmflow.journeys.preview import preview_journey
+
+    make_customer_tables(con, customer_profile=[profile("u1", locale="zh-CN", first_name="李")],
+                         customer_segment_history=[seg_hist("u1", "new", "2026-03-01T10:00")])
+    j = simple("pv", "{type: segment, family: lifecycle, segment: new}")
+    result = preview_journey(con, j, ts("2026-03-01T12:00"))
+    assert result.report.entered == 1 and result.report.planned_by_variant == {"s1": 1}
+    assert result.samples[0]["subject"] == "你好 李"
+    assert con.execute("select count(*) from journey_enrolments").fetchone()[0] == 0
+    assert con.execute("select count(*) from send_ledger").fetchone()[0] == 0
