@@ -136,3 +136,36 @@ def simulate_warehouse(con: duckdb.DuckDBPyConnection, **kwargs) -> dict[str, pd
     tables = simulate_tables(**kwargs)
     load_tables(con, tables)
     return tables
+
+
+def blob_features(per_cluster: int = 400, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
+    """A feature frame (as build_features returns) with four well-separated kinds of customer.
+
+    `shift` nudges every value by a few percent: the same population a day later.
+    """
+    rng = np.random.default_rng(seed)
+    # frequency, monetary/order, recency, tenure, events_90d, active_days, mobile share, cat_shoes
+    kinds = np.array([
+        [0.0, 0.0, 0.0, 60, 2, 1, 0.0, 0.0],      # prospects
+        [20, 30, 10, 500, 150, 20, 0.9, 0.1],     # frequent mobile buyers, small baskets
+        [3, 400, 200, 700, 5, 1, 0.1, 0.9],       # rare, big-basket shoe buyers, lapsed
+        [6, 80, 40, 300, 40, 8, 0.5, 0.3],        # the middle
+    ])
+    rows = np.repeat(kinds, per_cluster, axis=0)
+    noise = rng.lognormal(0, 0.15, rows.shape) * (1 + shift)
+    values = rows * noise
+    values[:, 6:] = np.clip(values[:, 6:], 0, 1)
+    frequency = np.round(values[:, 0])
+    users = np.array([f"b{i:05d}" for i in range(len(rows))], dtype=object)
+    return pd.DataFrame({
+        "user_id": users,
+        "frequency": frequency,
+        "monetary": frequency * values[:, 1],
+        "avg_basket": np.where(frequency > 0, values[:, 1], 0.0),
+        "recency_days": np.where(frequency > 0, values[:, 2], np.nan),
+        "tenure_days": values[:, 3],
+        "events_90d": values[:, 4],
+        "active_days_30d": values[:, 5],
+        "mobile_order_share": values[:, 6],
+        "cat_shoes": values[:, 7],
+    })

@@ -91,6 +91,9 @@ class PriorityConfig(_Strict):
 
 
 class IntelligenceConfig(_Strict):
+    # OpenMP/BLAS threads for fitting. 1 by default: on a shared 2-core box, spinning OpenMP workers
+    # competing with other steps made fits 4x slower than one thread (measured).
+    threads: int = Field(default=1, ge=1)
     features: FeatureConfig = FeatureConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     churn: ChurnConfig = ChurnConfig()

@@ -71,13 +71,13 @@ def load_artifact(path: Path | str) -> dict[str, Any]:
     return joblib.load(path)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -100,8 +100,8 @@ def record_run(
         "insert into intelligence_model_runs values (?, ?, ?, ?, ?, ?::json, ?::json, ?)",
         [
             model_name, model_version, as_of, data_cutoff, decision,
-            json.dumps(_json_safe(params), sort_keys=True, default=str),
-            json.dumps(_json_safe(metrics), sort_keys=True, default=str),
+            json.dumps(json_safe(params), sort_keys=True, default=str),
+            json.dumps(json_safe(metrics), sort_keys=True, default=str),
             str(artifact_path) if artifact_path else None,
         ],
     )
