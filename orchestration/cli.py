@@ -84,7 +84,9 @@ def run(
 def run_pipeline(as_of: datetime) -> bool:
     from crmflow.summary import print_summary
 
-    prepare_dbt_manifest()
+    # Re-parse every time: partial parsing makes it cheap, and a stale manifest would silently leave
+    # new or changed models out of the run.
+    prepare_dbt_manifest(force=True)
     from orchestration.asof import as_of_tags
     from orchestration.definitions import defs
 
