@@ -124,7 +124,9 @@ def test_active_window_uses_as_of(con):
 def test_tie_break_is_weighted_and_identical_in_python_and_sql():
     con = duckdb.connect()
     users = [f"user{i}" for i in range(3000)]
-    make_profiles(con, [{"user_id": u, "locale": "en"} for u in users])
+    make_profiles(con, [])
+    con.execute("insert into customer_profile (user_id, locale, customer_type) "
+                "select 'user' || i, 'en', 'individual' from range(3000) t(i)")
     cfg = config([
         {"id": "a", "slot": "home_hero", "priority": 5, "weight": 1, "content": content("a")},
         {"id": "b", "slot": "home_hero", "priority": 5, "weight": 3, "content": content("b")},
@@ -197,6 +199,8 @@ def test_exports_are_written_only_when_assignments_change(con, tmp_path: Path):
     assert parquet_rows[0] == 8
     mtime = jsonl.stat().st_mtime_ns
 
+    rerun = run_banner_assignment(con, cfg, AS_OF, UTC, tmp_path)  # same as-of: nothing new
+    assert rerun.changes == {} and not rerun.export_written
     second = run_banner_assignment(con, cfg, AS_OF + timedelta(days=1), UTC, tmp_path)
     assert second.changes == {} and not second.export_written and second.changed.num_rows == 0
     assert jsonl.stat().st_mtime_ns == mtime

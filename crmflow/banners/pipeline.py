@@ -28,4 +28,4 @@ def run_banner_assignment(con: duckdb.DuckDBPyConnection, config: BannerConfig, 
     stats = compute_assignments(con, config, as_of, tz, target="_banner_assignments_new")
     changes = record_changes(con, "_banner_assignments_new", as_of)
     written = write_export(con, export_dir, force=sum(changes.values()) > 0)
-    return BannerRunResult(stats, changes, written, changed_records(con, as_of))
+    return BannerRunResult(stats, changes, written, changed_records(con))

@@ -49,11 +49,12 @@ def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: dateti
     con.execute("begin transaction")
     try:
         con.execute(f"""
-            insert into banner_assignment_changes
-            select coalesce(n.user_id, o.user_id), coalesce(n.slot, o.slot),
+            create or replace temp table _bn_changes as
+            select coalesce(n.user_id, o.user_id) as user_id, coalesce(n.slot, o.slot) as slot,
                    case when o.user_id is null then 'added' when n.user_id is null then 'removed'
-                        else 'changed' end,
-                   o.creative_id, n.creative_id, $as_of::timestamptz
+                        else 'changed' end as change_type,
+                   o.creative_id as old_creative_id, n.creative_id as new_creative_id,
+                   $as_of::timestamptz as changed_at
             from {new_table} n
             full outer join {old} o on o.user_id = n.user_id and o.slot = n.slot
             where o.user_id is null or n.user_id is null
@@ -64,9 +65,9 @@ def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: dateti
                or n.deep_link is distinct from o.deep_link
                or n.valid_until is distinct from o.valid_until
         """, {"as_of": as_of})
-        counts = dict(con.execute(
-            "select change_type, count(*) from banner_assignment_changes where changed_at = $as_of "
-            "group by 1 order by 1", {"as_of": as_of}).fetchall())
+        con.execute("insert into banner_assignment_changes select * from _bn_changes")
+        # Only this diff counts: a rerun at the same as-of must not see the earlier run's changes.
+        counts = dict(con.execute("select change_type, count(*) from _bn_changes group by 1 order by 1").fetchall())
         con.execute(f"create or replace table banner_assignments as select * from {new_table}")
         con.execute(f"drop table if exists {new_table}")
         con.execute("commit")
@@ -101,13 +102,12 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, force: bool) 
     return True
 
 
-def changed_records(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pa.Table:
-    """The changes of this run with the new content, for the optional HTTP push."""
+def changed_records(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The changes of this run (record_changes on this connection) with the new content, for the push."""
     return con.sql("""
         select c.user_id, c.slot, c.change_type, c.new_creative_id as creative_id, a.content_locale,
                a.image_url, a.text, a.deep_link, strftime(a.valid_until, '%Y-%m-%dT%H:%M:%SZ') as valid_until
-        from banner_assignment_changes c
+        from _bn_changes c
         left join banner_assignments a on a.user_id = c.user_id and a.slot = c.slot
-        where c.changed_at = $as_of
         order by c.user_id, c.slot
-    """, params={"as_of": as_of}).to_arrow_table()
+    """).to_arrow_table()

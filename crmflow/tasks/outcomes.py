@@ -121,8 +121,11 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
             for column in OPTIONAL:
                 if column not in table.column_names:
                     table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
-            # Line numbers assume one line per record (newlines_in_values is off): header is line 1.
-            table = table.append_column("line_number", pa.array(range(2, table.num_rows + 2), pa.int64()))
+            # One line per record (newlines_in_values is off), header is line 1; the reader reports the
+            # line of each malformed row, so the good rows hold the remaining lines in order.
+            bad_lines = {line for line, _, _ in bad if line is not None}
+            lines = [n for n in range(2, table.num_rows + len(bad_lines) + 2) if n not in bad_lines]
+            table = table.append_column("line_number", pa.array(lines[: table.num_rows], pa.int64()))
             con.register("_to_raw", table)
             con.execute("""
                 create or replace temp table _to_checked as

@@ -1,0 +1,103 @@
+"""Operator task assets (group "tasks"): outcomes ingestion, then the task run; thin wrappers."""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from connectors.exports.http_push import push_records
+from crmflow.tasks.config import load_roster, load_task_rules
+from crmflow.tasks.engine import run_task_rules
+from crmflow.tasks.export import changed_tasks, write_task_exports
+from crmflow.tasks.outcomes import ingest_task_outcomes
+from orchestration.asof import as_of_from_context
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.resources_banners_tasks import ExportPushResource
+
+UPSTREAM = ["customer_profile", "customer_lifecycle", "customer_value_tier", "customer_value_tier_history",
+            "customer_segments", "customer_tags", "customer_rfm", "events_stitched", "stg_shop__orders",
+            "customer_churn_scores", "customer_priority"]
+
+
+
+@dg.asset(
+    name="task_outcomes",
+    group_name="tasks",
+    kinds={"duckdb"},
+    description="Operator task outcomes from <landing>/task_outcomes/*.csv (done, no_answer, converted, "
+    "handling time, notes); bad rows go to quarantine_task_outcomes; task status follows the latest outcome.",
+    check_specs=[dg.AssetCheckSpec("task_outcome_rows_reconcile", asset="task_outcomes")],
+)
+def task_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  settings: CrmflowSettingsResource):
+    as_of = as_of_from_context(context)
+    with warehouse.connect() as con:
+        stats = ingest_task_outcomes(con, Path(settings.landing_dir), as_of)
+    yield dg.MaterializeResult(metadata={
+        "files_loaded": stats.files_loaded, "files_skipped": stats.files_skipped, "rows_read": stats.rows_read,
+        "rows_loaded": stats.rows_loaded, "rows_quarantined": stats.rows_quarantined,
+        "tasks_updated": stats.tasks_updated, "quarantine_reasons": dg.MetadataValue.json(stats.reasons)})
+    yield dg.AssetCheckResult(check_name="task_outcome_rows_reconcile",
+                              passed=stats.rows_read == stats.rows_loaded + stats.rows_quarantined,
+                              metadata={"rows_read": stats.rows_read})
+
+
+def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="operator_tasks",
+        group_name="tasks",
+        deps=[dg.AssetKey(k) for k in UPSTREAM] + [dg.AssetKey("task_outcomes")] + extra_deps,
+        kinds={"duckdb"},
+        description="Task rules (marketing/task_rules.yaml) and journey create_task requests -> prioritised "
+        "tasks assigned to operators (marketing/operators.yaml) within daily capacity; expiry and reassignment; "
+        "CSV/JSONL export in <exports>/tasks/ and optional HTTP push.",
+        check_specs=[dg.AssetCheckSpec("no_operator_over_capacity", asset="operator_tasks"),
+                     dg.AssetCheckSpec("one_open_task_per_customer_and_rule", asset="operator_tasks")],
+    )
+    def operator_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                       settings: CrmflowSettingsResource, tasks_push: ExportPushResource):
+        as_of = as_of_from_context(context)
+        marketing = Path(settings.marketing_dir)
+        rules = load_task_rules(marketing / "task_rules.yaml")
+        roster = load_roster(marketing / "operators.yaml")
+        tz = ZoneInfo(settings.timezone)
+        with warehouse.connect() as con:
+            stats = run_task_rules(con, rules, roster, as_of, tz)
+            write_task_exports(con, Path(settings.export_dir))
+            changed = changed_tasks(con, as_of)
+            per_day = con.execute(
+                # today's assignments only: a capacity lowered later must not fail history
+                "select operator_id, cast(timezone($tz, assigned_at) as date) as day, count(*) from operator_tasks "
+                "where operator_id is not null and day = cast(timezone($tz, $as_of::timestamptz) as date) "
+                "group by all", {"tz": settings.timezone, "as_of": as_of}).fetchall()
+            duplicate_open = con.execute(
+                "select count(*) from (select user_id, rule from operator_tasks where status = 'open' "
+                "group by all having count(*) > 1)").fetchall()[0][0]
+        capacity = {op.id: op.daily_capacity for op in roster.operators}
+        over = [(op, str(day), n) for op, day, n in per_day if n > capacity.get(op, 0)]
+        pushed = "not configured"
+        if tasks_push.configured and changed.num_rows:
+            push = push_records(tasks_push.push_config(), "operator_tasks", changed.to_pylist())
+            pushed = f"{push.records - push.records_failed}/{push.records} records, {push.batches_failed} failed batches"
+            if not push.ok:
+                context.log.warning(f"task push: {push.batches_failed} batch(es) failed: {push.errors[:5]}")
+        context.log.info(f"tasks as of {as_of.isoformat()}: rules run {stats.rules_run}, skipped "
+                         f"{stats.rules_skipped}, assigned {stats.assigned}, unassigned {stats.unassigned}")
+        yield dg.MaterializeResult(metadata={
+            "as_of": as_of.isoformat(),
+            "rules_run": dg.MetadataValue.json(stats.rules_run),
+            "rules_skipped_not_due": dg.MetadataValue.json(stats.rules_skipped),
+            "recalled": dg.MetadataValue.json(stats.recalled),
+            "journey_requests": stats.journey_requests,
+            "expired": stats.expired, "reassigned": stats.reassigned,
+            "assigned": stats.assigned, "unassigned": stats.unassigned,
+            "per_operator": dg.MetadataValue.json(stats.per_operator),
+            "missing_inputs": dg.MetadataValue.json(stats.missing_inputs),
+            "push": pushed,
+        })
+        yield dg.AssetCheckResult(check_name="no_operator_over_capacity", passed=not over,
+                                  metadata={"over_capacity": dg.MetadataValue.json(over[:20])})
+        yield dg.AssetCheckResult(check_name="one_open_task_per_customer_and_rule", passed=duplicate_open == 0,
+                                  metadata={"duplicates": duplicate_open})
+
+    return [operator_tasks]
