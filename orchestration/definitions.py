@@ -10,12 +10,15 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from assets.api_pull import api_pull
+from assets.banners import build_banner_assets
 from assets.delivery_events import delivery_events
 from assets.ingest import ingest_assets
 from assets.journeys import build_journey_assets
+from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.resources_banners_tasks import banner_push_from_env, tasks_push_from_env
 from orchestration.resources_channels import delivery_verification_from_env
 from orchestration.resources_journeys import JourneyChannelsResource
 from orchestration.resources_sources import api_source_from_env
@@ -30,7 +33,10 @@ settings = load_settings()
 os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events],
+    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
+            # banners and tasks read journey_banner_overrides / journey_task_requests: after journeys
+            *build_banner_assets([dg.AssetKey("journey_dispatch")]), task_outcomes,
+            *build_task_assets([dg.AssetKey("journey_dispatch")])],
     jobs=[full_pipeline_job, journey_tick_job],
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
@@ -40,6 +46,8 @@ defs = dg.Definitions(
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "delivery_verification": delivery_verification_from_env(),
         "api_source": api_source_from_env(),
+        "banner_push": banner_push_from_env(),
+        "tasks_push": tasks_push_from_env(),
         "journey_channels": JourneyChannelsResource(
             outbox_dir=str(settings.outbox_dir), channels_file=str(settings.marketing_dir / "channels.yaml")),
     },
