@@ -1,0 +1,62 @@
+"""Tag inputs for dbt's customer_tags: operator CSVs (raw_manual_tags) and marketing/tags.yaml (tag_rules).
+
+Both asset keys equal the dbt source table names, so the dbt translator makes them upstream of
+customer_tags automatically.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from connectors.sources.manual_tags import ingest_manual_tags
+from crmflow.tags import compile_rules, load_tags_config, write_tag_rules
+from crmflow.warehouse import ensure_raw_tables
+from orchestration.asof import as_of_from_context
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+
+
+@dg.asset(
+    group_name="ingest",
+    description="<landing>/manual_tags/*.csv (user_id, tag, added_by, added_at) loaded into raw_manual_tags; "
+    "bad rows to quarantine_manual_tags with a reason. Incremental by file content hash.",
+    check_specs=[dg.AssetCheckSpec("raw_manual_tags_rows_reconcile", asset="raw_manual_tags")],
+)
+def raw_manual_tags(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    settings: CrmflowSettingsResource):
+    as_of = as_of_from_context(context)
+    with warehouse.connect() as con:
+        stats = ingest_manual_tags(con, settings.landing_dir, loaded_at=as_of)
+    context.log.info(
+        f"manual tags: {stats.files_ingested} new file(s), {stats.rows_read} rows read, {stats.rows_loaded} loaded, "
+        f"{stats.duplicates_skipped} duplicates, {stats.rows_quarantined} quarantined"
+    )
+    yield dg.MaterializeResult(metadata={
+        "files_ingested": stats.files_ingested,
+        "rows_loaded": stats.rows_loaded,
+        "duplicates_skipped": stats.duplicates_skipped,
+        "rows_quarantined": stats.rows_quarantined,
+        "quarantine_reasons": dg.MetadataValue.json(stats.quarantine_reasons),
+    })
+    yield dg.AssetCheckResult(
+        check_name="raw_manual_tags_rows_reconcile",
+        passed=stats.balanced,
+        metadata={"rows_read": stats.rows_read,
+                  "accounted": stats.rows_loaded + stats.duplicates_skipped + stats.rows_quarantined},
+    )
+
+
+@dg.asset(
+    group_name="ingest",
+    description="marketing/tags.yaml validated (crmflow/tags.py) and compiled into table tag_rules, "
+    "one row per tag condition; dbt evaluates them in int_tag_matches.",
+)
+def tag_rules(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+              settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+    as_of = as_of_from_context(context)
+    config = load_tags_config(Path(settings.marketing_dir) / "tags.yaml")  # raises naming file/tag/field
+    rules = compile_rules(config)
+    with warehouse.connect() as con:
+        ensure_raw_tables(con)
+        count = write_tag_rules(con, rules, loaded_at=as_of)
+    return dg.MaterializeResult(metadata={"tags": len(config.tags), "conditions": count})
