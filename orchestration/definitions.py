@@ -14,6 +14,7 @@ from assets.banners import build_banner_assets
 from assets.delivery_events import delivery_events
 from assets.ingest import ingest_assets
 from assets.journeys import build_journey_assets
+from assets.manual_tags import raw_manual_tags, tag_rules
 from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project
@@ -33,7 +34,7 @@ settings = load_settings()
 os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
+    assets=[api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
             # banners and tasks read journey_banner_overrides / journey_task_requests: after journeys
             *build_banner_assets([dg.AssetKey("journey_dispatch")]), task_outcomes,
             *build_task_assets([dg.AssetKey("journey_dispatch")])],
