@@ -19,12 +19,14 @@ app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation."
 from orchestration.cli_channels import app as channels_app  # noqa: E402
 from orchestration.cli_journeys import app as journeys_app  # noqa: E402
 from orchestration.cli_ledger import app as ledger_app  # noqa: E402
+from orchestration.cli_tags import app as tags_app  # noqa: E402
 from orchestration.cli_webhooks import app as webhooks_app  # noqa: E402
 
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(channels_app, name="channels")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(tags_app, name="tags")
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 

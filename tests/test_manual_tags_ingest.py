@@ -134,3 +134,16 @@ def test_assets_write_raw_manual_tags_and_tag_rules(tmp_path):
         assert con.execute("select tag, condition_no, field, operator, value_num, value_text from tag_rules "
                            "order by condition_no").fetchall() == [
             ("rich", 1, "revenue", ">=", 10.0, None), ("rich", 2, "country", "in", None, "|DE|AT|")]
+
+
+def test_cli_tags_check(tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestration.cli import app
+
+    ok = CliRunner().invoke(app, ["tags", "check", "--path", str(REPO_ROOT / "marketing" / "tags.yaml")])
+    assert ok.exit_code == 0 and "big_spender[1]: revenue >= 1000.0" in ok.output
+    bad = tmp_path / "tags.yaml"
+    bad.write_text("tags:\n  - {name: x, description: d, when: [{field: nope, op: is_null}]}\n")
+    failed = CliRunner().invoke(app, ["tags", "check", "--path", str(bad)])
+    assert failed.exit_code == 1 and "unknown field 'nope'" in failed.output
