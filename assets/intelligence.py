@@ -39,6 +39,7 @@ class ClusteringRunConfig(dg.Config):
 class ChurnRunConfig(dg.Config):
     horizon_days: int = 60
     label: str = "purchase"  # purchase | activity
+    max_iter: int = 200  # boosting rounds
 
 
 class RecommendationRunConfig(dg.Config):
@@ -112,7 +113,8 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
 def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunConfig, warehouse: WarehouseResource):
     if config.label not in ("purchase", "activity"):
         raise dg.Failure(f"churn label must be 'purchase' or 'activity', got {config.label!r}")
-    cfg = IntelligenceConfig(churn=ChurnConfig(horizon_days=config.horizon_days, label=config.label))
+    cfg = IntelligenceConfig(churn=ChurnConfig(horizon_days=config.horizon_days, label=config.label,
+                                                 max_iter=config.max_iter))
     as_of = as_of_from_context(context)
     models = model_store.model_dir(warehouse.path)
     with warehouse.connect() as con:
