@@ -13,6 +13,7 @@ from assets.api_pull import api_pull
 from assets.banners import build_banner_assets
 from assets.delivery_events import delivery_events
 from assets.ingest import ingest_assets
+from assets.intelligence import intelligence_assets
 from assets.journeys import build_journey_assets
 from assets.manual_tags import raw_manual_tags, tag_rules
 from assets.tasks import build_task_assets, task_outcomes
@@ -34,7 +35,7 @@ settings = load_settings()
 os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
+    assets=[api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *intelligence_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
             # banners and tasks read journey_banner_overrides / journey_task_requests: after journeys
             *build_banner_assets([dg.AssetKey("journey_dispatch")]), task_outcomes,
             *build_task_assets([dg.AssetKey("journey_dispatch")])],
