@@ -1,0 +1,145 @@
+"""Holdout uplift per journey: did the journey change behaviour, compared with the random holdout?
+
+Both groups are measured the same way, intention-to-treat: every enrolment whose goal window is over
+(trigger_at + window <= as_of) counts, whether or not a message was actually sent or the user later
+exited; it converted when the journey's goal happened in (trigger_at, trigger_at + window]. The goal
+is re-evaluated here from the orders and events rather than read from converted_at, because the
+journey engine stops checking goals once a treated enrolment exits while holdouts never exit; reading
+converted_at would bias the comparison.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.goals import GOALS_TABLE
+from crmflow.measurement.stats import newcombe_difference_interval, proportion, two_proportion_ztest
+
+GROUP_COUNTS_SQL = f"""
+    with enrolments as (
+        select e.enrolment_id, e.journey_id, e.user_id, e.is_holdout, e.trigger_at,
+               e.trigger_at + to_seconds(coalesce(g.window_seconds, $default_window)) as window_end,
+               coalesce(g.goal_kind, 'order') as goal_kind, g.goal_event,
+               coalesce(g.goal_statuses, cast($paid as varchar[])) as goal_statuses
+        from journey_enrolments e
+        left join {GOALS_TABLE} g on g.journey_id = e.journey_id
+        where e.trigger_at + to_seconds(coalesce(g.window_seconds, $default_window)) <= $as_of
+    ), order_goals as (
+        select distinct m.enrolment_id
+        from enrolments m
+        join stg_shop__orders o
+          on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
+         and list_contains(m.goal_statuses, o.status)
+        where m.goal_kind = 'order'
+    ), event_goals as (
+        select distinct m.enrolment_id
+        from enrolments m
+        join events_stitched ev
+          on ev.user_id = m.user_id and ev.event_at > m.trigger_at and ev.event_at <= m.window_end
+         and ev.event_name = m.goal_event
+        where m.goal_kind = 'event'
+    ), window_revenue as (
+        select m.enrolment_id, sum(o.amount) as revenue
+        from enrolments m
+        join stg_shop__orders o
+          on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
+         and list_contains($paid, o.status)
+        group by m.enrolment_id
+    )
+    select m.journey_id, m.is_holdout,
+           count(*) as enrolments,
+           count(og.enrolment_id) + count(eg.enrolment_id) as converted,
+           cast(coalesce(sum(r.revenue), 0) as double) as revenue
+    from enrolments m
+    left join order_goals og on og.enrolment_id = m.enrolment_id
+    left join event_goals eg on eg.enrolment_id = m.enrolment_id
+    left join window_revenue r on r.enrolment_id = m.enrolment_id
+    group by m.journey_id, m.is_holdout
+"""
+
+UPLIFT_COLUMNS = {
+    "journey_id": "varchar", "goal": "varchar",
+    "treated_enrolments": "bigint", "treated_converted": "bigint", "treated_rate": "double",
+    "holdout_enrolments": "bigint", "holdout_converted": "bigint", "holdout_rate": "double",
+    "uplift_abs": "double", "uplift_ci_low": "double", "uplift_ci_high": "double", "uplift_rel": "double",
+    "p_value": "double", "significant": "boolean",
+    "treated_revenue_per_enrolment": "double", "holdout_revenue_per_enrolment": "double",
+    "incremental_revenue": "double", "status": "varchar", "note": "varchar", "as_of": "timestamptz",
+}
+
+
+def group_counts(con: duckdb.DuckDBPyConnection, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+    """Matured enrolments, conversions and in-window paid revenue per journey and group."""
+    return con.execute(GROUP_COUNTS_SQL, {"as_of": as_of, "default_window": config.default_window_seconds,
+                                          "paid": list(config.paid_statuses)}).df()
+
+
+def uplift_table(counts: pd.DataFrame, goals: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+    """One row per journey from the per-group counts; the statistics are vectorised over journeys."""
+    if counts.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in UPLIFT_COLUMNS})
+    wide = counts.pivot_table(index="journey_id", columns="is_holdout", values=["enrolments", "converted", "revenue"],
+                              aggfunc="sum", fill_value=0)
+    out = pd.DataFrame(index=wide.index)
+
+    def col(measure: str, holdout: bool) -> np.ndarray:
+        key = (measure, holdout)
+        return wide[key].to_numpy(dtype=float) if key in wide.columns else np.zeros(len(wide))
+
+    nt, xt, rt = col("enrolments", False), col("converted", False), col("revenue", False)
+    nh, xh, rh = col("enrolments", True), col("converted", True), col("revenue", True)
+    out["treated_enrolments"], out["treated_converted"] = nt.astype("int64"), xt.astype("int64")
+    out["holdout_enrolments"], out["holdout_converted"] = nh.astype("int64"), xh.astype("int64")
+    out["treated_rate"], out["holdout_rate"] = proportion(xt, nt), proportion(xh, nh)
+    out["uplift_abs"] = out["treated_rate"] - out["holdout_rate"]
+    low, high = newcombe_difference_interval(xt, nt, xh, nh, config.alpha)
+    out["uplift_ci_low"], out["uplift_ci_high"] = low, high
+    out["uplift_rel"] = np.where(out["holdout_rate"] > 0, out["uplift_abs"] / out["holdout_rate"].where(
+        out["holdout_rate"] > 0), np.nan)
+    _, p_value = two_proportion_ztest(xt, nt, xh, nh)
+    out["p_value"] = p_value
+    out["treated_revenue_per_enrolment"] = proportion(rt, nt)
+    out["holdout_revenue_per_enrolment"] = proportion(rh, nh)
+    # What the treated group earned beyond what it would have at the holdout's revenue per enrolment.
+    out["incremental_revenue"] = (out["treated_revenue_per_enrolment"] - out["holdout_revenue_per_enrolment"]) * nt
+
+    enough = (nt >= config.min_group_size) & (nh >= config.min_group_size)
+    out["significant"] = enough & (out["p_value"] < config.alpha)
+    out["status"] = np.where(enough, "ok", "not enough data")
+    out["note"] = np.where(
+        enough,
+        np.where(out["significant"], "significant at the " + f"{1 - config.alpha:.0%}" + " level",
+                 "no significant difference"),
+        "not enough data: need " + str(config.min_group_size) + " matured enrolments per group, have "
+        + out["treated_enrolments"].astype(str) + " treated / " + out["holdout_enrolments"].astype(str) + " holdout",
+    )
+    out = out.reset_index()
+    labels = goals.set_index("journey_id")["goal_label"] if len(goals) else pd.Series(dtype=str)
+    out["goal"] = out["journey_id"].map(labels).fillna(
+        f"paid order within {config.default_window_days:g}d (default)")
+    out["as_of"] = pd.Timestamp(as_of)
+    return out[list(UPLIFT_COLUMNS)].sort_values("journey_id").reset_index(drop=True)
+
+
+def write_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, columns: dict[str, str]) -> None:
+    """Replace `name` with the frame, typed by `columns` (so an empty frame still has the schema)."""
+    ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+    con.execute(f'create or replace table "{name}" ({ddl})')
+    if len(frame):
+        con.register("_measure_frame", frame[list(columns)])
+        try:
+            con.execute(f'insert into "{name}" select * from _measure_frame')
+        finally:
+            con.unregister("_measure_frame")
+
+
+def build_uplift(con: duckdb.DuckDBPyConnection, goals: pd.DataFrame, as_of: datetime,
+                 config: MeasurementConfig) -> pd.DataFrame:
+    table = uplift_table(group_counts(con, as_of, config), goals, as_of, config)
+    write_table(con, "journey_uplift", table, UPLIFT_COLUMNS)
+    return table

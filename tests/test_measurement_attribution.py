@@ -1,0 +1,118 @@
+"""Last-touch attribution, funnel counts and the conversion trend on a hand-made ledger.
+
+Worked by hand (as of 2026-03-20, j_cart window 3 days with paid/shipped, j_welcome default 7 days):
+  m1 j_welcome u1 sent 03-01 10:00   m2 j_cart/A u1 sent 03-03 10:00   m3 j_cart/B u2 sent 03-05 10:00
+  m4 j_welcome u3 sent 03-10 10:00   m5 j_cart/A u4 failed (never sent) m6 j_welcome u5 sent 03-18 12:00
+  o1 u1 03-04 09:00 paid 100  -> m1 and m2 both cover it; m2 is later          -> m2
+  o2 u1 03-07 09:00 paid 50   -> m2's window ended 03-06 10:00; m1 still covers -> m1
+  o3 u2 03-05 09:00 paid 70   -> before m3 was sent                          -> none
+  o4 u2 03-06 10:00 cancelled -> not a purchase                              -> none
+  o5 u2 03-08 10:00 shipped 40 -> exactly at the end of m3's window (inclusive) -> m3
+  o6 u3 03-17 10:00:01 paid 20 -> one second after m4's window                -> none
+  o7 u3 03-11 08:00 paid 25, o8 u3 03-12 paid 10 -> both m4 (one message, two orders)
+  o9 u5 03-21 paid            -> after the as-of                            -> none
+  o10 u4 03-04 paid           -> m5 was never sent                           -> none
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import duckdb
+import pytest
+from helpers_measurement import AS_OF, add_delivery, add_orders, add_sends, create_inputs, write_journeys
+
+from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.tables import build_measurement
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("attribution")
+    con = duckdb.connect(str(tmp / "wh.duckdb"))
+    create_inputs(con)
+    add_sends(con, [
+        ("m1", "j_welcome", "w1", None, "u1", "sent", "2026-03-01 10:00+00"),
+        ("m2", "j_cart", "c1", "A", "u1", "sent", "2026-03-03 10:00+00"),
+        ("m3", "j_cart", "c1", "B", "u2", "sent", "2026-03-05 10:00+00"),
+        ("m4", "j_welcome", "w1", None, "u3", "sent", "2026-03-10 10:00+00"),
+        ("m5", "j_cart", "c1", "A", "u4", "failed", None),
+        ("m6", "j_welcome", "w1", None, "u5", "sent", "2026-03-18 12:00+00"),
+    ])
+    add_orders(con, [
+        ("o1", "u1", "2026-03-04 09:00+00", "paid", 100), ("o2", "u1", "2026-03-07 09:00+00", "paid", 50),
+        ("o3", "u2", "2026-03-05 09:00+00", "paid", 70), ("o4", "u2", "2026-03-06 10:00+00", "cancelled", 30),
+        ("o5", "u2", "2026-03-08 10:00+00", "shipped", 40), ("o6", "u3", "2026-03-17 10:00:01+00", "paid", 20),
+        ("o7", "u3", "2026-03-11 08:00+00", "paid", 25), ("o8", "u3", "2026-03-12 08:00+00", "paid", 10),
+        ("o9", "u5", "2026-03-21 08:00+00", "paid", 99), ("o10", "u4", "2026-03-04 08:00+00", "paid", 5),
+    ])
+    add_delivery(con, [
+        ("m1", "delivered", "2026-03-01 10:01+00"), ("m1", "open", "2026-03-01 11:00+00"),
+        ("m2", "click", "2026-03-03 12:00+00"), ("m3", "bounce", "2026-03-05 10:01+00"),
+        ("m4", "delivered", "2026-03-10 10:01+00"), ("m6", "delivered", "2026-03-18 12:01+00"),
+        ("m6", "unsubscribe", "2026-03-18 13:00+00"),
+    ])
+    result = build_measurement(con, write_journeys(tmp / "journeys"), AS_OF, MeasurementConfig(min_group_size=1))
+    yield con, result
+    con.close()
+
+
+def test_each_paid_order_goes_to_the_latest_covering_message(measured):
+    con, _ = measured
+    rows = con.execute("select order_id, message_key from journey_order_attribution order by order_id").fetchall()
+    assert rows == [("o1", "m2"), ("o2", "m1"), ("o5", "m3"), ("o7", "m4"), ("o8", "m4")]
+
+
+def test_funnel_and_revenue_per_step_and_variant(measured):
+    con, _ = measured
+    rows = con.execute("""select journey_id, step_id, variant, sent, delivered, opened, clicked, bounced,
+        unsubscribed, converted, attributed_orders, revenue from journey_attribution
+        order by journey_id, step_id, variant""").fetchall()
+    assert rows == [
+        ("j_cart", "c1", "A", 1, 1, 1, 1, 0, 0, 1, 1, Decimal("100.00")),
+        ("j_cart", "c1", "B", 1, 0, 0, 0, 1, 0, 1, 1, Decimal("40.00")),
+        ("j_welcome", "w1", "-", 3, 3, 1, 0, 0, 1, 2, 3, Decimal("85.00")),
+    ]
+
+
+def test_conversion_trend_is_cumulative_and_only_complete_days(measured):
+    con, _ = measured
+    trend = {(j, str(d), n): (sent, conv) for j, d, n, sent, conv in con.execute(
+        "select journey_id, send_date, days_since_send, sent, converted_cumulative from journey_conversion_trend"
+    ).fetchall()}
+    # m1 (sent 03-01) first converts on day 6; m4 (03-10) on day 1; m6 (03-18) only has days 0 and 1 complete.
+    assert [trend[("j_welcome", "2026-03-01", d)] for d in range(8)] == [(1, 0)] * 6 + [(1, 1)] * 2
+    assert [trend[("j_welcome", "2026-03-10", d)] for d in range(8)] == [(1, 0)] + [(1, 1)] * 7
+    assert sorted(d for j, s, d in trend if s == "2026-03-18") == [0, 1]
+    assert [trend[("j_cart", "2026-03-05", d)][1] for d in range(8)] == [0, 0, 0, 1, 1, 1, 1, 1]
+    share = con.execute("""select converted_share from journey_conversion_trend
+                           where journey_id = 'j_cart' and send_date = '2026-03-03' and days_since_send = 1""")
+    assert share.fetchone()[0] == 1.0
+
+
+def test_rerun_gives_the_same_tables(measured, tmp_path):
+    con, _ = measured
+    before = con.execute("select * from journey_order_attribution order by order_id").fetchall()
+    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF, MeasurementConfig(min_group_size=1))
+    assert con.execute("select * from journey_order_attribution order by order_id").fetchall() == before
+
+
+def test_variants_with_one_send_each_are_not_judged(measured):
+    _, result = measured
+    ab = result.ab_results.set_index("variant")
+    assert list(ab.index) == ["A", "B"]
+    assert ab.loc["A", "verdict"] == "reference"  # both convert 1/1: tie on rate and sample, A by name
+    assert ab.loc["B", "verdict"] == "no significant difference from A"
+
+
+def test_empty_warehouse_builds_empty_tables(tmp_path):
+    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    result = build_measurement(con, None, AS_OF)
+    assert {"send_ledger", "stg_shop__orders", "delivery_events"} <= result.missing_inputs
+    for table in ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
+                  "journey_uplift", "journey_ab_results"):
+        assert con.execute(f"select count(*) from {table}").fetchone()[0] == 0
+    # the stand-ins are gone afterwards: only the measurement tables were created
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    assert "send_ledger" not in tables
+    con.close()
