@@ -22,7 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
 from crmflow.intelligence.config import ChurnConfig, FeatureConfig
-from crmflow.intelligence.features import FEATURE_INPUTS, FeatureFrame, build_features, churn_labels
+from crmflow.intelligence.features import FEATURE_INPUTS, build_features, churn_labels
 from crmflow.intelligence.metrics import bootstrap_auc_gain, brier, ranking_metrics
 from crmflow.intelligence.tables import missing_inputs, replace_table
 
@@ -211,9 +211,3 @@ def write_churn_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> 
         "risk_band::varchar as risk_band, model_version::varchar as model_version, "
         "scored_at::timestamptz as scored_at",
     )
-
-
-def feature_frame_for(con: duckdb.DuckDBPyConnection, cutoff: datetime, features_cfg: FeatureConfig,
-                      population: str = "purchasers") -> FeatureFrame:
-    """The churn feature frame at any cutoff (exposed for inspection and the leakage test)."""
-    return build_features(con, cutoff, features_cfg, population)  # type: ignore[arg-type]
