@@ -24,6 +24,7 @@ STAGE_TABLES = [
     ("learn", "customer_clusters"),
     ("learn", "customer_churn_scores"),
     ("learn", "customer_recommendations"),
+    ("learn", "customer_priority"),
     ("act", "journey_enrolments"),
     ("act", "send_ledger"),
     ("act", "banner_assignments"),
