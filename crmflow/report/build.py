@@ -1,0 +1,40 @@
+"""One call that the asset and the CLI share: rebuild the measurement tables, then write the report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.tables import MeasurementResult, build_measurement
+from crmflow.report.data import ReportData, load_report_data
+from crmflow.report.render import write_report
+
+
+@dataclass
+class ReportOutcome:
+    path: Path
+    charts: int
+    data: ReportData
+    seconds: float
+
+
+def default_report_path(export_dir: Path) -> Path:
+    return export_dir / "report.html"
+
+
+def report_from_warehouse(con: duckdb.DuckDBPyConnection, out: Path, as_of: datetime) -> ReportOutcome:
+    started = time.perf_counter()
+    data = load_report_data(con, as_of)
+    path, chart_count = write_report(data, out)
+    return ReportOutcome(path, chart_count, data, time.perf_counter() - started)
+
+
+def measure_and_report(con: duckdb.DuckDBPyConnection, journeys_dir: Path | None, out: Path, as_of: datetime,
+                       config: MeasurementConfig | None = None) -> tuple[MeasurementResult, ReportOutcome]:
+    measured = build_measurement(con, journeys_dir, as_of, config)
+    return measured, report_from_warehouse(con, out, as_of)

@@ -1,0 +1,174 @@
+"""The report's queries: every chart reads one small aggregate computed in DuckDB.
+
+Each query names the relations it needs; when one is missing or the result is empty the section says
+"no data yet" instead of failing (a fresh warehouse, a stage that has not run, a failed upstream).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from crmflow.banners.relations import existing_relations
+
+LIFECYCLE_WEEKS = 26
+DELIVERY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Query:
+    needs: tuple[str, ...]
+    sql: str
+
+
+QUERIES: dict[str, Query] = {
+    # Stage sizes at weekly points: +1 when a stage row starts, -1 when it ends, a running sum per
+    # stage, read at each week with an as-of join. No per-user expansion over dates.
+    "lifecycle": Query(("customer_lifecycle_history",), f"""
+        with changes as (
+            select lifecycle_stage, cast(valid_from as date) as day, 1 as delta from customer_lifecycle_history
+            union all
+            select lifecycle_stage, cast(valid_to as date), -1 from customer_lifecycle_history where valid_to is not null
+        ), daily as (
+            select lifecycle_stage, day, sum(delta) as delta from changes group by all
+        ), running as (
+            select lifecycle_stage, day,
+                   sum(delta) over (partition by lifecycle_stage order by day) as users
+            from daily
+        ), weeks as (
+            select cast($as_of as date) - cast(7 * w.range as integer) as week
+            from range(0, {LIFECYCLE_WEEKS}) w
+        ), stages as (select distinct lifecycle_stage from customer_lifecycle_history)
+        select w.week, s.lifecycle_stage, coalesce(r.users, 0) as users
+        from weeks w cross join stages s
+        asof left join running r on r.lifecycle_stage = s.lifecycle_stage and r.day <= w.week
+        where w.week >= (select min(cast(valid_from as date)) from customer_lifecycle_history)
+        order by w.week, s.lifecycle_stage
+    """),
+    "tiers": Query(("customer_value_tier",), """
+        select customer_type, coalesce(value_tier, b2b_grade, 'unscored') as grade, count(*) as users
+        from customer_value_tier group by all order by customer_type, grade
+    """),
+    "segments": Query(("customer_segments",), """
+        select segment_family, segment, count(*) as users
+        from customer_segments group by all order by segment_family, users desc
+    """),
+    "cohorts": Query(("kpi_cohort_retention",), """
+        select cohort_month, months_since_registration, cohort_size, retention_rate
+        from kpi_cohort_retention
+        where cohort_month >= (select max(cohort_month) from kpi_cohort_retention) - interval 11 month
+          and months_since_registration <= 12
+        order by cohort_month, months_since_registration
+    """),
+    # ARPU over a trailing 7 days: revenue / active users summed over the window (not a mean of ratios).
+    "arpu": Query(("kpi_daily",), """
+        with window_sums as (
+            select date_day, revenue, active_users,
+                   sum(revenue) over w as revenue_7d, sum(active_users) over w as active_7d
+            from kpi_daily
+            where date_day <= cast($as_of as date)
+            window w as (order by date_day rows between 6 preceding and current row)
+        )
+        select date_day, cast(revenue as double) as revenue,
+               cast(revenue_7d as double) / nullif(active_7d, 0) as arpu_7d
+        from window_sums
+        where date_day > cast($as_of as date) - 180
+        order by date_day
+    """),
+    "ltv": Query(("kpi_ltv",), """
+        select dimension, dimension_value, users, cast(ltv_per_customer as double) as ltv_per_customer,
+               cast(ltv_per_user as double) as ltv_per_user
+        from kpi_ltv where dimension in ('value_segment', 'all')
+        order by dimension = 'all', ltv_per_customer desc nulls last
+    """),
+    "funnel": Query(("kpi_funnel",), """
+        select registered_users, first_order_users, repeat_order_users
+        from kpi_funnel where acquisition_channel = 'all'
+    """),
+    "journey_funnel": Query(("journey_attribution",), """
+        select journey_id, sum(sent) as sent, sum(delivered) as delivered, sum(opened) as opened,
+               sum(clicked) as clicked, sum(converted) as converted, cast(sum(revenue) as double) as revenue
+        from journey_attribution group by journey_id order by journey_id
+    """),
+    "uplift": Query(("journey_uplift",), "select * from journey_uplift order by journey_id"),
+    "trend": Query(("journey_conversion_trend",), """
+        select journey_id, days_since_send, sum(sent) as sent, sum(converted_cumulative) as converted,
+               sum(converted_cumulative) / sum(sent) as converted_share
+        from journey_conversion_trend group by all order by journey_id, days_since_send
+    """),
+    "ab": Query(("journey_ab_results",), "select * from journey_ab_results order by journey_id, step_id, variant"),
+    "operators": Query(("operator_efficiency",), """
+        select operator_id, tasks_assigned, tasks_handled, tasks_converted_reported, tasks_expired,
+               cast(completion_rate as double) as completion_rate,
+               cast(conversion_rate as double) as conversion_rate,
+               cast(baseline_conversion_rate as double) as baseline_conversion_rate
+        from operator_efficiency order by tasks_assigned desc, operator_id
+    """),
+    "delivery": Query(("delivery_events",), f"""
+        select cast(occurred_at as date) as day,
+               case when event in ('delivered') then 'delivered'
+                    when event in ('open') then 'opened'
+                    when event in ('click') then 'clicked'
+                    when event in ('bounce', 'dropped', 'undelivered', 'failed') then 'bounced / failed'
+                    when event in ('unsubscribe', 'group_unsubscribe', 'spamreport') then 'unsubscribed / spam'
+               end as outcome,
+               count(*) as events
+        from delivery_events
+        where occurred_at <= $as_of and occurred_at > $as_of - interval {DELIVERY_DAYS} day
+        group by all having outcome is not null order by day, outcome
+    """),
+}
+
+# Single numbers for the header cards; each needs its relations like a chart does.
+FIGURES: dict[str, Query] = {
+    "customers": Query(("customer_profile",), "select count(*) from customer_profile"),
+    "active_customers": Query(("customer_lifecycle",), """
+        select count(*) from customer_lifecycle where lifecycle_stage in ('new', 'active', 'reactivated')"""),
+    "revenue_30d": Query(("kpi_daily",), """
+        select cast(sum(revenue) as double) from kpi_daily
+        where date_day > cast($as_of as date) - 30 and date_day <= cast($as_of as date)"""),
+    "messages_sent": Query(("journey_attribution",), "select sum(sent) from journey_attribution"),
+    "attributed_revenue": Query(("journey_attribution",),
+                                "select cast(sum(revenue) as double) from journey_attribution"),
+    "bounce_rate": Query(("journey_attribution",),
+                         "select sum(bounced) / nullif(sum(sent), 0) from journey_attribution"),
+    "journeys_measured": Query(("journey_uplift",), "select count(*) from journey_uplift where status = 'ok'"),
+    "journeys_significant": Query(("journey_uplift",),
+                                  "select count(*) from journey_uplift where status = 'ok' and significant"),
+}
+
+
+@dataclass
+class ReportData:
+    as_of: datetime
+    frames: dict[str, pd.DataFrame | None]
+    figures: dict[str, float | int | None]
+    missing: set[str]
+
+
+def _params(sql: str, as_of: datetime) -> dict[str, object]:
+    return {"as_of": as_of} if "$as_of" in sql else {}
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, as_of: datetime) -> ReportData:
+    existing = existing_relations(con)
+    missing = {name for q in [*QUERIES.values(), *FIGURES.values()] for name in q.needs if name not in existing}
+    frames: dict[str, pd.DataFrame | None] = {}
+    for key, query in QUERIES.items():
+        if any(name in missing for name in query.needs):
+            frames[key] = None
+            continue
+        frame = con.execute(query.sql, _params(query.sql, as_of)).df()
+        frames[key] = frame if len(frame) else None
+    figures: dict[str, float | int | None] = {}
+    for key, query in FIGURES.items():
+        if any(name in missing for name in query.needs):
+            figures[key] = None
+            continue
+        value = con.execute(query.sql, _params(query.sql, as_of)).fetchone()[0]
+        figures[key] = None if value is None else (int(value) if float(value).is_integer() and key != "bounce_rate"
+                                                   else float(value))
+    return ReportData(as_of=as_of, frames=frames, figures=figures, missing=missing)
