@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,8 @@ app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation."
 from orchestration.cli_channels import app as channels_app  # noqa: E402
 from orchestration.cli_journeys import app as journeys_app  # noqa: E402
 from orchestration.cli_ledger import app as ledger_app  # noqa: E402
+from orchestration.cli_privacy import app as privacy_app  # noqa: E402
+from orchestration.cli_report import app as report_app  # noqa: E402
 from orchestration.cli_tags import app as tags_app  # noqa: E402
 from orchestration.cli_webhooks import app as webhooks_app  # noqa: E402
 
@@ -27,6 +29,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(channels_app, name="channels")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(tags_app, name="tags")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(report_app, name="report")
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
@@ -64,7 +68,7 @@ def generate(
     from crmflow.generator import GeneratorConfig, generate_landing
 
     out_dir = out or load_settings().landing_dir
-    end_day = date.fromisoformat(end) if end else datetime.now(timezone.utc).date()
+    end_day = date.fromisoformat(end) if end else datetime.now(UTC).date()
     started = time.perf_counter()
     counts = generate_landing(
         GeneratorConfig(users=users, days=days, end=end_day, seed=seed, dirty_fraction=dirty_fraction),
@@ -116,6 +120,10 @@ def demo(
     generate(users=users, days=365, end=as_of.date().isoformat(), seed=seed, out=settings.landing_dir,
              dirty_fraction=0.01)
     ok = run_pipeline(as_of)
+    # Also after a failed run: the report shows what exists and says "no data yet" for the rest.
+    from orchestration.cli_report import report
+
+    report(out=None, as_of=as_of.isoformat())
     raise typer.Exit(0 if ok else 1)
 
 

@@ -353,3 +353,26 @@ if __name__ == "__main__":
     if command == "hold-lock":
         sys.exit(_hold_lock_main(*args))
     raise SystemExit(f"unknown command {command!r}")
+
+
+def scan_text_columns(con: Any, needles: list[str], exact: list[str] = (), skip: tuple[str, ...] = ()) -> list[str]:
+    """Every (table.column) of every table whose text holds one of `needles` (substring) or equals one
+    of `exact`; one SQL pass per column, over all rows."""
+    hits = []
+    cols = con.execute("""select table_name, column_name from information_schema.columns
+        where table_schema = current_schema() and (data_type like 'VARCHAR%' or data_type = 'JSON')""").fetchall()
+    for table, column in cols:
+        if table in skip:
+            continue
+        found = con.execute(
+            f'select count(*) from "{table}" where list_has_any([cast("{column}" as varchar)], $exact) '
+            f'or regexp_matches(cast("{column}" as varchar), $pattern)',
+            {"exact": list(exact) or [""], "pattern": "|".join(_escape(n) for n in needles) or "$^"},
+        ).fetchone()[0]
+        if found:
+            hits.append(f"{table}.{column}")
+    return hits
+
+
+def _escape(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "\\" + ch for ch in text)

@@ -28,6 +28,7 @@ from connectors.sources.merge import load_valid_rows
 from connectors.sources.reference import load_reference_tables
 from connectors.sources.rules import SourceContract, validated_sql
 from connectors.sources.sql_parts import csv_fields_sql, jsonl_fields_sql
+from crmflow.privacy import anonymise_staged_rows
 from crmflow.warehouse import ensure_raw_tables
 
 # File content per SQL pass: big enough to amortise the pass, small enough for 2 cores / few GB.
@@ -130,6 +131,7 @@ def _load_batch(
                 where s.reason is not null""",
             [loaded_at],
         )
+        anonymise_staged_rows(con)  # re-delivered rows of an erased person (crmflow/privacy.py)
         load_valid_rows(con, contract, loaded_at)
         per_file = con.execute(
             f"""insert into ingested_files
