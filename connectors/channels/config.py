@@ -104,14 +104,15 @@ def load_channels_config(path: str | Path) -> ChannelsConfig:
     path = Path(path)
     if not path.exists():
         return ChannelsConfig(environments={"dev": EnvironmentChannels()})
+    from crmflow.banners.yaml_config import describe_validation_errors, yaml_error_line
+
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(text) or {}
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise ChannelsConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ChannelsConfigError(f"{path}: not valid YAML{yaml_error_line(exc)}: {exc}") from exc
     try:
         return ChannelsConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ChannelsConfigError(f"{path}: {problems}") from exc
+        raise ChannelsConfigError(f"{path}: {describe_validation_errors(exc, root)}") from exc

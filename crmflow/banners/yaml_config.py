@@ -19,14 +19,29 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     path = Path(path)
     if not path.exists():
         raise ConfigFileError(f"{path}: file not found")
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise ConfigFileError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigFileError(f"{path}: not valid YAML{yaml_error_line(exc)}: {exc}") from exc
     try:
         return model.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigFileError(f"{path}: {problems}") from exc
+        raise ConfigFileError(f"{path}: {describe_validation_errors(exc, root)}") from exc
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f" (line {mark.line + 1})" if mark is not None else ""
+
+
+def describe_validation_errors(exc: ValidationError, root: yaml.Node | None) -> str:
+    """'field.path: reason (line N)' per error; lines mapped through the journey loader's YAML map."""
+    from crmflow.journeys.loader import _LineMap
+
+    lines = _LineMap(root)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']} (line {lines.locate(tuple(err['loc']))[0]})"
+        for err in exc.errors()
+    )
