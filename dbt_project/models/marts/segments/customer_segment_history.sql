@@ -10,4 +10,4 @@
     unique_key=['user_id', 'segment_family', 'valid_from'],
     on_schema_change='fail'
 ) }}
-{{ seg_history(ref('customer_segments'), ['user_id', 'segment_family'], ['segment']) }}
+{{ history_scd(ref('customer_segments'), ['segment'], key_columns=['user_id', 'segment_family']) }}
