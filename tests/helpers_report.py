@@ -79,27 +79,10 @@ def inspect_page(html: Path, expression: str, timeout: float = 40.0) -> PageRepo
     try:
         target = next(t for t in _wait_for_targets(port, deadline) if t.get("type") == "page")
         ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
-        ids = iter(range(1, 10_000))
-        pending: dict[int, object] = {}
+        ids = iter(range(1, 100_000))
 
-        def send(method: str, params: dict | None = None) -> int:
-            msg_id = next(ids)
-            ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
-            return msg_id
-
-        for domain in ("Runtime.enable", "Log.enable", "Network.enable", "Page.enable"):
-            send(domain)
-        send("Page.navigate", {"url": html.resolve().as_uri()})
-        loaded_at = None
-        eval_id = None
-        while time.monotonic() < deadline:
-            ws.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
-            try:
-                message = json.loads(ws.recv())
-            except websocket.WebSocketTimeoutException:
-                message = {}
-            method = message.get("method")
-            params = message.get("params", {})
+        def handle(message: dict) -> None:
+            method, params = message.get("method"), message.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 report.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
                                                       for a in params.get("args", [])))
@@ -112,20 +95,41 @@ def inspect_page(html: Path, expression: str, timeout: float = 40.0) -> PageRepo
                 url = params.get("request", {}).get("url", "")
                 if not url.startswith(("file:", "data:", "blob:", "about:")):
                     report.network.append(url)
-            elif method == "Page.loadEventFired":
-                loaded_at = time.monotonic()
-            elif "id" in message and message["id"] == eval_id:
-                report.evaluated = message.get("result", {}).get("result", {}).get("value")
-                pending[eval_id] = True
-                break
-            if loaded_at is not None and eval_id is None and time.monotonic() - loaded_at > 1.5:
-                eval_id = send("Runtime.evaluate", {"expression": f"JSON.stringify({expression})",
-                                                    "returnByValue": True})
-        else:
-            raise TimeoutError(f"{html} did not finish loading in {timeout:.0f}s")
+
+        def call(method: str, params: dict | None = None) -> dict:
+            """Send a command and read (handling events) until its response arrives."""
+            msg_id = next(ids)
+            ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
+            while time.monotonic() < deadline:
+                message = json.loads(ws.recv())
+                if message.get("id") == msg_id:
+                    return message.get("result", {})
+                handle(message)
+            raise TimeoutError(f"no answer to {method} within {timeout:.0f}s")
+
+        def evaluate(js: str) -> object:
+            result = call("Runtime.evaluate", {"expression": f"JSON.stringify({js})", "returnByValue": True})
+            value = result.get("result", {}).get("value")
+            return json.loads(value) if isinstance(value, str) else value
+
+        for domain in ("Runtime.enable", "Log.enable", "Network.enable", "Page.enable"):
+            call(domain)
+        call("Page.navigate", {"url": html.resolve().as_uri()})
+        while evaluate("document.readyState") != "complete" or evaluate("location.protocol") != "file:":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{html} did not finish loading in {timeout:.0f}s")
+            time.sleep(0.2)
+        # Let late work (plotly's async layout, timers) run, still collecting events.
+        settle = time.monotonic() + 1.5
+        ws.settimeout(0.2)
+        while time.monotonic() < settle:
+            try:
+                handle(json.loads(ws.recv()))
+            except websocket.WebSocketTimeoutException:
+                pass
+        ws.settimeout(timeout)
+        report.evaluated = evaluate(expression)
         ws.close()
-        if isinstance(report.evaluated, str):
-            report.evaluated = json.loads(report.evaluated)
         return report
     finally:
         proc.terminate()

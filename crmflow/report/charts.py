@@ -19,6 +19,7 @@ STAGE_COLOURS = {"prospect": "#adb5bd", "new": "#74c0fc", "active": "#2f9e44", "
 STAGE_ORDER = list(STAGE_COLOURS)
 GRADE_COLOURS = {"high": "#2f9e44", "medium": "#fab005", "low": "#adb5bd", "A": "#2b8a3e", "B": "#69db7c",
                  "C": "#fab005", "D": "#ff922b", "E": "#e03131", "unscored": "#dee2e6"}
+GRADE_ORDER = {g: i for i, g in enumerate(GRADE_COLOURS)}
 FUNNEL_COLOURS = ["#364fc7", "#4c6ef5", "#748ffc", "#91a7ff", "#2f9e44"]
 OUTCOME_COLOURS = {"delivered": "#4c6ef5", "opened": "#15aabf", "clicked": "#2f9e44",
                    "bounced / failed": "#e03131", "unsubscribed / spam": "#f08c00"}
@@ -37,6 +38,12 @@ def lifecycle_chart(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     stages = [s for s in STAGE_ORDER if s in set(df["lifecycle_stage"])]
     stages += sorted(set(df["lifecycle_stage"]) - set(stages))
+    if df["week"].nunique() == 1:
+        # History of a single week (a new warehouse): bars read better than one dot per stage.
+        current = df.set_index("lifecycle_stage").loc[stages]
+        fig.add_trace(go.Bar(x=stages, y=current["users"], text=current["users"], textposition="auto",
+                             marker_color=[STAGE_COLOURS.get(s, MUTED) for s in stages], showlegend=False))
+        return _layout(fig, yaxis_title="customers")
     for stage in stages:
         part = df[df["lifecycle_stage"] == stage]
         fig.add_trace(go.Scatter(x=part["week"], y=part["users"], name=stage, mode="lines+markers",
@@ -49,10 +56,11 @@ def tiers_chart(df: pd.DataFrame) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(types), subplot_titles=[f"{t}" for t in types])
     for i, customer_type in enumerate(types, start=1):
         part = df[df["customer_type"] == customer_type]
+        part = part.sort_values("grade", key=lambda g: g.map(GRADE_ORDER.get).fillna(len(GRADE_ORDER)))
         fig.add_trace(go.Bar(x=part["grade"], y=part["users"], showlegend=False,
                              marker_color=[GRADE_COLOURS.get(g, MUTED) for g in part["grade"]],
                              text=part["users"], textposition="auto"), row=1, col=i)
-    return _layout(fig, yaxis_title="customers")
+    return _layout(fig, yaxis_title="customers", margin={"l": 60, "r": 20, "t": 60, "b": 50})
 
 
 def segments_chart(df: pd.DataFrame) -> go.Figure:
@@ -85,7 +93,7 @@ def arpu_chart(arpu: pd.DataFrame, ltv: pd.DataFrame | None) -> go.Figure:
     if ltv is not None:
         fig.add_trace(go.Bar(x=ltv["dimension_value"], y=ltv["ltv_per_customer"], name="LTV per customer",
                              marker_color=[MUTED if d == "all" else GOOD for d in ltv["dimension"]]), row=1, col=2)
-    return _layout(fig, showlegend=False)
+    return _layout(fig, showlegend=False, margin={"l": 60, "r": 20, "t": 60, "b": 50})
 
 
 def funnel_chart(df: pd.DataFrame) -> go.Figure:
@@ -149,7 +157,7 @@ def operators_chart(df: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=df["operator_id"], y=df["baseline_conversion_rate"] * 100, name="baseline %",
                              mode="markers", marker={"symbol": "line-ew-open", "size": 22, "color": "#212529"}),
                   row=1, col=2)
-    return _layout(fig, barmode="group")
+    return _layout(fig, barmode="group", margin={"l": 60, "r": 20, "t": 60, "b": 50})
 
 
 def delivery_chart(df: pd.DataFrame) -> go.Figure:

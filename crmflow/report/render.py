@@ -44,6 +44,17 @@ def _num(value: object, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _money(value: object) -> str:
+    """Compact for the cards: 198.6k, 1.25M."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= limit:
+            scale = limit if suffix != "k" else 1e3
+            return f"{value / scale:,.1f}{suffix}"
+    return f"{value:,.2f}"
+
+
 def _p(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -165,9 +176,9 @@ def key_figures(data: ReportData) -> list[tuple[str, str, str]]:
     return [
         ("Customers", _num(g.get("customers")), "registered or ordering"),
         ("Active customers", _num(g.get("active_customers")), "new, active or reactivated"),
-        ("Revenue, 30 days", _num(g.get("revenue_30d"), 2), "paid orders"),
+        ("Revenue, 30 days", _money(g.get("revenue_30d")), "paid orders"),
         ("Messages sent", _num(g.get("messages_sent")), "all journeys"),
-        ("Attributed revenue", _num(g.get("attributed_revenue"), 2), "last-touch, in goal window"),
+        ("Attributed revenue", _money(g.get("attributed_revenue")), "last-touch, in goal window"),
         ("Bounce rate", _pct(g.get("bounce_rate"), 2), "of messages sent"),
         ("Journeys with uplift", "–" if measured is None else f"{significant or 0} of {measured}",
          "significant vs holdout"),

@@ -1,0 +1,41 @@
+"""`crmflow report [--out FILE] [--as-of T]`: rebuild the measurement tables and write the HTML report."""
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crmflow.report.build import default_report_path, measure_and_report
+from crmflow.settings import load_settings, parse_as_of
+from crmflow.warehouse import connect
+
+app = typer.Typer(help="The HTML report (measurement: attribution, uplift, A/B results).")
+
+
+@app.callback(invoke_without_command=True)
+def report(
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file; default <CRMFLOW_EXPORT_DIR>/report.html.")
+                   ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
+) -> None:
+    """Measure journeys (attribution, trend, uplift, A/B) as of T and write the self-contained report."""
+    settings = load_settings()
+    moment = parse_as_of(as_of)
+    target = out or default_report_path(settings.export_dir)
+    if not settings.warehouse.exists():
+        typer.echo(f"no warehouse at {settings.warehouse}: run `crmflow run` (or `make demo`) first", err=True)
+        raise typer.Exit(1)
+    started = time.perf_counter()
+    typer.echo(f"report as of {moment.isoformat()} from {settings.warehouse}")
+    with connect(settings.warehouse) as con:
+        measured, outcome = measure_and_report(con, settings.journeys_dir, target, moment)
+    counts = measured.counts
+    typer.echo(f"measurement: {counts['messages_sent']:,} messages sent, {counts['orders_attributed']:,} orders "
+               f"attributed, {counts['journeys_with_uplift']} journeys with enough data for uplift, "
+               f"{counts['ab_variants']} A/B variants")
+    if measured.missing_inputs:
+        typer.echo(f"not in the warehouse yet (read as empty): {', '.join(sorted(measured.missing_inputs))}")
+    empty = sorted(k for k, frame in outcome.data.frames.items() if frame is None)
+    typer.echo(f"report: {outcome.charts} charts" + (f", no data yet for {', '.join(empty)}" if empty else ""))
+    typer.echo(f"report written to {outcome.path} in {time.perf_counter() - started:.1f}s")

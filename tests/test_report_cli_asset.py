@@ -1,0 +1,77 @@
+"""`crmflow report` and the Dagster measurement/report assets on a small constructed warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from helpers_measurement import (
+    AS_OF,
+    add_enrolments,
+    add_orders_for,
+    add_sends,
+    create_inputs,
+    write_journeys,
+)
+from typer.testing import CliRunner
+
+from assets.measurement import build_measurement_assets
+from orchestration.asof import as_of_tags
+from orchestration.cli import app
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+
+
+def _warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    create_inputs(con)
+    add_enrolments(con, "j_cart", "t", 30, False, "2026-03-10 12:00+00")
+    add_enrolments(con, "j_cart", "h", 30, True, "2026-03-10 12:00+00")
+    add_orders_for(con, "t", 15, "2026-03-11 12:00+00")
+    add_orders_for(con, "h", 3, "2026-03-11 12:00+00")
+    add_sends(con, [(f"m{i}", "j_cart", "c1", None, f"t{i}", "sent", "2026-03-10 13:00+00") for i in range(30)])
+    con.close()
+    return path
+
+
+def test_cli_report_writes_the_file_and_prints_progress(tmp_path, monkeypatch):
+    warehouse = _warehouse(tmp_path)
+    marketing = tmp_path / "marketing"
+    write_journeys(marketing / "journeys")
+    monkeypatch.setenv("CRMFLOW_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("CRMFLOW_MARKETING_DIR", str(marketing))
+    out = tmp_path / "out" / "r.html"
+    result = CliRunner().invoke(app, ["report", "--out", str(out), "--as-of", "2026-03-20T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "30 messages sent, 15 orders attributed, 1 journeys with enough data for uplift" in result.output
+    assert f"report written to {out}" in result.output
+    assert out.exists() and "Holdout uplift" in out.read_text(encoding="utf-8")
+
+
+def test_cli_report_without_warehouse_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRMFLOW_WAREHOUSE", str(tmp_path / "missing.duckdb"))
+    result = CliRunner().invoke(app, ["report"])
+    assert result.exit_code == 1
+    assert "no warehouse at" in result.output
+
+
+def test_assets_materialise_tables_report_and_metadata(tmp_path):
+    warehouse = _warehouse(tmp_path)
+    marketing = tmp_path / "marketing"
+    write_journeys(marketing / "journeys")
+    settings = CrmflowSettingsResource(landing_dir=str(tmp_path / "landing"), outbox_dir=str(tmp_path / "outbox"),
+                                       export_dir=str(tmp_path / "exports"), marketing_dir=str(marketing))
+    result = dg.materialize(build_measurement_assets([]), tags=as_of_tags(AS_OF),
+                            resources={"warehouse": WarehouseResource(path=str(warehouse)), "settings": settings})
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert {c.check_name for c in checks if c.passed} == {"order_credited_at_most_once", "funnel_counts_not_above_sent"}
+    report = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("crmflow_report")]
+    metadata = report[0].materialization.metadata
+    assert Path(metadata["path"].value) == tmp_path / "exports" / "report.html"
+    assert metadata["messages_sent"].value == 30
+    assert metadata["journeys_significant"].value == 1  # 15/30 vs 3/30: z = 3.38, p < 0.001
+    assert "Journeys with uplift | 1 of 1" in metadata["key_figures"].value
+    uplift = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("journey_uplift")]
+    assert "j_cart" in uplift[0].materialization.metadata["uplift"].value
