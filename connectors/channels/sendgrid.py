@@ -39,6 +39,18 @@ from connectors.channels.retry import CallOutcome, build_retrier, classify_statu
 
 log = logging.getLogger("crmflow.channels.sendgrid")
 
+
+class _OnlyRequestLines(logging.Filter):
+    """python_http_client (under the sendgrid library) logs every request's HEADERS (the API key in
+    Authorization), PAYLOAD (recipient addresses) and response body at DEBUG: keep only the
+    "POST Request: <url>" lines, so a DEBUG log level never leaks the key or PII."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return " Request: " in record.getMessage()
+
+
+logging.getLogger("python_http_client.client").addFilter(_OnlyRequestLines())
+
 DEFAULT_HOST = "https://api.sendgrid.com"
 TEXT_TAG = "-crmflow_text-"
 HTML_TAG = "-crmflow_html-"
