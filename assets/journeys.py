@@ -68,7 +68,8 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name="journey_dispatch",
         group_name=GROUP,
-        deps=journey_keys,
+        # delivery_events loads bounces/unsubscribes into suppression_list: load them before sending.
+        deps=[*journey_keys, "delivery_events"],
         description="Applies policies (consent, caps, quiet hours) to planned messages and sends the due "
         "ones through the channels: claim -> send -> record, at-most-once, under a dispatch lock.",
         check_specs=[dg.AssetCheckSpec("send_ledger_keys_unique", asset="journey_dispatch"),

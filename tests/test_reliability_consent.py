@@ -134,3 +134,13 @@ def test_consent_caps_quiet_hours_hold_over_daily_ticks(tmp_path: Path) -> None:
     # the run exercised every policy
     assert states["sent"] > USERS and states["suppressed"] > 0 and states["capped"] > 0, states
     print(f"consent sim: {USERS} users x {TICKS} ticks in {time.perf_counter() - started:.1f}s: {states}")
+
+
+def test_dispatch_runs_after_delivery_events_so_new_suppressions_apply() -> None:
+    """Bounces and unsubscribes loaded in a run reach suppression_list before that run dispatches."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("delivery_events") in graph.get(dg.AssetKey("journey_dispatch")).parent_keys
