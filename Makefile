@@ -39,5 +39,8 @@ ui: install manifest $(DAGSTER_HOME)/dagster.yaml
 bench: install manifest
 	$(BIN)/python bench/run_bench.py --users $(SCALE)
 
+soak: install manifest
+	$(BIN)/python bench/soak.py
+
 clean:
 	rm -rf var data target
