@@ -11,6 +11,11 @@
 
 With `emit_since` only rows on or after that day are written, into per-day files
 (events-YYYY-MM-DD.jsonl, ...): an "incremental day" on top of an earlier landing folder.
+With `emit_until` only rows on or before that day are written. The simulated world depends on
+(users, days, end, seed) only, so consecutive days of one world are: the history with
+`emit_until=D` (monthly files), then day by day `emit_since=emit_until=D+k` with the same
+(users, days, end, seed). Extending `days`/`end` instead simulates a different world (every
+user's registration moves), so a "next day" made that way re-registers existing users.
 
 Users are simulated in fixed-size chunks with one random stream per chunk, so the output depends
 only on the config (same seed, same bytes) and memory stays flat at 1M users. Files this run
@@ -50,6 +55,7 @@ class GeneratorConfig:
     seed: int
     dirty_fraction: float = 0.01
     emit_since: date | None = None  # write only rows on/after this day, into per-day files
+    emit_until: date | None = None  # write only rows on/before this day (same world, earlier cut)
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -58,6 +64,8 @@ class GeneratorConfig:
             raise ValueError(f"GeneratorConfig.days must be >= 1, got {self.days}")
         if not 0 <= self.dirty_fraction <= 0.5:
             raise ValueError(f"GeneratorConfig.dirty_fraction must be within [0, 0.5], got {self.dirty_fraction}")
+        if self.emit_since and self.emit_until and self.emit_until < self.emit_since:
+            raise ValueError(f"GeneratorConfig.emit_until ({self.emit_until}) is before emit_since ({self.emit_since})")
 
     @property
     def start_s(self) -> int:
@@ -76,9 +84,10 @@ def _epoch(day: date) -> int:
 class LandingWriter:
     """Routes batches to <out>/<kind>/<prefix>-<period>.<ext>, opening (truncating) each file once."""
 
-    def __init__(self, out_dir: Path, emit_since_s: int | None) -> None:
+    def __init__(self, out_dir: Path, emit_since_s: int | None, emit_until_s: int | None = None) -> None:
         self.out_dir = out_dir
         self.emit_since_s = emit_since_s
+        self.emit_until_s = emit_until_s  # exclusive
         self.handles: dict[Path, IO[bytes]] = {}
         self.rows: dict[Path, int] = {}
 
@@ -86,6 +95,9 @@ class LandingWriter:
         t, lines = batch.t, batch.lines
         if self.emit_since_s is not None:
             keep = np.flatnonzero(t >= self.emit_since_s)
+            t, lines = t[keep], lines.take(pa.array(keep))
+        if self.emit_until_s is not None:
+            keep = np.flatnonzero(t < self.emit_until_s)
             t, lines = t[keep], lines.take(pa.array(keep))
         if not len(t):
             return 0
@@ -124,7 +136,8 @@ def generate_landing(config: GeneratorConfig, out_dir: Path) -> dict[str, int]:
     """Write the landing files; returns counts per kind (rows, files, dirty rows per reason)."""
     out_dir = Path(out_dir)
     emit_since_s = _epoch(config.emit_since) if config.emit_since else None
-    writer = LandingWriter(out_dir, emit_since_s)
+    emit_until_s = _epoch(config.emit_until) + DAY if config.emit_until else None
+    writer = LandingWriter(out_dir, emit_since_s, emit_until_s)
     catalogue = build_catalogue()
     totals: dict[str, int] = {}
     written = {"events": 0, "registrations": 0, "orders": 0}

@@ -31,7 +31,7 @@ def hist(uid: str, segment: str, at: str) -> dict:
 
 def test_welcome_series_nudges_only_non_buyers(con) -> None:
     make_customer_tables(con, customer_profile=[profile("a"), profile("b")],
-                         customer_segment_history=[hist("a", "new", "2026-03-01T10:00"), hist("b", "new", "2026-03-01T10:00")],
+                         customer_segment_history=[hist("a", "prospect", "2026-03-01T10:00"), hist("b", "prospect", "2026-03-01T10:00")],
                          stg_shop__orders=[order("o1", "a", "2026-03-02T10:00", status="cancelled")])
     j = example("welcome_series")
     run_tick(con, j, ts("2026-03-01T12:00"))

@@ -150,7 +150,10 @@ def _collect_candidates(con: duckdb.DuckDBPyConnection, rules: TaskRules, as_of:
         select 'task_' || substr(md5('journey|' || j.request_key), 1, 20), j.user_id, 'journey:' || j.journey_id,
                case when p.policy is null then 'queue:default' else p.policy end,
                'journey', 'journey ' || j.journey_id || ' step ' || j.step_id,
-               coalesce(try_cast(j.priority as double), 1.0), null, null, j.journey_id, j.step_id, j.note,
+               -- journeys write a word (low|normal|high|urgent, journeys/schema.py); numbers still work
+               coalesce(try_cast(j.priority as double),
+                        case lower(j.priority) when 'low' then 0.5 when 'high' then 1.5
+                             when 'urgent' then 2.0 else 1.0 end), null, null, j.journey_id, j.step_id, j.note,
                $as_of, null, false
         from journey_task_requests j
         left join _tk_policy p on p.policy = 'queue:' || j.queue
