@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -81,13 +81,14 @@ def generate(
 @app.command()
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
+    log_level: Annotated[str, typer.Option(help="Dagster console log level (DEBUG shows every event).")] = "INFO",
 ) -> None:
     """Materialise the whole asset graph once, as of the given time."""
-    result = run_pipeline(parse_as_of(as_of))
+    result = run_pipeline(parse_as_of(as_of), log_level=log_level)
     raise typer.Exit(0 if result else 1)
 
 
-def run_pipeline(as_of: datetime) -> bool:
+def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True) -> bool:
     from crmflow.summary import print_summary
 
     # Re-parse every time: partial parsing makes it cheap, and a stale manifest would silently leave
@@ -99,13 +100,18 @@ def run_pipeline(as_of: datetime) -> bool:
     started = time.perf_counter()
     typer.echo(f"crmflow run as of {as_of.isoformat()}")
     job = defs.resolve_job_def("crmflow_full")
-    result = job.execute_in_process(tags=as_of_tags(as_of), raise_on_error=False)
+    result = job.execute_in_process(
+        tags=as_of_tags(as_of),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
+    )
     elapsed = time.perf_counter() - started
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             typer.echo(f"step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}", err=True)
     typer.echo(f"run {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
-    print_summary(load_settings().warehouse)
+    if summary:
+        print_summary(load_settings().warehouse)
     return result.success
 
 
@@ -113,17 +119,26 @@ def run_pipeline(as_of: datetime) -> bool:
 def demo(
     users: Annotated[int, typer.Option(help="Number of sample customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    catch_up_weeks: Annotated[int, typer.Option(help="Weekly runs before today, so journeys have "
+                                                "sends and conversions to measure.")] = 2,
 ) -> None:
-    """Generate sample data and run the pipeline once on embedded DuckDB."""
+    """Generate a year of sample data and run the pipeline on embedded DuckDB, then write the report.
+
+    The demo first runs as of a few weeks ago, then weekly up to now, like a scheduled deployment
+    catching up: journeys enrol and send in the early runs, and the later runs see who converted.
+    """
     settings = load_settings()
-    as_of = parse_as_of(None)
-    generate(users=users, days=365, end=as_of.date().isoformat(), seed=seed, out=settings.landing_dir,
+    now = parse_as_of(None)
+    generate(users=users, days=365, end=now.date().isoformat(), seed=seed, out=settings.landing_dir,
              dirty_fraction=0.01)
-    ok = run_pipeline(as_of)
+    as_ofs = [now - timedelta(weeks=weeks) for weeks in range(catch_up_weeks, -1, -1)]
+    ok = True
+    for as_of in as_ofs:
+        ok = run_pipeline(as_of, log_level="WARNING", summary=as_of == now) and ok
     # Also after a failed run: the report shows what exists and says "no data yet" for the rest.
     from orchestration.cli_report import report
 
-    report(out=None, as_of=as_of.isoformat())
+    report(out=None, as_of=now.isoformat())
     raise typer.Exit(0 if ok else 1)
 
 
