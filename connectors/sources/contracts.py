@@ -54,7 +54,7 @@ def _items_ok(expr: str) -> str:
     # CASE, not AND: DuckDB evaluates both sides of AND, and json_extract fails on invalid JSON
     return (
         f"(case when {expr} is null then true"
-        f" when coalesce(try(json_type({expr})), '') <> 'ARRAY' then false"
+        f" when not json_valid({expr}) or json_type({expr}) <> 'ARRAY' then false"
         f" else coalesce(list_bool_and(list_transform(json_extract({expr}, '$[*]'), lambda it: {item})), true)"
         " end)"
     )

@@ -29,15 +29,23 @@ class SourceContract:
 
 
 def reason_sql(rules: tuple[Rule, ...]) -> tuple[str, str]:
-    """CASE expressions for the reason and the field: a structural failure first, then the rules."""
-    reasons = "\n".join(f"when {r.fails} then {sql_str(r.reason)}" for r in rules)
-    fields = "\n".join(
-        f"when {r.fails} then {sql_str(r.field) if r.field else 'null'}" for r in rules
-    )
+    """Expressions for the reason and the field: a structural failure first, then the rules.
+
+    They read `_rule` (rule_number_sql): each rule's condition is evaluated once per row, not once
+    for the reason and again for the field (the CASE was a third of the validation's CPU time).
+    """
+    reasons = "[" + ", ".join(sql_str(r.reason) for r in rules) + "]::varchar[]"
+    fields = "[" + ", ".join(sql_str(r.field) if r.field else "null" for r in rules) + "]::varchar[]"
     return (
-        f"case when pre_reason is not null then pre_reason\n{reasons}\nend",
-        f"case when pre_reason is not null then pre_field\n{fields}\nend",
+        f"case when _rule = 0 then pre_reason else ({reasons})[_rule] end",
+        f"case when _rule = 0 then pre_field else ({fields})[_rule] end",
     )
+
+
+def rule_number_sql(rules: tuple[Rule, ...]) -> str:
+    """0 for a structural failure, i (1-based) for the first failing rule, NULL when the row is valid."""
+    whens = "\n".join(f"when {r.fails} then {i}" for i, r in enumerate(rules, start=1))
+    return f"case when pre_reason is not null then 0\n{whens}\nend"
 
 
 def validated_sql(contract: SourceContract, fields_relation: str) -> str:
@@ -50,5 +58,6 @@ def validated_sql(contract: SourceContract, fields_relation: str) -> str:
     select file_id, line_number, case when reason is not null then raw_content end as raw_content,
            reason, field,
            {outputs}
-    from (select *, {reason} as reason, {field} as field from {fields_relation})
+    from (select *, {reason} as reason, {field} as field
+          from (select *, {rule_number_sql(contract.rules)} as _rule from {fields_relation}))
     """

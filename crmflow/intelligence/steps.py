@@ -8,21 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from threadpoolctl import threadpool_limits
 
 from crmflow.intelligence import model_store
-from crmflow.intelligence.churn import ChurnResult, train_and_score, write_churn_scores
-from crmflow.intelligence.clustering import ClusteringResult, run_clustering, write_clusters
 from crmflow.intelligence.config import IntelligenceConfig
 from crmflow.intelligence.priority import build_priority
-from crmflow.intelligence.recommendations import (
-    RecommendationResult,
-    run_recommendations,
-    write_recommendations,
-)
+
+if TYPE_CHECKING:
+    from crmflow.intelligence.churn import ChurnResult
+
+# The model modules (scikit-learn, scipy) are imported inside the steps: importing them costs ~5 s,
+# and the Dagster definitions import this module on every load (target: definitions load <= 5 s).
 
 
 @dataclass
@@ -37,8 +36,10 @@ class StepSummary:
 
 
 def clustering_step(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: IntelligenceConfig) -> StepSummary:
+    from crmflow.intelligence.clustering import run_clustering, write_clusters
+
     with threadpool_limits(cfg.threads):
-        result: ClusteringResult = run_clustering(con, as_of, cfg.clustering, cfg.features)
+        result = run_clustering(con, as_of, cfg.clustering, cfg.features)
     version = model_store.model_version("clustering", cfg.clustering.model_dump(), as_of)
     con.execute("begin transaction")
     write_clusters(con, result, as_of)
@@ -57,6 +58,8 @@ def churn_step(
         name = "churn" if decision == "model" else f"churn_{decision}"
         return model_store.model_version(name, params, as_of)
 
+    from crmflow.intelligence.churn import train_and_score, write_churn_scores
+
     with threadpool_limits(cfg.threads):
         result = train_and_score(con, as_of, cfg.churn, cfg.features, version_of)
     path = model_store.save_artifact(models, result.model_version, result.artifact) if result.artifact else None
@@ -72,8 +75,10 @@ def churn_step(
 
 
 def recommendations_step(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: IntelligenceConfig) -> StepSummary:
+    from crmflow.intelligence.recommendations import run_recommendations, write_recommendations
+
     with threadpool_limits(cfg.threads):
-        result: RecommendationResult = run_recommendations(con, as_of, cfg.recommendations, cfg.features)
+        result = run_recommendations(con, as_of, cfg.recommendations, cfg.features)
     version = model_store.model_version("recommendations", cfg.recommendations.model_dump(), as_of)
     con.execute("begin transaction")
     write_recommendations(con, result.recommendations)
