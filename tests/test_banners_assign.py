@@ -26,7 +26,7 @@ from crmflow.banners.assign import compute_assignments
 from crmflow.banners.config import BannerConfig, load_banner_config
 from crmflow.banners.pipeline import run_banner_assignment
 from crmflow.banners.tiebreak import pick_weighted, slot_bucket, sql_slot_bucket
-from crmflow.banners.yaml_config import ConfigFileError
+from crmflow.yaml_config import ConfigFileError
 
 UTC = ZoneInfo("UTC")
 

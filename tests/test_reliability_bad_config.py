@@ -15,10 +15,10 @@ from helpers_reliability import AS_OF, build_world, journey_yaml
 from assets.journeys import build_journey_assets
 from connectors.channels.config import ChannelsConfigError, load_channels_config
 from crmflow.banners.config import load_banner_config
-from crmflow.banners.yaml_config import ConfigFileError
 from crmflow.settings import REPO_ROOT
 from crmflow.tasks.config import load_roster, load_task_rules
 from crmflow.warehouse import connect
+from crmflow.yaml_config import ConfigFileError
 from orchestration.asof import as_of_tags
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_journeys import JourneyChannelsResource

@@ -104,7 +104,7 @@ def load_channels_config(path: str | Path) -> ChannelsConfig:
     path = Path(path)
     if not path.exists():
         return ChannelsConfig(environments={"dev": EnvironmentChannels()})
-    from crmflow.banners.yaml_config import describe_validation_errors, yaml_error_line
+    from crmflow.yaml_config import describe_validation_errors, yaml_error_line
 
     text = path.read_text(encoding="utf-8")
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crmflow.banners.yaml_config import load_yaml_model
+from crmflow.yaml_config import load_yaml_model
 
 
 class _Strict(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.validate import semantic_errors
+from crmflow.yaml_config import YamlLineMap
 
 Loc = tuple[str | int, ...]
 
@@ -45,36 +46,6 @@ class LoadedJourney:
 
     def error_text(self) -> str:
         return "\n".join(str(e) for e in self.errors)
-
-
-class _LineMap:
-    """Walks an error location through the YAML node tree to the best line and a readable path."""
-
-    def __init__(self, root: yaml.Node | None):
-        self.root = root
-
-    def locate(self, loc: Loc) -> tuple[int, str]:
-        node = self.root
-        if node is None:
-            return 1, ".".join(str(p) for p in loc)
-        line = node.start_mark.line + 1
-        path = ""
-        for i, part in enumerate(loc):
-            if isinstance(node, yaml.MappingNode):
-                match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-                if match is not None:
-                    line = match[0].start_mark.line + 1
-                    node = match[1]
-                    path = f"{path}.{part}" if path else str(part)
-                    continue
-                if i == len(loc) - 1 and isinstance(part, str):
-                    path = f"{path}.{part}" if path else part  # a missing key: name it, stay on parent
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-                path = f"{path}[{part}]"
-            # anything else is a pydantic-internal location part (union tag, validator): skip it
-        return line, path
 
 
 def _duplicate_keys(node: yaml.Node | None, out: list[tuple[int, str]]) -> None:
@@ -119,7 +90,7 @@ def parse_journey_text(text: str, path: Path, columns: dict[str, str] | None = N
         return LoadedJourney(path, key, None, [JourneyError(shown, line, "", f"YAML syntax error: {exc.problem}")])
     if not isinstance(data, dict):
         return LoadedJourney(path, key, None, [JourneyError(shown, 1, "", "a journey file must be a YAML mapping")])
-    lines = _LineMap(root)
+    lines = YamlLineMap(root)
     errors: list[JourneyError] = []
     dups: list[tuple[int, str]] = []
     _duplicate_keys(root, dups)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crmflow.banners.yaml_config import load_yaml_model
+from crmflow.yaml_config import load_yaml_model
 
 
 class _Strict(BaseModel):
