@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -22,9 +22,9 @@ def as_of_from_context(context: dg.AssetExecutionContext | dg.OpExecutionContext
     stats = context.instance.get_run_stats(run.run_id)
     started = stats.launch_time or stats.start_time
     if started:
-        return datetime.fromtimestamp(started, tz=timezone.utc).replace(microsecond=0)
+        return datetime.fromtimestamp(started, tz=UTC).replace(microsecond=0)
     return parse_as_of(None)
 
 
 def as_of_tags(as_of: datetime) -> dict[str, str]:
-    return {AS_OF_TAG: as_of.astimezone(timezone.utc).isoformat()}
+    return {AS_OF_TAG: as_of.astimezone(UTC).isoformat()}

@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +34,7 @@ def test_daily_schedule_tags_the_run_with_its_tick(dbt_manifest):
     from orchestration.definitions import defs
 
     schedule = defs.resolve_schedule_def("daily_schedule")
-    tick = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
+    tick = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         request = schedule.evaluate_tick(context).run_requests[0]
