@@ -1,9 +1,13 @@
-"""Stage benchmark: generate N users, run the whole pipeline, add a day, run again, report.
+"""Stage benchmark: generate N users, run the whole pipeline, a journey tick, add a day, run again,
+measure dispatch and the definitions load, report.
 
     .venv/bin/python bench/run_bench.py --users 100000 [--out docs/benchmarks.md] [--json path]
+    .venv/bin/python bench/run_bench.py --users 1000000 --landing-cache /tmp/crmflow-landing  # reuse data
 
 Paths (warehouse, landing, outbox, exports) point into a temporary work folder; the environment is
-set before crmflow's Dagster definitions are imported, because they read it at import time.
+set before crmflow's Dagster definitions are imported, because they read it at import time. The
+history and the incremental day come from one simulated world (GeneratorConfig.emit_until /
+emit_since), so the extra day continues the same customers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +30,8 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_ROOT))
 
-from report import machine, render_markdown  # noqa: E402
+from report import HOW_TO, machine, render_markdown  # noqa: E402
+from sampler import Sampler  # noqa: E402
 from stages import RunTiming, step_timings  # noqa: E402
 
 from crmflow.generator import GeneratorConfig, generate_landing  # noqa: E402
@@ -46,6 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-incremental", action="store_true", help="skip the incremental-day run")
     parser.add_argument("--groups", default="", help="comma-separated asset groups to run (default: the whole job)")
     parser.add_argument("--render-from", type=Path, default=None, help="re-render --out from a saved --json file")
+    parser.add_argument("--landing-cache", type=Path, default=None,
+                        help="keep the generated history here and reuse it when the config matches")
+    parser.add_argument("--no-tick", action="store_true", help="skip the separate journey tick run")
+    parser.add_argument("--no-dispatch", action="store_true", help="skip the dispatch throughput run")
+    parser.add_argument("--dispatch-emails", type=int, default=20_000)
+    parser.add_argument("--dispatch-sms", type=int, default=2_000)
+    parser.add_argument("--dispatch-push", type=int, default=2_000)
     return parser.parse_args(argv)
 
 
@@ -101,7 +114,7 @@ def landing_rows(counts: dict[str, int]) -> int:
     return counts["event_rows"] + counts["registration_rows"] + counts["order_rows"]
 
 
-def run_once(defs: Any, as_of: datetime, groups: set[str]) -> tuple[RunTiming, bool]:
+def run_once(defs: Any, as_of: datetime, groups: set[str], job_name: str = "crmflow_full") -> tuple[RunTiming, bool, Sampler]:
     import dagster as dg
 
     from orchestration.asof import as_of_tags
@@ -111,28 +124,84 @@ def run_once(defs: Any, as_of: datetime, groups: set[str]) -> tuple[RunTiming, b
     def group_of(key: dg.AssetKey) -> str | None:
         return graph.get(key).group_name if graph.has(key) else None
 
-    job = defs.resolve_job_def("crmflow_full")
+    job = defs.resolve_job_def(job_name)
     if groups:  # a subset (the smoke test runs ingest only: the whole dbt build takes too long there)
         keys = {k for k in graph.get_all_asset_keys() if graph.get(k).group_name in groups}
         job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.DagsterInstance.ephemeral() as instance, Sampler() as sampler:
         result = job.execute_in_process(instance=instance, tags=as_of_tags(as_of), raise_on_error=False)
         records = instance.all_logs(result.run_id)
-    return step_timings(records, group_of), result.success
+    return step_timings(records, group_of), result.success, sampler
 
 
-def summarise(timing: RunTiming, success: bool, rows: int) -> dict[str, Any]:
+def summarise(timing: RunTiming, success: bool, rows: int, sampler: Sampler) -> dict[str, Any]:
     ingest = timing.by_group.get("ingest", 0.0)
+    steps = []
+    stages: dict[str, dict[str, Any]] = {}
+    for step in timing.steps:
+        usage = sampler.window(step.started_at, step.ended_at)
+        steps.append({**vars(step), **usage})
+        stage = stages.setdefault(step.stage, {"wall_seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": None})
+        stage["wall_seconds"] += step.seconds
+        stage["cpu_seconds"] += usage["cpu_seconds"] or 0.0
+        if usage["peak_rss_mib"] is not None:
+            stage["peak_rss_mib"] = max(stage["peak_rss_mib"] or 0.0, usage["peak_rss_mib"])
+    first = min((s.started_at for s in timing.steps), default=0.0)
+    last = max((s.ended_at for s in timing.steps), default=0.0)
+    whole = sampler.window(first, last) if timing.steps else {"cpu_seconds": None, "peak_rss_mib": None}
     return {
         "success": success,
         "wall_seconds": timing.wall_seconds,
+        "cpu_seconds": whole["cpu_seconds"],
+        "peak_rss_mib": sampler.peak_rss_mib(),
         "by_group": timing.by_group,
-        "steps": [vars(s) for s in timing.steps],
+        "by_stage": stages,
+        "steps": steps,
         "failed_steps": timing.failed_steps,
         "ingest_seconds": ingest,
         "landing_rows": rows,
         "ingest_rows_per_s": rows / ingest if ingest > 0 else 0.0,
     }
+
+
+def definitions_load_seconds() -> dict[str, float]:
+    """Import + resolve the Dagster definitions in a fresh interpreter (what `dagster dev` pays)."""
+    code = ("import time, resource; w = time.perf_counter(); c = time.process_time(); "
+            "from orchestration.definitions import defs; defs.resolve_all_asset_keys(); "
+            "print(time.perf_counter() - w, time.process_time() - c)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=True, timeout=300)
+    wall, cpu = (float(v) for v in done.stdout.split()[-2:])
+    return {"fresh_process_wall_seconds": wall, "fresh_process_cpu_seconds": cpu}
+
+
+def history_and_day(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Configs of the history (days ending args.end) and of the next day, from the same world."""
+    next_day = args.end + timedelta(days=1)
+    world = {"users": args.users, "days": args.days + 1, "end": next_day, "seed": args.seed}
+    return GeneratorConfig(**world, emit_until=args.end), GeneratorConfig(**world, emit_since=next_day,
+                                                                           emit_until=next_day)
+
+
+def generate_history(config: Any, landing: Path, cache: Path | None) -> tuple[dict[str, Any], float]:
+    """Generate into `landing`, or hard-link a cached copy generated from the same config."""
+    started = time.perf_counter()
+    if cache is None:
+        return generate_landing(config, landing), time.perf_counter() - started
+    key = f"u{config.users}-d{config.days}-e{config.end}-s{config.seed}-until{config.emit_until}"
+    cached = cache / key
+    manifest = cached / "_generator_manifest.json"
+    if not manifest.exists():
+        shutil.rmtree(cached, ignore_errors=True)
+        generate_landing(config, cached)
+    counts = json.loads(manifest.read_text())["counts"]
+    for path in cached.rglob("*"):  # hard links: no copy; the incremental day writes new files only
+        if path.is_file():
+            target = landing / path.relative_to(cached)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # the manifest is rewritten in place by the next generate_landing: copy it, never link it
+            (shutil.copyfile if path == manifest else os.link)(path, target)
+    return counts, time.perf_counter() - started
 
 
 def landing_size_mib(landing: Path) -> float:
@@ -143,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_from:
         figures = json.loads(args.render_from.read_text())
-        args.out.write_text(render_markdown(figures))
+        write_report(args.out, figures)
         return 0
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="crmflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -154,20 +223,31 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    markdown = render_markdown(figures)
-    args.out.write_text(markdown)
+    markdown = write_report(args.out, figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(markdown)
     return 0 if figures["full_run"]["success"] else 1
 
 
+def write_report(out: Path, figures: dict[str, Any]) -> str:
+    """Write this scale's section into `out`, keeping other scales' sections and hand-written text."""
+    users = figures["config"]["users"]
+    begin, end = f"<!-- bench:users={users} -->", f"<!-- /bench:users={users} -->"
+    section = f"{begin}\n{render_markdown(figures)}\n{end}\n"
+    text = out.read_text() if out.exists() else f"# Benchmarks\n\n{HOW_TO}\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section.rstrip("\n") + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return section
+
+
 def benchmark(args: argparse.Namespace, work: Path, landing: Path) -> dict[str, Any]:
-    config = GeneratorConfig(users=args.users, days=args.days, end=args.end, seed=args.seed)
-    started = time.perf_counter()
-    counts = generate_landing(config, landing)
-    generate_seconds = time.perf_counter() - started
+    history, next_day = history_and_day(args)
+    counts, generate_seconds = generate_history(history, landing, args.landing_cache)
     landing_mib = landing_size_mib(landing)
     print(f"generated {landing_rows(counts):,} landing rows in {generate_seconds:.1f}s", flush=True)
     bound = lower_bound(landing)
@@ -175,44 +255,60 @@ def benchmark(args: argparse.Namespace, work: Path, landing: Path) -> dict[str, 
     from orchestration.cli import prepare_dbt_manifest
 
     prepare_dbt_manifest(force=manifest_is_stale())
+    definitions = definitions_load_seconds()
     started = time.perf_counter()
     from orchestration.definitions import defs
 
     import_seconds = time.perf_counter() - started
     started = time.perf_counter()
     defs.resolve_all_asset_keys()
-    resolve_seconds = time.perf_counter() - started
+    definitions.update(import_seconds=import_seconds, resolve_seconds=time.perf_counter() - started)
 
     as_of = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     groups = {g for g in args.groups.split(",") if g}
-    timing, success = run_once(defs, as_of, groups)
-    full = summarise(timing, success, landing_rows(counts))
+    timing, success, sampler = run_once(defs, as_of, groups)
+    full = summarise(timing, success, landing_rows(counts), sampler)
     full["ratio_to_lower_bound"] = full["wall_seconds"] / bound["seconds"] if bound["seconds"] else 0.0
     print(f"full run {'ok' if success else 'FAILED'} in {timing.wall_seconds:.1f}s", flush=True)
 
+    tick = None
+    if not args.no_tick and not groups:
+        # An hourly tick over the whole audience, an hour after the full run (nothing new ingested).
+        tick_timing, tick_success, tick_sampler = run_once(defs, as_of + timedelta(hours=1), set(), "journey_tick")
+        tick = summarise(tick_timing, tick_success, 0, tick_sampler)
+        print(f"journey tick {'ok' if tick_success else 'FAILED'} in {tick_timing.wall_seconds:.1f}s", flush=True)
+
     incremental = None
     if not args.no_incremental:
-        next_day = args.end + timedelta(days=1)
-        day_config = GeneratorConfig(users=args.users, days=args.days + 1, end=next_day, seed=args.seed,
-                                     emit_since=next_day)
-        day_counts = generate_landing(day_config, landing)
-        inc_timing, inc_success = run_once(defs, as_of + timedelta(days=1), groups)
-        incremental = summarise(inc_timing, inc_success, landing_rows(day_counts))
+        day_counts = generate_landing(next_day, landing)
+        inc_timing, inc_success, inc_sampler = run_once(defs, as_of + timedelta(days=1), groups)
+        incremental = summarise(inc_timing, inc_success, landing_rows(day_counts), inc_sampler)
+        incremental["share_of_full_run"] = inc_timing.wall_seconds / timing.wall_seconds if timing.wall_seconds else 0.0
         print(f"incremental run {'ok' if inc_success else 'FAILED'} in {inc_timing.wall_seconds:.1f}s", flush=True)
+
+    dispatch = None
+    if not args.no_dispatch:
+        from bench_dispatch import measure
+
+        dispatch = measure(args.dispatch_emails, args.dispatch_sms, args.dispatch_push, (50.0, 500.0))
 
     return {
         "measured_on": datetime.now(UTC).date().isoformat(),  # report metadata only
         "config": {"users": args.users, "days": args.days, "end": args.end.isoformat(), "seed": args.seed,
                    "groups": sorted(groups)},
         "machine": machine(),
-        "generate": {"seconds": generate_seconds, "counts": counts, "landing_mib": landing_mib},
+        "generate": {"seconds": generate_seconds, "counts": counts, "landing_mib": landing_mib,
+                     "cached": args.landing_cache is not None},
         "lower_bound": bound,
-        "definitions": {"import_seconds": import_seconds, "resolve_seconds": resolve_seconds},
+        "definitions": definitions,
         "full_run": full,
+        "journey_tick": tick,
         "incremental_run": incremental,
+        "dispatch": dispatch,
         "peak_rss_mib": {
             "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "sampled_self_and_children": full["peak_rss_mib"],
         },
     }
 

@@ -21,6 +21,9 @@ class StepTiming:
     seconds: float
     status: str  # success | failure | incomplete
     groups: dict[str, float] = field(default_factory=dict)  # group -> dbt execution seconds
+    started_at: float = 0.0  # event-log timestamps (time.time()), for the resource sampler's windows
+    ended_at: float = 0.0
+    stage: str = "other"  # the pipeline stage the report rows use (stage_of)
 
 
 @dataclass
@@ -61,10 +64,26 @@ def step_timings(
         ended, status = ends.get(key, (last or started, "incomplete"))
         wall = max(ended - started, 0.0)
         groups = dict(step_groups.get(key, {}))
-        steps.append(StepTiming(key, wall, status, groups))
+        names = set(groups) or {group_of(dg.AssetKey(key))} - {None}
+        steps.append(StepTiming(key, wall, status, groups, started, started + wall, stage_of(names)))
         _charge(by_group, wall, groups)
     failed = [s.step_key for s in steps if s.status != "success"]
     return RunTiming(steps, dict(by_group), (last - first) if first is not None else 0.0, failed)
+
+
+# Asset groups built by the dbt step(s); everything else is its own stage (ingest, intelligence, ...).
+DBT_GROUPS = frozenset({"dbt_seeds", "staging", "intermediate", "marts"})
+STAGE_OF_GROUP = {"measurement": "report"}  # attribution tables + the HTML report
+
+
+def stage_of(groups: set[str]) -> str:
+    """The report's stage of a step: dbt for dbt groups, else its (single) asset group."""
+    if not groups:
+        return "other"
+    if groups & DBT_GROUPS:
+        return "dbt"
+    group = sorted(groups)[0]
+    return STAGE_OF_GROUP.get(group, group)
 
 
 def _charge(by_group: dict[str, float], wall: float, groups: dict[str, float]) -> None:

@@ -23,7 +23,8 @@ def test_bench_runs_end_to_end_on_a_tiny_landing(tmp_path: Path) -> None:
     # A subprocess: the benchmark points CRMFLOW_* at its own folder before importing the definitions.
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run_bench.py"), "--users", "200", "--days", "30",
-         "--groups", "ingest", "--out", str(out), "--json", str(figures_path), "--work-dir", str(work)],
+         "--groups", "ingest", "--dispatch-emails", "200", "--dispatch-sms", "20",
+         "--dispatch-push", "20", "--out", str(out), "--json", str(figures_path), "--work-dir", str(work)],
         capture_output=True, text=True, timeout=180, cwd=REPO, env={**os.environ},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -37,8 +38,13 @@ def test_bench_runs_end_to_end_on_a_tiny_landing(tmp_path: Path) -> None:
     assert 0 < inc["landing_rows"] < full["landing_rows"]
     assert figures["lower_bound"]["seconds"] > 0 and figures["peak_rss_mib"]["self"] > 50
     assert figures["machine"]["nproc"] >= 1
+    ingest = full["by_stage"]["ingest"]
+    assert ingest["cpu_seconds"] > 0 and ingest["peak_rss_mib"] > 50 and full["peak_rss_mib"] >= ingest["peak_rss_mib"]
+    assert figures["dispatch"]["channels"]["email"]["sent"] == 200
+    assert figures["definitions"]["fresh_process_wall_seconds"] > 0
     text = out.read_text()
     assert "## Full run" in text and "| ingest |" in text and "## Incremental day" in text
+    assert "| target | limit | measured | met |" in text and "<!-- /bench:users=200 -->" in text
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         files = con.execute("select count(*) from ingested_files").fetchone()[0]
     assert files >= len(list((work / "landing").rglob("*-*.*"))) - 1  # every landing file was ingested
@@ -72,3 +78,17 @@ def test_multi_group_step_is_split_by_model_time_and_the_rest_is_overhead() -> N
     assert timing.by_group == {"ingest": 2.0, "staging": 1.0, "intermediate": 2.0, "marts": 3.0,
                                "dbt (overhead)": 4.0, "other": 1.5}
     assert timing.failed_steps == ["journey"]
+
+
+def test_report_replaces_only_its_own_scale_section(tmp_path: Path) -> None:
+    from run_bench import write_report
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nHand-written notes.\n\n<!-- bench:users=5 -->\nold five\n<!-- /bench:users=5 -->\n"
+                   "<!-- bench:users=7 -->\nseven\n<!-- /bench:users=7 -->\n")
+    figures = json.loads((REPO / "tests" / "fixtures" / "bench_figures.json").read_text())
+    figures["config"]["users"] = 5
+    write_report(out, figures)
+    text = out.read_text()
+    assert "Hand-written notes." in text and "seven" in text and "old five" not in text
+    assert text.count("<!-- bench:users=5 -->") == 1 and "## 5 users" in text
