@@ -103,7 +103,7 @@ def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True)
     result = job.execute_in_process(
         tags=as_of_tags(as_of),
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}, "progress": {}}},
     )
     elapsed = time.perf_counter() - started
     for event in result.all_events:
