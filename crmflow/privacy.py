@@ -7,7 +7,12 @@ assignments, tasks, model outputs...). Special cases, documented in docs/reliabi
   person's anonymous ids (from their own events and identity_map) are matched too;
 - quarantine tables have no user_id, only the rejected line (`raw_content`): a row "mentions" the
   person when the line contains one of their identifiers (user id, anonymous ids, emails, phones);
-- tables with an `address` column (suppression_list, delivery_events) match the person's addresses.
+- tables with an `address` column (suppression_list, delivery_events) match the person's addresses;
+- tables with a `task_id` but no `user_id` (task_outcomes, with the operator's free-text notes) match
+  through the person's operator_tasks;
+- outbox files (<outbox>/<channel>.jsonl, the offline "provider": address and rendered message) are
+  exported and, on erasure, redacted in place: the line stays (it records that a message went out)
+  with the pseudonym as user_id and without address, text or metadata.
 
 Erasure pseudonymises rather than deletes where aggregates depend on the rows: the user_id becomes a
 random pseudonym and every personal column is nulled, so orders, revenue, registrations and
@@ -47,11 +52,14 @@ create table if not exists privacy_erasures (
 PERSONAL_COLUMNS = frozenset({
     "email", "phone", "push_token", "first_name", "last_name", "name", "city", "birth_date", "gender",
     "company_name", "referred_by", "address", "to", "recipient", "anonymous_id", "ip", "url", "text", "note",
-    "talking_points", "context_text", "error", "raw_content",
+    "talking_points", "context_text", "error", "raw_content", "notes",
 })
 # Keys dropped from event JSON (properties/context) of an erased person.
+# operator_tasks.context nests the profile (first name, company) and the operator's note: the whole
+# sub-objects go, as json_merge_patch works on top-level keys only.
 PERSONAL_JSON_KEYS = ("email", "phone", "name", "first_name", "last_name", "address", "ip", "userAgent",
-                      "traits", "push_token", "birthday")
+                      "traits", "push_token", "birthday", "profile", "note", "notes", "last_orders",
+                      "company_name")
 # Tables whose rows for the person are deleted outright (nothing aggregate depends on them).
 DELETE_TABLES = frozenset({"raw_manual_tags"})
 # Tables that must keep the person's identifiers to do their job.
@@ -70,6 +78,7 @@ class Identifiers:
     emails: list[str]
     phones: list[str]
     push_tokens: list[str]
+    task_ids: list[str] = field(default_factory=list)  # their operator_tasks (task_outcomes has no user_id)
 
     @property
     def addresses(self) -> list[str]:
@@ -77,7 +86,7 @@ class Identifiers:
 
     @property
     def all(self) -> list[str]:
-        return sorted({self.user_id, *self.anonymous_ids, *self.addresses})
+        return sorted({self.user_id, *self.anonymous_ids, *self.addresses, *self.task_ids})
 
 
 @dataclass
@@ -88,11 +97,12 @@ class ErasureReport:
     rows_deleted: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
     export_files: dict[str, int] = field(default_factory=dict)  # file -> rows removed
+    outbox_files: dict[str, int] = field(default_factory=dict)  # file -> lines redacted
 
     def as_dict(self) -> dict[str, Any]:
         return {"pseudonym": self.pseudonym, "rows_pseudonymised": self.rows_pseudonymised,
                 "rows_deleted": self.rows_deleted, "suppression_entries_added": self.suppressed,
-                "export_files": self.export_files}
+                "export_files": self.export_files, "outbox_files": self.outbox_files}
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
@@ -134,7 +144,9 @@ def identifiers(con: duckdb.DuckDBPyConnection, user_id: str) -> Identifiers:
             phones.update(_list(con, f'select phone from "{table}" where user_id = $u', p))
         if "push_token" in cols:
             tokens.update(_list(con, f'select push_token from "{table}" where user_id = $u', p))
-    return Identifiers(user_id, sorted(anon), sorted(emails), sorted(phones), sorted(tokens))
+    tasks = _list(con, "select task_id from operator_tasks where user_id = $u", p) \
+        if "operator_tasks" in tables else []
+    return Identifiers(user_id, sorted(anon), sorted(emails), sorted(phones), sorted(tokens), tasks)
 
 
 def _match_sql(cols: dict[str, Any]) -> str:
@@ -146,6 +158,8 @@ def _match_sql(cols: dict[str, Any]) -> str:
         parts.append("anonymous_id in (select unnest($anon))")
     if "address" in cols:
         parts.append("address in (select unnest($addr))")
+    if "task_id" in cols and "user_id" not in cols:
+        parts.append("task_id in (select unnest($tasks))")
     if "raw_content" in cols:
         parts.append("regexp_matches(raw_content, $pattern)")
     return " or ".join(f"({p})" for p in parts)
@@ -155,7 +169,7 @@ def _params(ids: Identifiers) -> dict[str, Any]:
     # An identifier counts as mentioned only as a whole field: "u1" must not match "u10".
     escaped = "|".join(_regex_escape(x) for x in ids.all)
     return {"u": ids.user_id, "anon": ids.anonymous_ids or [""], "addr": ids.addresses or [""],
-            "pattern": f"(^|[^A-Za-z0-9_.@+-])({escaped})($|[^A-Za-z0-9_.@+-])"}
+            "tasks": ids.task_ids or [""], "pattern": f"(^|[^A-Za-z0-9_.@+-])({escaped})($|[^A-Za-z0-9_.@+-])"}
 
 
 def _regex_escape(value: str) -> str:
@@ -175,9 +189,9 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
 
 
 def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
-                  export_dir: Path | None = None) -> dict[str, Any]:
-    """Everything held about `user_id`: every matching row of every table and view, plus the rows
-    of export files (banners, tasks) that carry their user_id."""
+                  export_dir: Path | None = None, outbox_dir: Path | None = None) -> dict[str, Any]:
+    """Everything held about `user_id`: every matching row of every table and view, the rows of
+    export files (banners, tasks) that carry their user_id, and their outbox messages."""
     ids = identifiers(con, user_id)
     params = _params(ids)
     found: dict[str, list[dict[str, Any]]] = {}
@@ -194,9 +208,53 @@ def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
             if _has_user_id(con, path) else []
         if rows:
             files[str(path)] = rows
+    outbox: dict[str, list[dict[str, Any]]] = {}
+    for path in _outbox_files(outbox_dir):
+        lines = con.execute(f"select json from {_lines(path)} where {_OUTBOX_MATCH}",
+                            {"u": user_id, "addr": ids.addresses or [""]}).fetchall()
+        if lines:
+            outbox[str(path)] = [json.loads(line) for (line,) in lines]
     return {"user_id": user_id, "as_of": as_of.isoformat(), "identifiers": {
         "anonymous_ids": ids.anonymous_ids, "emails": ids.emails, "phones": ids.phones,
-        "push_tokens": ids.push_tokens}, "tables": found, "export_files": files}
+        "push_tokens": ids.push_tokens, "task_ids": ids.task_ids}, "tables": found, "export_files": files,
+        "outbox": outbox}
+
+
+# Outbox lines (OutboundMessage as JSON) about the person: theirs by user_id, or sent to their address.
+_OUTBOX_MATCH = "(json ->> 'user_id' = $u or json ->> 'to' in (select unnest($addr)))"
+# What an erased person's outbox line keeps: message_key, channel, journey/step, variant, locale.
+_OUTBOX_REDACT = ("to", "subject", "body", "html", "title", "deep_link", "metadata")
+
+
+def _outbox_files(outbox_dir: Path | None) -> list[Path]:
+    if outbox_dir is None or not Path(outbox_dir).is_dir():
+        return []
+    return sorted(p for p in Path(outbox_dir).rglob("*.jsonl") if p.is_file() and not p.name.startswith("."))
+
+
+def _lines(path: Path) -> str:
+    """Each JSON line as text, untouched (read_json would re-shape heterogeneous metadata)."""
+    literal = "'" + str(path).replace("'", "''") + "'"
+    return f"read_json_objects({literal}, format = 'newline_delimited')"
+
+
+def _redact_outbox(con: duckdb.DuckDBPyConnection, path: Path, ids: Identifiers, pseudonym: str) -> int:
+    """Rewrite an outbox file with the person's lines redacted (others byte-for-byte the same);
+    atomically: temp file + rename."""
+    params = {"u": ids.user_id, "addr": ids.addresses or [""]}
+    hits = con.execute(f"select count(*) from {_lines(path)} where {_OUTBOX_MATCH}", params).fetchall()[0][0]
+    if not hits:
+        return 0
+    # json_merge_patch: a null value removes the key; user_id becomes the pseudonym.
+    patch = ", ".join(f"'{k}', null" for k in _OUTBOX_REDACT)
+    column = con.sql(f"""select case when {_OUTBOX_MATCH}
+                              then json_merge_patch(json, json_object({patch}, 'user_id', $p))::varchar
+                              else json::varchar end
+                         from {_lines(path)}""", params={**params, "p": pseudonym}).to_arrow_table().column(0)
+    tmp = path.with_name(f".{path.name}.erase.tmp")
+    tmp.write_text("\n".join(column.to_pylist()) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return int(hits)
 
 
 def _export_files(export_dir: Path | None) -> list[Path]:
@@ -231,8 +289,9 @@ def _existing_pseudonym(con: duckdb.DuckDBPyConnection, user_id: str) -> str | N
 
 
 def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
-                 export_dir: Path | None = None) -> ErasureReport:
-    """Erase `user_id` (idempotent): one transaction over the warehouse, then the export files."""
+                 export_dir: Path | None = None, outbox_dir: Path | None = None) -> ErasureReport:
+    """Erase `user_id` (idempotent): one transaction over the warehouse, then the export files and
+    the outbox."""
     ensure_ops_tables(con)
     ensure_privacy_tables(con)
     ids = identifiers(con, user_id)
@@ -270,6 +329,10 @@ def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
         removed = _erase_from_file(con, path, user_id)
         if removed:
             report.export_files[str(path)] = removed
+    for path in _outbox_files(outbox_dir):
+        redacted = _redact_outbox(con, path, ids, pseudonym)
+        if redacted:
+            report.outbox_files[str(path)] = redacted
     return report
 
 

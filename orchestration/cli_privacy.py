@@ -20,10 +20,11 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 time stamped on the export.")] = None,
 ) -> None:
-    """Every row about the person (raw, quarantine, marts, ledger, journeys, models, export files)."""
+    """Every row about the person (raw, quarantine, marts, ledger, journeys, models, tasks and their
+    outcomes, export files, outbox messages)."""
     settings = load_settings()
     with connect(settings.warehouse) as con:
-        data = export_person(con, user_id, parse_as_of(as_of), settings.export_dir)
+        data = export_person(con, user_id, parse_as_of(as_of), settings.export_dir, settings.outbox_dir)
     text = json.dumps(data, default=str, indent=2, ensure_ascii=False)
     if out is None:
         typer.echo(text)
@@ -46,5 +47,5 @@ def erase(
         raise typer.Exit(2)
     settings = load_settings()
     with connect(settings.warehouse) as con:
-        report = erase_person(con, user_id, parse_as_of(as_of), settings.export_dir)
+        report = erase_person(con, user_id, parse_as_of(as_of), settings.export_dir, settings.outbox_dir)
     typer.echo(json.dumps(report.as_dict(), indent=2))
