@@ -6,7 +6,6 @@ import base64
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,8 +22,9 @@ from connectors.delivery.signatures import (
     sign_sendgrid,
     twilio_signature,
 )
+from crmflow.settings import REPO_ROOT
 
-SPECS = Path("/work/shared/specs")
+SPECS = REPO_ROOT.parent / "shared" / "specs"  # ../shared/specs beside the clone, as in CI
 TWILIO_MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 
 # The published test vector from sendgrid-python (test/unit/test_eventwebhook.py).
