@@ -8,8 +8,10 @@ from orchestration.asof import as_of_tags
 
 journey_tick_job = dg.define_asset_job(
     name="journey_tick",
-    selection=dg.AssetSelection.groups("journeys"),
-    description="One journey tick against the latest marts: every journey, then dispatch.",
+    # delivery_events first: unsubscribes and bounces that arrived since the last tick must be in the
+    # suppression list before this tick dispatches.
+    selection=dg.AssetSelection.groups("journeys") | dg.AssetSelection.assets("delivery_events"),
+    description="One journey tick against the latest marts: delivery events, every journey, then dispatch.",
     executor_def=dg.in_process_executor,
 )
 

@@ -56,3 +56,13 @@ def test_landing_sensor_fires_once_per_change(tmp_path, monkeypatch, dbt_manifes
         assert isinstance(request, dg.RunRequest)
         again = landing_files_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
         assert isinstance(again, dg.SkipReason)
+
+
+def test_journey_tick_loads_delivery_events_before_dispatch(dbt_manifest):
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("journey_tick")
+    keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert {"delivery_events", "journey_dispatch"} <= keys
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("delivery_events") in graph.get(dg.AssetKey("journey_dispatch")).parent_keys
