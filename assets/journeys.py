@@ -15,10 +15,13 @@ from orchestration.asof import as_of_from_context
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_journeys import JourneyChannelsResource
 
-# The marts a journey reads; listed as upstream so a full run ticks journeys after dbt.
+# The marts a journey reads; listed as upstream so a full run ticks journeys after dbt. The
+# intelligence tables (audience `clusters`, template variable `recommendations`) too, so journeys
+# see this run's clusters and recommendations.
 MART_DEPS = [
     "customer_profile", "customer_segments", "customer_segment_history", "customer_lifecycle_history",
     "customer_value_tier_history", "customer_tags", "events_stitched", "stg_shop__orders",
+    "customer_clusters", "customer_recommendations",
 ]
 GROUP = "journeys"
 
@@ -55,6 +58,8 @@ def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition
                 yield dg.AssetCheckResult(check_name="journey_config_valid", passed=False,
                                           severity=dg.AssetCheckSeverity.ERROR, metadata={"errors": errors})
                 return
+        for note in report.notes:
+            context.log.warning(f"{path.stem}: {note}")
         context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
                          f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
         yield dg.MaterializeResult(metadata={"valid": True, **{
@@ -69,7 +74,8 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
         name="journey_dispatch",
         group_name=GROUP,
         # delivery_events loads bounces/unsubscribes into suppression_list: load them before sending.
-        deps=[*journey_keys, "delivery_events"],
+        # customer_recommendations: the `recommendations` template variable is read at render time.
+        deps=[*journey_keys, "delivery_events", "customer_recommendations"],
         description="Applies policies (consent, caps, quiet hours) to planned messages and sends the due "
         "ones through the channels: claim -> send -> record, at-most-once, under a dispatch lock.",
         check_specs=[dg.AssetCheckSpec("send_ledger_keys_unique", asset="journey_dispatch"),

@@ -27,6 +27,7 @@ import pyarrow as pa
 from connectors.channels.base import Channel, OutboundMessage, SendResult
 from crmflow.journeys.policies import PolicyReport, apply_policies
 from crmflow.journeys.policy_config import Policies
+from crmflow.journeys.recommendations import load_recommendations
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.sql import run
 from crmflow.journeys.tables import ensure_journey_tables
@@ -137,6 +138,7 @@ def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Ma
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.unregister("_claimed_keys")
+    recommendations = load_recommendations(con, [row["user_id"] for row in rows])
     messages: list[OutboundMessage] = []
     refs: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -149,7 +151,8 @@ def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Ma
             continue
         profile = {k: v for k, v in row.items() if k not in ("message_key", "journey_id", "step_id", "variant",
                                                               "template", "channel")}
-        context = {**profile, **message_context(journey.id, journey.name, row["step_id"], row["variant"], key)}
+        context = {**profile, "recommendations": recommendations.get(profile.get("user_id"), []),
+                   **message_context(journey.id, journey.name, row["step_id"], row["variant"], key)}
         try:
             rendered = render(template, profile.get("locale"), context)
         except jinja2.TemplateError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from crmflow.journeys.columns import profile_columns, require_tables
+from crmflow.journeys.columns import profile_columns, require_tables, table_exists
 from crmflow.journeys.durations import sql_interval
 from crmflow.journeys.filters import Params, audience_sql, condition_sql
 from crmflow.journeys.hashing import BUCKETS, bucket_sql, message_key_sql
@@ -54,6 +54,7 @@ class TickReport:
     skipped_reason: str | None = None
     at_step: dict[str, int] = field(default_factory=dict)
     planned_by_variant: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. why nobody could enter
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class TickReport:
             "exited": sum(self.exited.values()), "planned_messages": self.planned, "step_moves": self.moves,
             "active_by_step": dict(self.at_step), "planned_by_step_variant": dict(self.planned_by_variant),
             "exit_reasons": dict(self.exited), "skipped": self.skipped_reason or "",
+            "notes": "; ".join(self.notes),
         }
 
 
@@ -231,7 +233,11 @@ class JourneyTick:
     def _enrol(self) -> None:
         params = self._params()
         entrants = entrants_sql(self.j.trigger, params)
-        audience = audience_sql(self.j.audience, "p", self.columns, params)
+        clusters_available = table_exists(self.con, "customer_clusters")
+        if self.j.audience.clusters and not clusters_available:
+            self.report.notes.append("audience filters on clusters but customer_clusters does not exist yet "
+                                     "(intelligence stage not run): nobody enters")
+        audience = audience_sql(self.j.audience, "p", self.columns, params, clusters_available)
         if self.j.reentry.mode == "once":
             blocked = "true"
         else:

@@ -70,10 +70,23 @@ def _segments_sql(segments: list[SegmentRef], user_expr: str, params: Params) ->
     return f"exists (select 1 from customer_segments s where s.user_id = {user_expr} and ({ors}))"
 
 
-def audience_sql(audience: Audience, alias: str, columns: dict[str, str], params: Params) -> str:
-    """A boolean SQL expression over customer_profile row `alias`; 'true' when no filters."""
+def audience_sql(audience: Audience, alias: str, columns: dict[str, str], params: Params,
+                 clusters_available: bool = True) -> str:
+    """A boolean SQL expression over customer_profile row `alias`; 'true' when no filters.
+
+    customer_clusters is written by the intelligence stage and may not exist yet: then a
+    `clusters` filter matches nobody (`clusters_available=False`; the caller reports why)."""
     uid = f"{alias}.user_id"
     parts: list[str] = []
+    if audience.clusters:
+        if clusters_available:
+            values = params.add_list(list(audience.clusters))
+            parts.append(
+                f"exists (select 1 from customer_clusters cl where cl.user_id = {uid} "
+                f"and (cast(cl.cluster_id as varchar) in {values} or cl.cluster_label in {values}))"
+            )
+        else:
+            parts.append("false")
     if audience.segments:
         parts.append(_segments_sql(audience.segments, uid, params))
     if audience.lifecycle_stages:

@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from crmflow.journeys.engine import JourneyTick, TickReport
+from crmflow.journeys.recommendations import load_recommendations
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.templates import message_context, render
 
@@ -35,11 +36,12 @@ def preview_journey(con: duckdb.DuckDBPyConnection, journey: Journey, as_of: dat
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.execute("rollback")  # nothing of the preview stays: no enrolments, no ledger rows
+    recommendations = load_recommendations(con, [row["user_id"] for row in rows])
     out: list[dict[str, Any]] = []
     for row in rows:
         template = journey.templates[row["template"]]
-        context = {**row, **message_context(journey.id, journey.name, row["step_id"], row["variant"],
-                                            row["message_key"])}
+        context = {**row, "recommendations": recommendations.get(row["user_id"], []),
+                   **message_context(journey.id, journey.name, row["step_id"], row["variant"], row["message_key"])}
         rendered = render(template, row.get("locale"), context)
         out.append({"user_id": row["user_id"], "step": row["step_id"], "variant": row["variant"],
                     "channel": row["channel"], "locale": rendered.locale, **rendered.fields})

@@ -106,6 +106,8 @@ class Audience(Strict):
     value_tiers: list[ValueTier] = Field(default_factory=list)
     b2b_grades: list[B2bGrade] = Field(default_factory=list)
     tags: TagFilter | None = None
+    # customer_clusters (intelligence stage): cluster_id as text ("3") or cluster_label.
+    clusters: list[str] = Field(default_factory=list)
     fields: list[FieldFilter] = Field(default_factory=list)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from crmflow.journeys.recommendations import SAMPLE_RECOMMENDATIONS
 from crmflow.journeys.schema import Template
 
 # GSM 03.38 basic character set; the extension set costs two septets per character.
@@ -73,13 +74,15 @@ def sample_context(columns: dict[str, str]) -> dict[str, Any]:
             context[name] = 1
         else:
             context[name] = "Sample"
+    context["recommendations"] = [dict(r) for r in SAMPLE_RECOMMENDATIONS]
     context.update(message_context("sample_journey", "Sample journey", "sample_step", "A", "sample-key"))
     return context
 
 
 def message_context(journey_id: str, journey_name: str, step_id: str, variant: str | None,
                     message_key: str) -> dict[str, Any]:
-    """Variables every template may use besides the profile columns."""
+    """Variables every template may use besides the profile columns (and `recommendations`, which
+    dispatch and preview load per batch: crmflow/journeys/recommendations.py)."""
     return {
         "journey": {"id": journey_id, "name": journey_name},
         "step_id": step_id,
