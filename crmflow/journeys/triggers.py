@@ -77,11 +77,15 @@ def _transition_sql(trigger: TransitionTrigger, params: Params) -> str:
 
 def _event_sql(trigger: EventTrigger, params: Params) -> str:
     name = params.add(trigger.event)
+    # Events arrive in batches after they happen (a day's file lands after the morning tick), so the
+    # window reaches `lookback` behind the previous tick; an event seen twice has the same
+    # entry_key, hence the same enrolment_id, and does not enrol twice.
+    late = sql_interval(trigger.lookback)
     if trigger.without is None:
         return f"""
             select user_id, message_id as entry_key, event_at as trigger_at
             from events_stitched
-            where event_name = {name} and user_id is not null and event_at > $start and event_at <= $as_of
+            where event_name = {name} and user_id is not null and event_at > $start - {late} and event_at <= $as_of
             {LATEST}"""
     # "Event, then no follow-up within X": the entry happens X after the event, once X has passed.
     delay = sql_interval(trigger.without.within)
@@ -100,7 +104,7 @@ def _event_sql(trigger: EventTrigger, params: Params) -> str:
         select ev.user_id, ev.message_id as entry_key, ev.event_at as trigger_at
         from events_stitched ev
         where ev.event_name = {name} and ev.user_id is not null
-          and ev.event_at > $start - {delay} and ev.event_at <= $as_of - {delay}
+          and ev.event_at > $start - {late} - {delay} and ev.event_at <= $as_of - {delay}
           and not exists ({follow})
         qualify row_number() over (partition by ev.user_id order by ev.event_at desc, ev.message_id desc) = 1"""
 
