@@ -5,9 +5,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.exports.http_push import push_records
+from connectors.exports.http_push import push_table
 from crmflow.banners.config import load_banner_config
 from crmflow.banners.pipeline import run_banner_assignment
+from crmflow.banners.publish import mark_pushed, unpushed_records
 from orchestration.asof import as_of_from_context
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import ExportPushResource
@@ -25,7 +26,8 @@ def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefiniti
         kinds={"duckdb"},
         description="One creative per user and slot from marketing/banners.yaml (journey overrides first, "
         "then priority, weighted tie-break, slot default). Changes go to banner_assignment_changes; the app "
-        "export (<exports>/banners/*.parquet|jsonl) is rewritten only on change; optional HTTP push.",
+        "export (<exports>/banners/*.parquet|jsonl) is rewritten only on change; optional HTTP push of the "
+        "changes not delivered yet (a failed push is retried next run).",
         check_specs=[dg.AssetCheckSpec("one_creative_per_user_and_slot", asset="banner_assignments")],
     )
     def banner_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -36,12 +38,15 @@ def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefiniti
             result = run_banner_assignment(con, config, as_of, ZoneInfo(settings.timezone), Path(settings.export_dir))
             duplicates = con.execute("select count(*) from (select user_id, slot from banner_assignments "
                                      "group by all having count(*) > 1)").fetchall()[0][0]
-        pushed = "not configured"
-        if banner_push.configured and result.changed.num_rows:
-            push = push_records(banner_push.push_config(), "banner_assignments", result.changed.to_pylist())
-            pushed = f"{push.records - push.records_failed}/{push.records} records, {push.batches_failed} failed batches"
-            if not push.ok:
-                context.log.warning(f"banner push: {push.batches_failed} batch(es) failed: {push.errors[:5]}")
+            pushed = "not configured"
+            if banner_push.configured:
+                # this run's changes plus any an earlier run failed to deliver
+                push, delivered = push_table(banner_push.push_config(), "banner_assignments",
+                                             unpushed_records(con))
+                mark_pushed(con, delivered, as_of)
+                pushed = push.summary()
+                if not push.ok:
+                    context.log.warning(f"banner push kept for the next run: {push.errors[:5]}")
         if result.stats.missing_inputs:
             context.log.info(f"banners: missing inputs treated as empty: {result.stats.missing_inputs}")
         yield dg.MaterializeResult(metadata={

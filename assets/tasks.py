@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.exports.http_push import push_records
+from connectors.exports.http_push import push_table
 from crmflow.tasks.config import load_roster, load_task_rules
 from crmflow.tasks.engine import run_task_rules
-from crmflow.tasks.export import changed_tasks, write_task_exports
+from crmflow.tasks.export import mark_tasks_pushed, unpushed_tasks, write_task_exports
 from crmflow.tasks.outcomes import ingest_task_outcomes
 from orchestration.asof import as_of_from_context
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
@@ -50,7 +50,8 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
         kinds={"duckdb"},
         description="Task rules (marketing/task_rules.yaml) and journey create_task requests -> prioritised "
         "tasks assigned to operators (marketing/operators.yaml) within daily capacity; expiry and reassignment; "
-        "CSV/JSONL export in <exports>/tasks/ and optional HTTP push.",
+        "CSV/JSONL export in <exports>/tasks/ and optional HTTP push of every task status not delivered yet "
+        "(a failed push is retried next run).",
         check_specs=[dg.AssetCheckSpec("no_operator_over_capacity", asset="operator_tasks"),
                      dg.AssetCheckSpec("one_open_task_per_customer_and_rule", asset="operator_tasks")],
     )
@@ -64,7 +65,14 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
         with warehouse.connect() as con:
             stats = run_task_rules(con, rules, roster, as_of, tz)
             write_task_exports(con, Path(settings.export_dir))
-            changed = changed_tasks(con, as_of)
+            pushed = "not configured"
+            if tasks_push.configured:
+                push, delivered = push_table(tasks_push.push_config(), "operator_tasks", unpushed_tasks(con),
+                                             drop_columns=("status_updated_at",))
+                mark_tasks_pushed(con, delivered, as_of)
+                pushed = push.summary()
+                if not push.ok:
+                    context.log.warning(f"task push kept for the next run: {push.errors[:5]}")
             per_day = con.execute(
                 # today's assignments only: a capacity lowered later must not fail history
                 "select operator_id, cast(timezone($tz, assigned_at) as date) as day, count(*) from operator_tasks "
@@ -75,12 +83,6 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
                 "group by all having count(*) > 1)").fetchall()[0][0]
         capacity = {op.id: op.daily_capacity for op in roster.operators}
         over = [(op, str(day), n) for op, day, n in per_day if n > capacity.get(op, 0)]
-        pushed = "not configured"
-        if tasks_push.configured and changed.num_rows:
-            push = push_records(tasks_push.push_config(), "operator_tasks", changed.to_pylist())
-            pushed = f"{push.records - push.records_failed}/{push.records} records, {push.batches_failed} failed batches"
-            if not push.ok:
-                context.log.warning(f"task push: {push.batches_failed} batch(es) failed: {push.errors[:5]}")
         context.log.info(f"tasks as of {as_of.isoformat()}: rules run {stats.rules_run}, skipped "
                          f"{stats.rules_skipped}, assigned {stats.assigned}, unassigned {stats.unassigned}")
         yield dg.MaterializeResult(metadata={

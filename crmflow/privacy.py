@@ -312,7 +312,10 @@ def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
                 if n:
                     report.rows_deleted[table] = len(n)
                 continue
-            sql = f'update "{table}" set {_scrub_sql(cols)} where {where} returning 1'
+            scrub = _scrub_sql(cols)
+            if not scrub:
+                continue  # matched by task_id only, nothing personal in it (operator_task_pushes)
+            sql = f'update "{table}" set {scrub} where {where} returning 1'
             n = _run(con, sql, params).fetchall()
             if n:
                 report.rows_pseudonymised[table] = len(n)

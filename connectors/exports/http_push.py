@@ -2,8 +2,9 @@
 
 Body of each request: {"kind": <kind>, "batch": <n>, "records": [...]}. 2xx = accepted; 408, 429
 and 5xx or a connection error are retried (Retry-After honoured, capped); any other status fails
-the batch at once. A failed batch does not stop the others: the result lists what failed so the
-caller can report it (the records stay in the warehouse change table for the next attempt).
+the batch at once. A failed batch does not stop the others: the result lists which batches failed
+(`accepted_mask`), so the caller marks only the delivered records as pushed and sends the rest again
+on its next run (banner_assignment_changes.pushed_at, operator_task_pushes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import requests
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -37,10 +40,23 @@ class PushResult:
     records_failed: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)  # status / exception class per failed batch
+    failed_batches: list[int] = field(default_factory=list)  # 1-based batch numbers
+    batch_size: int = 500
 
     @property
     def ok(self) -> bool:
         return self.batches_failed == 0
+
+    def accepted_mask(self) -> np.ndarray:
+        """One bool per pushed record, in order: True when its batch was accepted."""
+        mask = np.ones(self.records, dtype=bool)
+        for number in self.failed_batches:
+            mask[(number - 1) * self.batch_size: number * self.batch_size] = False
+        return mask
+
+    def summary(self) -> str:
+        return (f"{self.records - self.records_failed}/{self.records} records, {self.batches_failed} failed "
+                f"batches (retried next run)")
 
 
 def _batches(records: Iterable[Mapping[str, Any]], size: int) -> Iterable[list[Mapping[str, Any]]]:
@@ -69,7 +85,7 @@ def push_records(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PushResult:
-    result = PushResult()
+    result = PushResult(batch_size=config.batch_size)
     headers = {"Content-Type": "application/json"}
     if config.token:
         headers["Authorization"] = f"Bearer {config.token}"
@@ -102,7 +118,16 @@ def push_records(
                 result.batches_failed += 1
                 result.records_failed += len(batch)
                 result.errors.append(error)
+                result.failed_batches.append(number)
     finally:
         if own_session:
             session.close()
     return result
+
+
+def push_table(config: PushConfig, kind: str, pending: pa.Table,
+               drop_columns: tuple[str, ...] = ()) -> tuple[PushResult, pa.Table]:
+    """Push the rows of `pending` (without `drop_columns`, bookkeeping the endpoint does not get);
+    return the result and the rows the endpoint accepted, for the caller to mark as delivered."""
+    result = push_records(config, kind, pending.drop_columns(list(drop_columns)).to_pylist())
+    return result, pending.filter(result.accepted_mask())

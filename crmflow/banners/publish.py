@@ -2,6 +2,10 @@
 
 The diff compares the new assignment with the previous banner_assignments table on everything the
 app sees (creative, content, validity); as_of and reason alone do not count as a change.
+
+Each change row carries `pushed_at` (null until the optional HTTP push delivered it). The push sends
+the current assignment of every (user, slot) with an unpushed change, so a batch that still failed
+after its retries goes out again on the next run, with the content that is current by then.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ create table if not exists banner_assignment_changes (
     change_type varchar not null,      -- added | changed | removed
     old_creative_id varchar,
     new_creative_id varchar,
-    changed_at timestamptz not null    -- the run's as-of
-)
+    changed_at timestamptz not null,   -- the run's as-of
+    pushed_at timestamptz              -- when the HTTP push delivered it; null = not (yet) pushed
+);
+alter table banner_assignment_changes add column if not exists pushed_at timestamptz;
 """
+CHANGE_COLUMNS = "user_id, slot, change_type, old_creative_id, new_creative_id, changed_at"
 
 EXPORT_FILES = ("banner_assignments.parquet", "banner_assignments.jsonl")
 
@@ -65,7 +72,7 @@ def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: dateti
                or n.deep_link is distinct from o.deep_link
                or n.valid_until is distinct from o.valid_until
         """, {"as_of": as_of})
-        con.execute("insert into banner_assignment_changes select * from _bn_changes")
+        con.execute(f"insert into banner_assignment_changes ({CHANGE_COLUMNS}) select * from _bn_changes")
         # Only this diff counts: a rerun at the same as-of must not see the earlier run's changes.
         counts = dict(con.execute("select change_type, count(*) from _bn_changes group by 1 order by 1").fetchall())
         con.execute(f"create or replace table banner_assignments as select * from {new_table}")
@@ -111,3 +118,34 @@ def changed_records(con: duckdb.DuckDBPyConnection) -> pa.Table:
         left join banner_assignments a on a.user_id = c.user_id and a.slot = c.slot
         order by c.user_id, c.slot
     """).to_arrow_table()
+
+
+PUSH_SELECT = """
+    select c.user_id, c.slot, c.change_type, c.new_creative_id as creative_id, a.content_locale,
+           a.image_url, a.text, a.deep_link, strftime(a.valid_until, '%Y-%m-%dT%H:%M:%SZ') as valid_until
+    from (select * from banner_assignment_changes where pushed_at is null
+          -- the latest change per pair decides added/changed/removed; content is the current one
+          qualify row_number() over (partition by user_id, slot
+                                     order by changed_at desc, new_creative_id nulls first) = 1) c
+    left join banner_assignments a on a.user_id = c.user_id and a.slot = c.slot
+    order by c.user_id, c.slot
+"""
+
+
+def unpushed_records(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Every (user, slot) with a change the push has not delivered yet (this run's and earlier
+    failed ones), with its current content: the push payload."""
+    con.execute(CHANGES_DDL)
+    return con.sql(PUSH_SELECT).to_arrow_table()
+
+
+def mark_pushed(con: duckdb.DuckDBPyConnection, delivered: pa.Table, as_of: datetime) -> int:
+    """Stamp pushed_at on every unpushed change of the delivered (user_id, slot) pairs."""
+    con.register("_bn_delivered", delivered.select(["user_id", "slot"]))
+    try:
+        return len(con.execute("""update banner_assignment_changes c set pushed_at = $as_of
+            from (select distinct user_id, slot from _bn_delivered) d
+            where c.pushed_at is null and c.user_id = d.user_id and c.slot = d.slot returning 1""",
+                               {"as_of": as_of}).fetchall())
+    finally:
+        con.unregister("_bn_delivered")
