@@ -20,7 +20,8 @@ def _config() -> JourneyConfig:
 
 @app.command()
 def validate(path: Annotated[Path | None, typer.Argument(help="A journey file or folder.")] = None) -> None:
-    """Check journey files; print file:line: field: reason for every error (exit 1 if any)."""
+    """Check journey files; print file:line: field: reason for every error (exit 1 if any) and
+    warning (exit code unchanged)."""
     config = _config()
     target = path or config.journeys_dir
     files = journey_files(target)
@@ -30,6 +31,8 @@ def validate(path: Annotated[Path | None, typer.Argument(help="A journey file or
     failed = 0
     for file in files:
         loaded = config.load(file)
+        for warning in loaded.warnings:  # suspicious, never fails (e.g. a tag that may be a manual tag)
+            typer.echo(f"warning: {warning}", err=True)
         if loaded.ok:
             typer.echo(f"ok      {file}")
         else:

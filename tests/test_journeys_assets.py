@@ -23,7 +23,7 @@ def test_journey_assets_tick_and_dispatch_with_a_broken_file(tmp_path: Path) -> 
     warehouse = tmp_path / "wh.duckdb"
     with connect(warehouse) as con:
         make_customer_tables(con, customer_profile=[profile("u1")], customer_segment_history=[
-            {"user_id": "u1", "segment_family": "lifecycle", "segment": "new",
+            {"user_id": "u1", "segment_family": "lifecycle", "segment": "prospect",
              "valid_from": ts("2026-03-01T10:00"), "valid_to": None}])
     assets = build_journey_assets(marketing / "journeys", mart_deps=[])
     assert {a.key.path[-1] for a in assets} == {"journey_welcome_series", "journey_b05_unknown_template",

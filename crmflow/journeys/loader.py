@@ -14,8 +14,9 @@ import yaml
 from pydantic import ValidationError
 
 from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
+from crmflow.journeys.refs import ConfigRefs
 from crmflow.journeys.schema import Journey
-from crmflow.journeys.validate import semantic_errors
+from crmflow.journeys.validate import reference_problems, semantic_errors
 from crmflow.yaml_config import YamlLineMap
 
 Loc = tuple[str | int, ...]
@@ -39,6 +40,8 @@ class LoadedJourney:
     key: str  # the file stem: the asset key even when the file does not parse
     journey: Journey | None
     errors: list[JourneyError] = field(default_factory=list)
+    # Suspicious but possibly right (e.g. a tag no rule defines: it may be a manual tag); never fails.
+    warnings: list[JourneyError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,7 +81,9 @@ def _pydantic_message(err: dict[str, Any]) -> str:
 
 
 def parse_journey_text(text: str, path: Path, columns: dict[str, str] | None = None,
-                       max_sms_segments: int = 3) -> LoadedJourney:
+                       max_sms_segments: int = 3, refs: ConfigRefs | None = None) -> LoadedJourney:
+    """refs: names in other config to check references against (segments, tags, banners, task
+    queues, order statuses); None skips those checks (crafted test journeys)."""
     key = path.stem
     shown = str(path)
     try:
@@ -105,19 +110,27 @@ def parse_journey_text(text: str, path: Path, columns: dict[str, str] | None = N
     for loc, message in semantic_errors(journey, key, columns or dict(PROFILE_COLUMN_TYPES), max_sms_segments):
         line, field_path = lines.locate(loc)
         errors.append(JourneyError(shown, line, field_path, message))
-    return LoadedJourney(path, key, journey if not errors else None, _sorted(errors))
+    warnings: list[JourneyError] = []
+    if refs is not None:
+        ref_errors, ref_warnings = reference_problems(journey, refs)
+        for loc, message in ref_errors:
+            errors.append(JourneyError(shown, *lines.locate(loc), message))
+        warnings = [JourneyError(shown, *lines.locate(loc), message) for loc, message in ref_warnings]
+        warnings += [JourneyError(shown, 1, "", problem) for problem in refs.problems]
+    return LoadedJourney(path, key, journey if not errors else None, _sorted(errors), _sorted(warnings))
 
 
 def _sorted(errors: list[JourneyError]) -> list[JourneyError]:
     return sorted(errors, key=lambda e: (e.line, e.field, e.message))
 
 
-def load_journey_file(path: Path, columns: dict[str, str] | None = None, max_sms_segments: int = 3) -> LoadedJourney:
+def load_journey_file(path: Path, columns: dict[str, str] | None = None, max_sms_segments: int = 3,
+                      refs: ConfigRefs | None = None) -> LoadedJourney:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return LoadedJourney(path, path.stem, None, [JourneyError(str(path), 1, "", f"cannot read file: {exc}")])
-    return parse_journey_text(text, path, columns, max_sms_segments)
+    return parse_journey_text(text, path, columns, max_sms_segments, refs)
 
 
 def journey_files(directory: Path) -> list[Path]:
@@ -127,5 +140,5 @@ def journey_files(directory: Path) -> list[Path]:
 
 
 def load_journeys(directory: Path, columns: dict[str, str] | None = None,
-                  max_sms_segments: int = 3) -> list[LoadedJourney]:
-    return [load_journey_file(p, columns, max_sms_segments) for p in journey_files(directory)]
+                  max_sms_segments: int = 3, refs: ConfigRefs | None = None) -> list[LoadedJourney]:
+    return [load_journey_file(p, columns, max_sms_segments, refs) for p in journey_files(directory)]

@@ -15,6 +15,7 @@ from crmflow.journeys.dispatch import DispatchReport, dispatch, lock_path_for
 from crmflow.journeys.engine import TickReport, run_tick
 from crmflow.journeys.loader import LoadedJourney, journey_files, load_journey_file
 from crmflow.journeys.policy_config import Policies, load_policies
+from crmflow.journeys.refs import ConfigRefs, load_refs
 from crmflow.journeys.schema import Journey
 
 
@@ -33,9 +34,12 @@ class JourneyConfig:
     def policies(self) -> Policies:
         return load_policies(self.marketing_dir / "policies.yaml")
 
+    def refs(self) -> ConfigRefs:
+        return load_refs(self.marketing_dir)
+
     def load(self, path: Path, con: duckdb.DuckDBPyConnection | None = None) -> LoadedJourney:
         columns = profile_columns(con) if con is not None else None
-        return load_journey_file(path, columns, self.policies().sms_max_segments)
+        return load_journey_file(path, columns, self.policies().sms_max_segments, self.refs())
 
     def load_valid(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Journey]:
         out: dict[str, Journey] = {}

@@ -3,9 +3,13 @@ profile columns in filters, templates that render against a sample profile, loop
 
 from __future__ import annotations
 
+from crmflow.journeys.refs import ConfigRefs
 from crmflow.journeys.schema import (
+    AddTagStep,
+    AssignBannerStep,
     BranchStep,
     Condition,
+    CreateTaskStep,
     FieldFilter,
     Journey,
     SegmentTrigger,
@@ -120,3 +124,86 @@ def _instant_loops(journey: Journey, ids: dict[str, int]) -> list[tuple[Loc, str
             errors.append((("steps", ids[step_id], "id"), f"steps loop back to {step_id!r} without a wait"))
             break
     return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# References to other config (segments, tags, order statuses, banners, task queues/rules)
+# ---------------------------------------------------------------------------------------------
+def _segment_errors(family: str, segment: str, loc: Loc, refs: ConfigRefs) -> list[tuple[Loc, str]]:
+    if not refs.segments:
+        return []  # no seed to check against
+    if family not in refs.segments:
+        return [((*loc, "family"), f"unknown segment family {family!r}; known families: "
+                 f"{', '.join(sorted(refs.segments))} (dbt seed segment_definitions.csv)")]
+    if not refs.segment_known(family, segment):
+        return [((*loc, "segment"), f"unknown segment {segment!r} in family {family!r}; known: "
+                 f"{', '.join(refs.family_segments(family))}")]
+    return []
+
+
+def _order_status_errors(statuses: list[str], loc: Loc, refs: ConfigRefs) -> list[tuple[Loc, str]]:
+    return [((*loc, i), f"unknown order status {s!r}; known: {', '.join(sorted(refs.order_statuses))}")
+            for i, s in enumerate(statuses) if s not in refs.order_statuses]
+
+
+def _conditions(journey: Journey) -> list[tuple[Loc, Condition]]:
+    out: list[tuple[Loc, Condition]] = []
+    for i, step in enumerate(journey.steps):
+        if isinstance(step, WaitUntilStep):
+            out.append((("steps", i, "condition"), step.condition))
+        if isinstance(step, BranchStep):
+            out += [(("steps", i, "cases", c, "when"), case.when) for c, case in enumerate(step.cases)]
+    return out
+
+
+def _step_reference_errors(journey: Journey, refs: ConfigRefs) -> list[tuple[Loc, str]]:
+    errors: list[tuple[Loc, str]] = []
+    for i, step in enumerate(journey.steps):
+        if isinstance(step, AssignBannerStep) and refs.banner_slots is not None:
+            creatives = refs.banner_creatives or {}
+            if step.slot not in refs.banner_slots:
+                errors.append((("steps", i, "slot"), f"unknown banner slot {step.slot!r}; banners.yaml slots: "
+                               f"{', '.join(sorted(refs.banner_slots))}"))
+            elif step.creative_id not in creatives:
+                errors.append((("steps", i, "creative_id"), f"unknown creative {step.creative_id!r}; "
+                               f"slot {step.slot!r} has: {', '.join(sorted(refs.banner_slots[step.slot]))}"))
+            elif creatives[step.creative_id] != step.slot:
+                errors.append((("steps", i, "creative_id"), f"creative {step.creative_id!r} belongs to slot "
+                               f"{creatives[step.creative_id]!r}, not {step.slot!r}"))
+        if isinstance(step, CreateTaskStep):
+            if refs.task_queues is not None and step.queue not in refs.task_queues:
+                errors.append((("steps", i, "queue"), f"unknown task queue {step.queue!r}; task_rules.yaml "
+                               f"journey_queues: {', '.join(sorted(refs.task_queues))}"))
+            if refs.task_rules is not None and step.rule is not None and step.rule not in refs.task_rules:
+                errors.append((("steps", i, "rule"), f"unknown task rule {step.rule!r}; task_rules.yaml rules: "
+                               f"{', '.join(sorted(refs.task_rules))} (or leave rule out)"))
+    return errors
+
+
+def reference_problems(journey: Journey, refs: ConfigRefs) -> tuple[list[tuple[Loc, str]], list[tuple[Loc, str]]]:
+    """(errors, warnings) for names that must exist in other config. Lifecycle stages, value tiers and
+    grades are closed lists checked by the schema itself. Tags only warn: manual tags (CSV upload) can
+    be any lower_snake_case name, so a tag that no rule and no add_tag step defines may still exist."""
+    errors: list[tuple[Loc, str]] = []
+    warnings: list[tuple[Loc, str]] = []
+    if isinstance(journey.trigger, SegmentTrigger):
+        errors += _segment_errors(journey.trigger.family, journey.trigger.segment, ("trigger",), refs)
+    for i, ref in enumerate(journey.audience.segments):
+        errors += _segment_errors(ref.family, ref.segment, ("audience", "segments", i), refs)
+    for loc, cond in _conditions(journey):
+        if cond.segment is not None:
+            errors += _segment_errors(cond.segment.family, cond.segment.segment, (*loc, "segment"), refs)
+        if cond.order is not None:
+            errors += _order_status_errors(cond.order.status, (*loc, "order", "status"), refs)
+    if journey.goal is not None and journey.goal.order_status is not None:
+        errors += _order_status_errors(journey.goal.order_status, ("goal", "order_status"), refs)
+    errors += _step_reference_errors(journey, refs)
+    if refs.rule_tags is not None and journey.audience.tags is not None:
+        added = {s.tag for s in journey.steps if isinstance(s, AddTagStep)}
+        for kind in ("any", "all", "none"):
+            for i, tag in enumerate(getattr(journey.audience.tags, kind)):
+                if tag not in refs.rule_tags and tag not in added:
+                    warnings.append((("audience", "tags", kind, i),
+                                     f"tag {tag!r} is not a rule tag in tags.yaml nor added by this journey; "
+                                     "fine if it is a manual tag or added by another journey"))
+    return errors, warnings
