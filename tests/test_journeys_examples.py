@@ -112,3 +112,26 @@ def test_b2b_renewal_thirty_days_before_contract_end(con) -> None:
     run_tick(con, j, ts("2026-03-09T11:00") + timedelta(hours=0))  # Monday 11:00 UTC, 7 days later
     assert [r[1] for r in ledger(con)] == ["renewal_email", "renewal_followup"]
 
+
+
+def test_b2b_grade_upgrade_on_grade_increase_only(con) -> None:
+    def grades(uid: str, before: str | None, after: str) -> list[dict]:
+        rows = [{"user_id": uid, "b2b_grade": after, "valid_from": ts("2026-03-01T10:00"), "valid_to": None}]
+        if before is not None:
+            rows.append({"user_id": uid, "b2b_grade": before, "valid_from": ts("2026-01-01"),
+                         "valid_to": ts("2026-03-01T10:00")})
+        return rows
+
+    users = {"d_to_c": ("D", "C"), "b_to_a": ("B", "A"), "b_to_c": ("B", "C"), "first_a": (None, "A")}
+    make_customer_tables(
+        con, customer_profile=[profile(u, customer_type="business", company_name="ACME") for u in users],
+        customer_value_tier_history=[r for u, (b, a) in users.items() for r in grades(u, b, a)])
+    j = example("b2b_grade_upgrade")
+    run_tick(con, j, ts("2026-03-01T12:00"))
+    # up by one or more grades enters; a downgrade or a first-ever grade does not
+    assert [r[0] for r in enrolments(con, "b2b_grade_upgrade")] == ["b_to_a", "d_to_c"]
+    assert [(r[0], r[1]) for r in ledger(con)] == [("b_to_a", "congrats_email"), ("d_to_c", "congrats_email")]
+    assert con.execute("select user_id, queue from journey_task_requests order by 1").fetchall() == [
+        ("b_to_a", "account_management"), ("d_to_c", "account_management")]
+    assert con.execute("select distinct creative_id from journey_banner_overrides").fetchall() == [
+        ("hero_b2b_top_grades",)]
