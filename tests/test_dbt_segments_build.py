@@ -48,6 +48,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
     with connect(warehouse) as con:
         con.execute("update raw_registrations set email = 'u2@example.com', email_opt_in = true where user_id = 'u2'")
+        # What the intelligence stage writes after run 1; run 2's cluster family reads it.
+        con.execute("create table customer_clusters as select 'u1' as user_id, 3 as cluster_id, "
+                    "'high-frequency' as cluster_label, 0.5 as distance")
     second = run_dbt(warehouse, target, AS_OF_2)
     assert second.returncode == 0, second.stdout[-6000:]
     return {"warehouse": warehouse, "target": target, "run1": snapshot_1}
@@ -61,8 +64,10 @@ def test_segments_known_answers_and_exclusive(built):
     seg = _by_family(built["run1"]["segments"])
     assert len(seg) == len(built["run1"]["segments"])  # one segment per user and family
     users = {"u1", "u2", "u3", "u4", "u5"}
-    families = {"lifecycle", "value", "rfm", "customer_type", "channel_preference"}
+    families = {"lifecycle", "value", "rfm", "customer_type", "channel_preference", "cluster"}
     assert set(seg) == {(u, f) for u in users for f in families}
+    # no customer_clusters table yet (clustering runs after dbt): everyone is unclustered
+    assert {seg[(u, "cluster")] for u in users} == {"unclustered"}
     assert seg[("u3", "rfm")] == "no_purchase"
     assert seg[("u4", "rfm")] == "no_purchase"  # a cancelled order is not a purchase
     assert seg[("u1", "rfm")] != "no_purchase"
@@ -171,3 +176,12 @@ def test_kpi_ltv(built):
                   "from kpi_ltv where dimension = 'all'")
     assert ltv_2 == [(4, 1, 4.0, 1897.14)]
 
+
+
+def test_cluster_family_reads_the_previous_runs_clusters(built):
+    rows = query(built["warehouse"], "select user_id, segment from customer_segments where segment_family = 'cluster'")
+    assert dict(rows) == {"u1": "cluster_3", "u2": "unclustered", "u3": "unclustered", "u4": "unclustered",
+                          "u5": "unclustered"}
+    history = query(built["warehouse"], "select segment, valid_to is null from customer_segment_history "
+                    "where user_id = 'u1' and segment_family = 'cluster' order by valid_from")
+    assert history == [("unclustered", False), ("cluster_3", True)]

@@ -1,10 +1,10 @@
 -- Coverage: every customer_profile user has a segment in every system family (families from the
--- seed segment_definitions; 'cluster' only when var include_cluster_family is on).
+-- seed segment_definitions; 'cluster' unless var include_cluster_family is false).
 with families as (
 
     select distinct segment_family
     from {{ ref('segment_definitions') }}
-    {% if not var('include_cluster_family', false) %}where segment_family <> 'cluster'{% endif %}
+    {% if not var('include_cluster_family', true) %}where segment_family <> 'cluster'{% endif %}
 
 ), expected as (
 

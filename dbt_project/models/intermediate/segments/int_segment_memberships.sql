@@ -2,6 +2,15 @@
 -- Every family starts from customer_profile and left-joins its source, with an explicit fallback
 -- segment, so membership is exclusive (one row per user and family) and exhaustive (every user in
 -- every family). Segment names and their rules in words: seed segment_definitions.
+--
+-- The cluster family reads customer_clusters, which the intelligence stage writes AFTER dbt (the
+-- clustering reads these marts), so it reflects the PREVIOUS run's clusters. Before clustering has
+-- ever run the table does not exist and every user is 'unclustered'. Off with
+-- --vars '{include_cluster_family: false}'.
+{%- set include_clusters = var('include_cluster_family', true) %}
+{%- set clusters_relation = adapter.get_relation(
+        database=target.database, schema=target.schema, identifier='customer_clusters')
+    if (execute and include_clusters) else none %}
 with profile as (
 
     select
@@ -27,12 +36,18 @@ with profile as (
 
     select user_id, rfm_segment from {{ ref('customer_rfm') }}
 
-{% if var('include_cluster_family', false) %}
+{% if include_clusters %}
 ), clusters as (
 
-    -- Written by the intelligence assets (not dbt); enable with --vars '{include_cluster_family: true}'
-    -- only where that table exists.
-    select user_id, cluster_id from {{ target.schema }}.customer_clusters
+    -- Written by the intelligence assets (not dbt), so not a ref(): looked up, and empty if missing.
+    {% if clusters_relation is not none %}
+    select user_id, cluster_id from {{ clusters_relation }}
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as user_id,
+        cast(null as {{ dbt.type_int() }}) as cluster_id
+    where 1 = 0
+    {% endif %}
 
 {% endif %}
 ), lifecycle_family as (
@@ -92,7 +107,7 @@ with profile as (
         end as segment
     from profile
 
-{% if var('include_cluster_family', false) %}
+{% if include_clusters %}
 ), cluster_family as (
 
     select
@@ -114,7 +129,7 @@ with profile as (
     select * from customer_type_family
     union all
     select * from channel_family
-{% if var('include_cluster_family', false) %}
+{% if include_clusters %}
     union all
     select * from cluster_family
 {% endif %}
