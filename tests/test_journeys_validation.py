@@ -117,3 +117,14 @@ def test_reference_checks_skip_config_files_that_are_absent(tmp_path: Path) -> N
     path.write_text((BROKEN / path.name).read_text(encoding="utf-8"), encoding="utf-8")
     assert load_journey_file(path, refs=load_refs(tmp_path)).ok  # no banners.yaml: nothing to check
     assert not load_journey_file(path, refs=REFS).ok
+
+
+def test_docs_examples_name_real_segments_queues_rules_and_creatives() -> None:
+    text = (REPO_ROOT / "docs" / "journeys.md").read_text(encoding="utf-8")
+    segments = re.findall(r"family: (\w+), segment: (\w+)", text)
+    assert segments and all(REFS.segment_known(f, s) for f, s in segments), segments
+    checks = {"queue": REFS.task_queues, "rule": REFS.task_rules, "creative_id": set(REFS.banner_creatives or {}),
+              "slot": set(REFS.banner_slots or {})}
+    for key, known in checks.items():
+        used = re.findall(rf"\b{key}: (\w+)", text)
+        assert used and set(used) <= set(known or ()), (key, used)
