@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 from helpers_ingest import AS_OF, ORDER_HEADER, REGISTRATION_HEADER, csv_cell
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors.sources.contracts import CONTRACTS
@@ -126,3 +126,82 @@ def test_orders_jsonl_and_csv_never_crash_and_balance(lines: list[bytes], csv: l
     ingest_lines("orders", "jsonl", lines)
     if csv:
         ingest_lines("orders", "csv", csv, ORDER_HEADER)
+
+
+# ---- manual tags CSV, task outcomes CSV, delivery webhook envelopes ---------------------------
+def csv_lines(draw, cells: list[str]) -> bytes:
+    """One CSV line from `cells`, sometimes with a wrong column count or an invalid UTF-8 byte."""
+    cells = [csv_cell(c) for c in cells]
+    if draw(st.integers(0, 4)) == 0:
+        cells = cells[: draw(st.integers(0, len(cells)))] if draw(st.booleans()) else [*cells, "extra"]
+    line = ",".join(cells).replace("\n", " ").replace("\r", " ")
+    return line.encode() if draw(st.integers(0, 9)) else b"\xfe" + line.encode()
+
+
+cell = st.one_of(nasty_text, timestamps, st.just(""), st.just("x" * 3000), st.just("\x00\x01\x1b[31m"))
+
+
+@st.composite
+def tag_line(draw) -> bytes:
+    return csv_lines(draw, [draw(st.sampled_from(["u1", "u2", " u3 ", ""]) | nasty_text),
+                            draw(st.sampled_from(["vip", "VIP ", "bad tag!", "", "a" * 70]) | nasty_text),
+                            draw(st.sampled_from(["ops@example.com", ""]) | nasty_text), draw(timestamps | cell)])
+
+
+def write_landing(folder: Path, name: str, header: str, lines: list[bytes]) -> list[bytes]:
+    """Write the file; returns the data lines as written (empty ones dropped)."""
+    kept = [line for line in lines if line.strip()]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(header.encode() + b"\n" + b"".join(line + b"\n" for line in kept))
+    return kept
+
+
+@SETTINGS
+@given(st.lists(tag_line(), min_size=1, max_size=12))
+def test_manual_tags_csv_never_crash_and_balance(lines: list[bytes]) -> None:
+    from connectors.sources.manual_tags import ingest_manual_tags
+
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        kept = write_landing(Path(tmp) / "manual_tags", "tags.csv", "user_id,tag,added_by,added_at", lines)
+        stats = ingest_manual_tags(con, tmp, AS_OF)
+        assert stats.balanced, stats
+        # a line of four empty cells is a blank line, not a row; every other line is counted
+        assert stats.rows_read == sum(1 for line in kept if line != b",,,"), stats
+        assert con.execute("select count(*) from raw_manual_tags").fetchone()[0] == stats.rows_loaded
+        assert con.execute("select count(*) from quarantine_manual_tags").fetchone()[0] == stats.rows_quarantined
+        assert con.execute("select count(*) from quarantine_manual_tags where reason is null or line_number < 1"
+                           ).fetchone()[0] == 0
+        assert con.execute("select count(*) - count(distinct (user_id, tag)) from raw_manual_tags").fetchone()[0] == 0
+
+
+@st.composite
+def outcome_line(draw) -> bytes:
+    return csv_lines(draw, [draw(st.sampled_from(["t1", "t2", "t-unknown", ""]) | nasty_text),
+                            draw(st.sampled_from(["done", "no_answer", " Converted ", "maybe", ""])),
+                            draw(timestamps), draw(st.sampled_from(["30", "-5", "1e3", "", "99999999999999999999"])),
+                            draw(st.sampled_from(["op1", ""])), draw(cell)])
+
+
+@SETTINGS
+@given(st.lists(outcome_line(), min_size=1, max_size=12))
+@example([b"t1,done,2026-03-01T10:00:00Z,30,op1,", b"t1,done,2026-03-01T10:00:00Z,30,op1,note"])  # same outcome twice
+def test_task_outcomes_csv_never_crash_and_balance(lines: list[bytes]) -> None:
+    from crmflow.tasks.outcomes import ingest_task_outcomes
+    from crmflow.tasks.schema import ensure_task_tables
+
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        ensure_task_tables(con)
+        for task in ("t1", "t2"):
+            con.execute("""insert into operator_tasks (task_id, user_id, rule, policy, source, priority, created_at,
+                           due_at, expires_at, status, status_updated_at)
+                           values (?, 'u1', 'r', 'r', 'recall', 1, ?, ?, ?, 'open', ?)""", [task, *[AS_OF] * 4])
+        kept = write_landing(Path(tmp) / "task_outcomes", "outcomes.csv",
+                             "task_id,outcome,handled_at,handling_seconds,operator_id,notes", lines)
+        stats = ingest_task_outcomes(con, Path(tmp), AS_OF)
+        # this loader's invariant: every row is loaded or quarantined (a repeat is quarantined as duplicate)
+        assert stats.rows_read == len(kept) == stats.rows_loaded + stats.rows_quarantined, stats
+        assert con.execute("select count(*) from task_outcomes").fetchone()[0] == stats.rows_loaded
+        assert con.execute("select count(*) from quarantine_task_outcomes").fetchone()[0] == stats.rows_quarantined
+        assert con.execute("select count(*) from quarantine_task_outcomes where reason is null").fetchone()[0] == 0

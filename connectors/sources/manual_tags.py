@@ -46,8 +46,11 @@ def _read_csv(path: Path) -> _ParsedFile:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         return _ParsedFile(None, [(1, ",".join(header), "missing_column", ", ".join(missing))])
+    # Invalid UTF-8 would abort the whole read (even inside the invalid-row handler): decode with
+    # U+FFFD instead, and quarantine the rows that carry it (reason invalid_utf8).
+    source = pa.BufferReader(path.read_bytes().decode("utf-8", errors="replace").encode("utf-8"))
     table = pacsv.read_csv(
-        path,
+        source,
         read_options=pacsv.ReadOptions(use_threads=False),  # serial: invalid rows carry their line number
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
@@ -77,6 +80,7 @@ with cleaned as (
 )
 select *,
     case
+        when contains(raw_content, chr(65533)) then 'invalid_utf8'
         when user_id = '' then 'missing_value'
         when tag = '' then 'missing_value'
         when not regexp_full_match(tag, '{TAG_PATTERN}') then 'invalid_tag'

@@ -75,12 +75,14 @@ def _read_csv(path: Path) -> tuple[pa.Table | None, list[tuple[int | None, str, 
         return "skip"
 
     with path.open("rb") as fh:
-        header = fh.readline().decode("utf-8-sig").strip().split(",")
+        header = fh.readline().decode("utf-8-sig", errors="replace").strip().split(",")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         return None, [(1, ",".join(header), f"missing_columns: {', '.join(missing)}")]
+    # Invalid UTF-8 would abort the whole read: decode with U+FFFD, and quarantine those rows.
+    source = pa.BufferReader(path.read_bytes().decode("utf-8", errors="replace").encode("utf-8"))
     table = pacsv.read_csv(
-        path,
+        source,
         read_options=pacsv.ReadOptions(use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
@@ -132,6 +134,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
                 select r.*, try_cast(r.handled_at as timestamptz) as handled_ts,
                        try_cast(r.handling_seconds as bigint) as handling_secs,
                        case
+                         when contains(concat_ws(',', r.task_id, r.outcome, r.handled_at, r.handling_seconds,
+                                                 r.operator_id, r.notes), chr(65533)) then 'invalid_utf8|'
                          when r.task_id is null or trim(r.task_id) = '' then 'missing_value|task_id'
                          when r.outcome is null or lower(trim(r.outcome)) not in ('done', 'no_answer', 'converted')
                               then 'invalid_outcome|outcome'
@@ -147,6 +151,14 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
                 from _to_raw r
             """)
             con.unregister("_to_raw")
+            # The same outcome twice in one file: the first line loads, the repeat is quarantined as a
+            # duplicate (counted and kept with its line, not dropped silently).
+            con.execute("""
+                update _to_checked c set problem = 'duplicate|task_id'
+                from (select line_number from _to_checked where problem is null
+                      qualify row_number() over (partition by trim(task_id), lower(trim(outcome)), handled_ts
+                                                 order by line_number) > 1) d
+                where c.line_number = d.line_number""")
             con.execute("""
                 insert into quarantine_task_outcomes
                 select $file, line_number,
