@@ -15,7 +15,7 @@ from orchestration.resources_banners_tasks import ExportPushResource
 
 # Inputs from the dbt marts and intelligence; journeys write journey_banner_overrides.
 UPSTREAM = ["customer_profile", "customer_lifecycle", "customer_value_tier", "customer_segments",
-            "customer_tags", "customer_clusters"]
+            "customer_tags", "customer_clusters", "customer_recommendations"]
 
 
 def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:

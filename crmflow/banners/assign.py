@@ -5,6 +5,9 @@ attributes become one long table (user_id, dim, val); a creative is eligible for
 one of its condition dimensions has a matching value. Per (user, slot): an active journey override
 wins, else the highest-priority eligible creative (ties: weighted md5 bucket, see tiebreak.py), else
 the slot's default creative.
+
+Content may say {sku} (text, deep_link): it becomes the user's top recommendation
+(customer_recommendations rank 1), and such a creative is eligible only for users who have one.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
                                                  "text", "deep_link")}
     for creative in config.creatives:
         conditions = creative.targeting.conditions()
+        if creative.uses_sku():
+            # implicit condition: the user has a top recommendation to fill {sku} with
+            conditions = {**conditions, "recommendation": ["yes"]}
         active = (creative.active_from is None or creative.active_from <= today) and (
             creative.active_until is None or today <= creative.active_until)
         # The window ends at the end of active_until in the business time zone.
@@ -105,6 +111,8 @@ def _user_attribute_sql(present: set[str]) -> str:
     if "customer_clusters" in present:
         parts.append("select user_id, 'cluster', cast(cluster_id as varchar) from customer_clusters")
         parts.append("select user_id, 'cluster', cluster_label from customer_clusters where cluster_label is not null")
+    if "customer_recommendations" in present:
+        parts.append("select distinct user_id, 'recommendation', 'yes' from customer_recommendations where rank = 1")
     return "\nunion all\n".join(f"({p})" for p in parts)
 
 
@@ -113,7 +121,7 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
     """Write the assignments as of `as_of` into table `target` (replaced) and return counts."""
     present = existing_relations(con)
     optional = ["customer_lifecycle", "customer_value_tier", "customer_segments", "customer_tags",
-                "customer_clusters", "journey_banner_overrides"]
+                "customer_clusters", "customer_recommendations", "journey_banner_overrides"]
     missing = [name for name in ["customer_profile", *optional] if name not in present]
     creatives_t, targets_t, content_t, slots_t = _creative_tables(config, as_of, tz)
     for name, table in (("_bn_creatives", creatives_t), ("_bn_targets", targets_t),
@@ -151,6 +159,10 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
         "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchall()[0][0]
 
     bucket = sql_slot_bucket("user_id", "slot")
+    top_recommendation = (
+        "select user_id, min(sku) as sku from customer_recommendations where rank = 1 group by user_id"
+        if "customer_recommendations" in present
+        else "select null::varchar as user_id, null::varchar as sku where false")
     con.execute(f"""
         create or replace table {target} as
         with live as (
@@ -199,7 +211,12 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
                    case when o.creative_id is not null then o.valid_until else p.valid_until end as valid_until
             from _bn_users u
             cross join _bn_slots s
-            left join (select o.* from _bn_overrides o semi join _bn_creatives c using (creative_id)) o
+            left join (select o.* from _bn_overrides o join _bn_creatives c using (creative_id)
+                       -- a {{sku}} creative needs a recommendation, even when a journey forces it
+                       where not exists (select 1 from _bn_targets t
+                             where t.creative_id = c.creative_id and t.dim = 'recommendation')
+                          or exists (select 1 from _bn_attrs a where a.user_id = o.user_id
+                                     and a.dim = 'recommendation')) o
               on o.user_id = u.user_id and o.slot = s.slot
             left join picked p on p.user_id = u.user_id and p.slot = s.slot
         ),
@@ -212,9 +229,12 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
                  and lang.locale_key = split_part(r.locale, '-', 1)
         )
         select cc.user_id, cc.slot, cc.creative_id, cc.reason, cc.journey_id, cc.valid_until,
-               $as_of::timestamptz as as_of, ct.content_locale, ct.image_url, ct.text, ct.deep_link
+               $as_of::timestamptz as as_of, ct.content_locale, ct.image_url,
+               replace(ct.text, '{{sku}}', coalesce(rec.sku, '')) as text,
+               replace(ct.deep_link, '{{sku}}', coalesce(rec.sku, '')) as deep_link
         from content_choice cc
         join _bn_content ct on ct.creative_id = cc.creative_id and ct.locale_key = cc.locale_key
+        left join ({top_recommendation}) rec on rec.user_id = cc.user_id
         order by cc.user_id, cc.slot
     """, {"as_of": as_of})
     users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchall()[0]

@@ -19,10 +19,17 @@ def normalise_locale(value: str) -> str:
     return value.strip().replace("_", "-").lower()
 
 
+# In text or deep_link: the user's top recommendation (customer_recommendations rank 1).
+SKU_PLACEHOLDER = "{sku}"
+
+
 class Content(_Strict):
     image_url: str
-    text: str
-    deep_link: str
+    text: str  # may contain {sku}
+    deep_link: str  # may contain {sku}, e.g. "app://product/{sku}"
+
+    def uses_sku(self) -> bool:
+        return SKU_PLACEHOLDER in self.text or SKU_PLACEHOLDER in self.deep_link
 
 
 class Targeting(_Strict):
@@ -76,6 +83,10 @@ class Creative(_Strict):
     def _norm_content_locales(cls, values: dict[str, Content]) -> dict[str, Content]:
         return {normalise_locale(k): v for k, v in values.items()}
 
+    def uses_sku(self) -> bool:
+        """A {sku} creative is eligible only for users with a recommendation."""
+        return any(c.uses_sku() for c in self.content.values())
+
     @model_validator(mode="after")
     def _window(self) -> Creative:
         if self.active_from and self.active_until and self.active_until < self.active_from:
@@ -120,6 +131,9 @@ class BannerConfig(_Strict):
             if default.slot != slot.id:
                 raise ValueError(f"slots[{index}] ({slot.id}): default_creative {default.id!r} belongs to "
                                  f"slot {default.slot!r}")
+            if default.uses_sku():
+                raise ValueError(f"slots[{index}] ({slot.id}): default_creative {default.id!r} uses {{sku}}, "
+                                 "but a default must work for users without a recommendation")
         return self
 
     def creative(self, creative_id: str) -> Creative:
