@@ -54,7 +54,8 @@ HOUR_WEIGHTS = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 3.5, 4, 4.5,
                          5, 4.5, 4, 4, 4.2, 4.5, 5, 6, 6.5, 6, 4, 2], dtype=float)
 HOUR_P = HOUR_WEIGHTS / HOUR_WEIGHTS.sum()
 
-ORDER_STATUS: tuple[str, ...] = ("paid", "refunded", "cancelled")
+ORDER_STATUS: tuple[str, ...] = ("paid", "refunded", "cancelled", "overdue")
+OVERDUE_AFTER_DAYS = 30  # B2B invoices are due 30 days after the order; unpaid after that = overdue
 ORDER_CHANNELS: tuple[str, ...] = ("web", "app", "store", "sales_rep")
 
 
@@ -285,9 +286,14 @@ def simulate_orders(
     s = rng.random(n)
     refund_s = ordered_s + ((1 + rng.exponential(6, n)) * DAY).astype(np.int64)
     refunded = (s >= 0.03) & (s < 0.075) & (refund_s < end_s)
-    status = np.where(s < 0.03, 2, np.where(refunded, 1, 0))
+    # About 4 % of B2B orders are unpaid invoices past their due date by the end (status overdue;
+    # updated_at = the due date), so the B2B overdue penalty has data to act on.
+    due_s = ordered_s + OVERDUE_AFTER_DAYS * DAY
+    overdue = business & (s >= 0.075) & (s < 0.115) & (due_s < end_s)
+    status = np.where(s < 0.03, 2, np.where(refunded, 1, np.where(overdue, 3, 0)))
     refund_s = np.where(refunded, refund_s, np.iinfo(np.int64).max)
     updated_s = ordered_s + rng.integers(5, 600, n) + np.where(status == 2, rng.integers(600, 20000, n), 0)
+    updated_s = np.where(overdue, due_s, updated_s)
     c = rng.random(n)
     channel = np.where(
         business, np.where(c < 0.5, 3, np.where(c < 0.9, 0, 2)),

@@ -47,10 +47,10 @@ ORDERS = [
     ("o1", "u1", "2026-01-10T12:00:00Z", "paid", 100.00, _items(("bk1", "books", 2, 50.0))),
     # 23:30 UTC on Feb 28 is 00:30 on Mar 1 in Berlin: same purchase day as o3.
     ("o2", "u1", "2026-02-28T23:30:00Z", "paid", 50.00, _items(("tv1", "electronics", 1, 50.0))),
-    ("o3", "u1", "2026-03-01T10:00:00Z", "Delivered", 30.00, _items(("bk2", "books", 1, 30.0))),
+    ("o3", "u1", "2026-03-01T10:00:00Z", "PAID", 30.00, _items(("bk2", "books", 1, 30.0))),
     ("o4", "u1", "2026-04-01T10:00:00Z", "refunded", 999.00, _items(("tv2", "electronics", 1, 999.0))),
     ("o5", "u1", "2026-04-15T10:00:00Z", "paid", 0.00, _items(("smp", "samples", 1, 0.0))),
-    ("o6", "u1", "2026-05-20T10:00:00Z", "shipped", 20.00, _items(("bk3", "books", 1, 20.0))),
+    ("o6", "u1", "2026-05-20T10:00:00Z", "paid", 20.00, _items(("bk3", "books", 1, 20.0))),
     ("o7", "u2", "2026-05-25T10:00:00Z", "paid", 40.00, _items(("pn1", "garden", 1, 40.0))),
     ("o8", "u2", "2026-06-02T10:00:00Z", "paid", 1000.00, None),  # after as-of: ignored
     ("o9", "u4", "2025-12-01T10:00:00Z", "paid", 60.00, None),
@@ -64,7 +64,7 @@ ORDERS = [
     ),
     ("o15", "b1", "2026-02-05T10:00:00Z", "refunded", 5000.00, None),
     ("o16", "b2", "2026-05-10T10:00:00Z", "paid", 500.00, None),
-    ("o17", "b2", "2026-05-11T10:00:00Z", "pending", 700.00, None),
+    ("o17", "b2", "2026-05-11T10:00:00Z", "overdue", 700.00, None),  # unpaid invoice: B2B penalty
 ]
 
 # message_id, type, event, user_id, anonymous_id, event_at, context

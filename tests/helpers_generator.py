@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from connectors.sources.contracts import ORDER_STATUSES
+
 EVENT_TYPES = {"track", "identify", "page", "screen"}
 LOW = datetime(2000, 1, 1, tzinfo=UTC)
 HIGH = datetime(2100, 1, 1, tzinfo=UTC)
@@ -116,7 +118,7 @@ def classify_order(row: dict) -> str | None:
         return "invalid_amount"
     if amount < 0:
         return "negative_amount"
-    if row.get("status") not in ("paid", "refunded", "cancelled"):
+    if row.get("status") not in ORDER_STATUSES:
         return "unknown_status"
     if row.get("currency") not in ("CNY", "USD"):
         return "invalid_currency"

@@ -41,7 +41,7 @@ REGISTRATIONS = [
 # order_id, user_id, ordered_at, status, amount, line totals (one item per entry)
 ORDERS = [
     ("o1", "u1", "2026-01-10 09:00:00+00", "paid", 600, [600]),
-    ("o2", "u1", "2026-02-12 09:00:00+00", "completed", 500, [400, 200]),  # discounted
+    ("o2", "u1", "2026-02-12 09:00:00+00", "paid", 500, [400, 200]),  # discounted
     ("o3", "u1", "2026-03-05 09:00:00+00", "paid", 100, [100]),
     ("o4", "u2", "2026-01-25 09:00:00+00", "paid", 50, [80]),  # discounted
     ("o5", "u2", "2026-02-03 09:00:00+00", "paid", 40, [50]),  # discounted

@@ -30,7 +30,7 @@ def test_staging_normalises_and_unnests(built: Path) -> None:
     assert query(built, "select customer_type from stg_app__registrations where user_id = 'b2'") == [
         ("business",)
     ]
-    assert query(built, "select status from stg_shop__orders where order_id = 'o3'") == [("delivered",)]
+    assert query(built, "select status from stg_shop__orders where order_id = 'o3'") == [("paid",)]
     items = query(
         built,
         "select line_number, sku, category, quantity, unit_price, line_amount "
@@ -116,7 +116,8 @@ def test_customer_value_tier(built: Path) -> None:
     }
     # b1: base 35 (30000) + referrals 2 (+10) + 2 categories (+5) + tenure > 2y (+10) - 1 refund (-5).
     assert tiers["b1"] == (None, 55, "C", Decimal("5.00"), 24, "priority")
-    assert tiers["b2"] == (None, 0, "E", Decimal("0.00"), 72, "self_service")
+    # b2: base 0 (500) - 1 overdue invoice (-5).
+    assert tiers["b2"] == (None, -5, "E", Decimal("0.00"), 72, "self_service")
     assert tiers["u1"][1:] == (None, None, None, None, None)
 
 

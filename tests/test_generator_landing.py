@@ -166,6 +166,11 @@ def test_realism_pareto_b2b_guests_repeat_buyers(medium) -> None:
     per_user = Counter(row["user_id"] for row in orders)
     assert sum(1 for n in per_user.values() if n > 1) / len(per_user) > 0.3  # repeat buyers
     assert any(u.startswith("g") for u in per_user)
+    # Overdue invoices: business customers only, updated (due) 30 days after the order.
+    overdue = [row for tag, row, _ in read_table_rows(out / "orders", ORDER_COLUMNS)
+               if not tag and classify_order(row) is None and row["status"] == "overdue"]
+    assert overdue and all(latest[r["user_id"]]["customer_type"] == "business" for r in overdue)
+    assert all((parse_ts(r["updated_at"]) - parse_ts(r["ordered_at"])).days == 30 for r in overdue)
     # Registration cohorts grow: the last third of the window has more sign-ups than the first.
     reg_days = sorted(parse_ts(r["registered_at"]) for r in latest.values())
     span = (reg_days[-1] - reg_days[0]) / 3

@@ -22,7 +22,9 @@ from connectors.sources.sql_parts import (
 
 EVENT_TYPES = ("track", "identify", "page", "screen")
 CUSTOMER_TYPES = ("individual", "business")
-ORDER_STATUSES = ("paid", "refunded", "cancelled")
+# overdue: an unpaid invoice past its due date (B2B); a penalty in the B2B grading (dbt var
+# cancelled_order_statuses). Keep dbt_project.yml *_order_statuses covering exactly these.
+ORDER_STATUSES = ("paid", "refunded", "cancelled", "overdue")
 MAX_AMOUNT = "9999999999999999.99"  # decimal(18, 2)
 
 
