@@ -34,12 +34,15 @@ FAKE_SECRETS = {
     "FCM_ACCESS_TOKEN": "fake-fcm-token-91cd77e0b4",
     "CRMFLOW_WEBHOOK_SECRET": "fake-webhook-secret-44aa18f2c3",
     "CRMFLOW_API_TOKEN": "fake-api-token-0c0c6d3e9f",
+    "CRMFLOW_BANNER_PUSH_TOKEN": "fake-banner-push-token-6d1f0b",
+    "CRMFLOW_TASKS_PUSH_TOKEN": "fake-tasks-push-token-a83c52",
 }
-CHANNEL_STEPS = {"email": "hello_email", "sms": "hello_sms", "push": "hello_push"}
+CHANNEL_STEPS = {"email": "hello_email", "sms": "hello_sms", "push": "hello_push", "webhook": "hello_webhook"}
 TEMPLATES = {
     "email": '{subject: "Hi {{ first_name }}", body: "Welcome, {{ first_name }}!"}',
     "sms": '{text: "Hi {{ first_name }}, welcome"}',
     "push": '{title: "Hi {{ first_name }}", body: "Welcome!"}',
+    "webhook": '{body: "welcome {{ first_name }}"}',
 }
 
 
