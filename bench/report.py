@@ -175,6 +175,10 @@ def render_markdown(figures: dict[str, Any]) -> str:
             *_stage_table(inc),
             "",
         ]
+    missing = [name for name, key in (("journey tick", "journey_tick"), ("incremental day", "incremental_run"),
+                                      ("dispatch", "dispatch")) if not figures.get(key)]
+    if missing:
+        lines += [f"Not measured in this run: {', '.join(missing)} (skipped, or the run was stopped first).", ""]
     dispatch = figures.get("dispatch")
     if dispatch:
         lines += ["### Dispatch (mock provider on 127.0.0.1)", "",

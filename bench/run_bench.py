@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,15 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     point_environment_at(work)
     landing = work / "landing"
+    def save(figures: dict[str, Any]) -> str:
+        markdown = write_report(args.out, figures)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        return markdown
+
     try:
-        figures = benchmark(args, work, landing)
+        figures = benchmark(args, work, landing, save)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    markdown = write_report(args.out, figures)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(markdown)
+    print(save(figures))
     return 0 if figures["full_run"]["success"] else 1
 
 
@@ -245,7 +249,10 @@ def write_report(out: Path, figures: dict[str, Any]) -> str:
     return section
 
 
-def benchmark(args: argparse.Namespace, work: Path, landing: Path) -> dict[str, Any]:
+def benchmark(args: argparse.Namespace, work: Path, landing: Path,
+              save: Callable[[dict[str, Any]], Any] = lambda figures: None) -> dict[str, Any]:
+    """Every phase's figures are saved as soon as it ends (`save`), so a run stopped part-way (the
+    1M run has a time budget) still leaves the phases it finished in the report."""
     history, next_day = history_and_day(args)
     counts, generate_seconds = generate_history(history, landing, args.landing_cache)
     landing_mib = landing_size_mib(landing)
@@ -264,35 +271,8 @@ def benchmark(args: argparse.Namespace, work: Path, landing: Path) -> dict[str, 
     defs.resolve_all_asset_keys()
     definitions.update(import_seconds=import_seconds, resolve_seconds=time.perf_counter() - started)
 
-    as_of = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     groups = {g for g in args.groups.split(",") if g}
-    timing, success, sampler = run_once(defs, as_of, groups)
-    full = summarise(timing, success, landing_rows(counts), sampler)
-    full["ratio_to_lower_bound"] = full["wall_seconds"] / bound["seconds"] if bound["seconds"] else 0.0
-    print(f"full run {'ok' if success else 'FAILED'} in {timing.wall_seconds:.1f}s", flush=True)
-
-    tick = None
-    if not args.no_tick and not groups:
-        # An hourly tick over the whole audience, an hour after the full run (nothing new ingested).
-        tick_timing, tick_success, tick_sampler = run_once(defs, as_of + timedelta(hours=1), set(), "journey_tick")
-        tick = summarise(tick_timing, tick_success, 0, tick_sampler)
-        print(f"journey tick {'ok' if tick_success else 'FAILED'} in {tick_timing.wall_seconds:.1f}s", flush=True)
-
-    incremental = None
-    if not args.no_incremental:
-        day_counts = generate_landing(next_day, landing)
-        inc_timing, inc_success, inc_sampler = run_once(defs, as_of + timedelta(days=1), groups)
-        incremental = summarise(inc_timing, inc_success, landing_rows(day_counts), inc_sampler)
-        incremental["share_of_full_run"] = inc_timing.wall_seconds / timing.wall_seconds if timing.wall_seconds else 0.0
-        print(f"incremental run {'ok' if inc_success else 'FAILED'} in {inc_timing.wall_seconds:.1f}s", flush=True)
-
-    dispatch = None
-    if not args.no_dispatch:
-        from bench_dispatch import measure
-
-        dispatch = measure(args.dispatch_emails, args.dispatch_sms, args.dispatch_push, (50.0, 500.0))
-
-    return {
+    figures: dict[str, Any] = {
         "measured_on": datetime.now(UTC).date().isoformat(),  # report metadata only
         "config": {"users": args.users, "days": args.days, "end": args.end.isoformat(), "seed": args.seed,
                    "groups": sorted(groups)},
@@ -301,16 +281,48 @@ def benchmark(args: argparse.Namespace, work: Path, landing: Path) -> dict[str, 
                      "cached": args.landing_cache is not None},
         "lower_bound": bound,
         "definitions": definitions,
-        "full_run": full,
-        "journey_tick": tick,
-        "incremental_run": incremental,
-        "dispatch": dispatch,
-        "peak_rss_mib": {
+        "full_run": None, "journey_tick": None, "incremental_run": None, "dispatch": None,
+        "peak_rss_mib": {},
+    }
+
+    def checkpoint() -> None:
+        figures["peak_rss_mib"] = {
             "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-            "sampled_self_and_children": full["peak_rss_mib"],
-        },
-    }
+            "sampled_self_and_children": figures["full_run"]["peak_rss_mib"] if figures["full_run"] else None,
+        }
+        save(figures)
+
+    as_of = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    timing, success, sampler = run_once(defs, as_of, groups)
+    full = summarise(timing, success, landing_rows(counts), sampler)
+    full["ratio_to_lower_bound"] = full["wall_seconds"] / bound["seconds"] if bound["seconds"] else 0.0
+    figures["full_run"] = full
+    print(f"full run {'ok' if success else 'FAILED'} in {timing.wall_seconds:.1f}s", flush=True)
+    checkpoint()
+
+    if not args.no_tick and not groups:
+        # An hourly tick over the whole audience, an hour after the full run (nothing new ingested).
+        tick_timing, tick_success, tick_sampler = run_once(defs, as_of + timedelta(hours=1), set(), "journey_tick")
+        figures["journey_tick"] = summarise(tick_timing, tick_success, 0, tick_sampler)
+        print(f"journey tick {'ok' if tick_success else 'FAILED'} in {tick_timing.wall_seconds:.1f}s", flush=True)
+        checkpoint()
+
+    if not args.no_dispatch:
+        from bench_dispatch import measure
+
+        figures["dispatch"] = measure(args.dispatch_emails, args.dispatch_sms, args.dispatch_push, (50.0, 500.0))
+        checkpoint()
+
+    if not args.no_incremental:
+        day_counts = generate_landing(next_day, landing)
+        inc_timing, inc_success, inc_sampler = run_once(defs, as_of + timedelta(days=1), groups)
+        incremental = summarise(inc_timing, inc_success, landing_rows(day_counts), inc_sampler)
+        incremental["share_of_full_run"] = inc_timing.wall_seconds / timing.wall_seconds if timing.wall_seconds else 0.0
+        figures["incremental_run"] = incremental
+        print(f"incremental run {'ok' if inc_success else 'FAILED'} in {inc_timing.wall_seconds:.1f}s", flush=True)
+        checkpoint()
+    return figures
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Row accounting per call: rows_read = rows_loaded + duplicates_skipped + rows_qua
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -88,10 +89,10 @@ def ingest_source(
         batch.append(_PendingFile(landing_file, data, digest))
         size += len(data)
         if size >= batch_bytes:
-            _load_batch(con, contract, batch, loaded_at, stats, reasons)
+            _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes)
             batch, size = [], 0
     if batch:
-        _load_batch(con, contract, batch, loaded_at, stats, reasons)
+        _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes)
     stats.quarantine_reasons = dict(sorted(reasons.items()))
     return stats
 
@@ -103,53 +104,42 @@ def _load_batch(
     loaded_at: datetime,
     stats: IngestStats,
     reasons: Counter[str],
+    batch_bytes: int = BATCH_BYTES,
 ) -> None:
+    """One transaction for the batch; inside it, one SQL pass per ~batch_bytes of lines.
+
+    A JSONL file bigger than batch_bytes (a month of events at 1M users is ~700 MB) is staged in
+    several passes, so DuckDB's working set stays bounded; each pass dedupes against the rows the
+    earlier passes wrote in this transaction, which gives the same rows as a single pass.
+    """
     files = pa.table({
         "file_id": pa.array(range(len(batch)), pa.int32()),
         "rel_path": [p.file.rel_path for p in batch],
         "content_hash": [p.content_hash for p in batch],
     })
-    jsonl = [split_lines(p.data, i) for i, p in enumerate(batch) if p.file.fmt == "jsonl"]
-    csv = [split_csv_records(p.data, i) for i, p in enumerate(batch) if p.file.fmt == "csv"]
-    parts = []
-    con.register("_batch_files", files)
-    if jsonl:
-        con.register("_jsonl_lines", pa.concat_tables(jsonl))
-        parts.append(jsonl_fields_sql("_jsonl_lines", contract.fields, contract.json_fields))
-    if csv:
-        con.register("_csv_records", pa.concat_tables(csv))
-        parts.append(csv_fields_sql("_csv_records", contract.fields))
-    fields_relation = "(" + "\nunion all by name\n".join(f"({p})" for p in parts) + ")"
     source = contract.source
+    con.register("_batch_files", files)
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table _staged as {validated_sql(contract, fields_relation)}")
-        con.execute(
-            f"""insert into quarantine_{source}
-                select f.rel_path, s.line_number, s.raw_content, s.reason, s.field, ?
-                from _staged s join _batch_files f using (file_id)
-                where s.reason is not null""",
-            [loaded_at],
-        )
-        anonymise_staged_rows(con)  # re-delivered rows of an erased person (crmflow/privacy.py)
-        load_valid_rows(con, contract, loaded_at)
+        con.execute("""create or replace temp table _pass_counts (
+                           file_id integer, rows_read bigint, rows_quarantined bigint, rows_loaded bigint);
+                       create or replace temp table _pass_reasons (reason varchar, n bigint)""")
+        for jsonl, csv in _passes(batch, batch_bytes):
+            _stage_pass(con, contract, jsonl, csv, loaded_at)
         per_file = con.execute(
             f"""insert into ingested_files
                 select '{source}', f.rel_path, f.content_hash,
-                       coalesce(s.rows_read, 0), coalesce(l.rows_loaded, 0),
-                       coalesce(s.rows_read, 0) - coalesce(l.rows_loaded, 0) - coalesce(s.rows_quarantined, 0),
-                       coalesce(s.rows_quarantined, 0), ?
+                       coalesce(c.rows_read, 0), coalesce(c.rows_loaded, 0),
+                       coalesce(c.rows_read, 0) - coalesce(c.rows_loaded, 0) - coalesce(c.rows_quarantined, 0),
+                       coalesce(c.rows_quarantined, 0), ?
                 from _batch_files f
-                left join (select file_id, count(*) as rows_read, count(reason) as rows_quarantined
-                           from _staged group by file_id) s using (file_id)
-                left join (select file_id, count(*) as rows_loaded from _loaded group by file_id) l
-                       using (file_id)
+                left join (select file_id, sum(rows_read) as rows_read, sum(rows_quarantined) as rows_quarantined,
+                                  sum(rows_loaded) as rows_loaded
+                           from _pass_counts group by file_id) c using (file_id)
                 returning rows_read, rows_loaded, duplicates_skipped, rows_quarantined""",
             [loaded_at],
         ).fetchall()
-        batch_reasons = con.execute(
-            "select reason, count(*) from _staged where reason is not null group by reason"
-        ).fetchall()
+        batch_reasons = con.execute("select reason, sum(n)::bigint from _pass_reasons group by reason").fetchall()
         con.execute("commit")
     except Exception as exc:
         con.execute("rollback")
@@ -158,7 +148,8 @@ def _load_batch(
     finally:
         for view in ("_batch_files", "_jsonl_lines", "_csv_records"):
             con.unregister(view)
-        con.execute("drop table if exists _staged; drop table if exists _loaded")
+        con.execute("drop table if exists _staged; drop table if exists _loaded; "
+                    "drop table if exists _pass_counts; drop table if exists _pass_reasons")
     stats.files_ingested += len(batch)
     for read, loaded, duplicates, quarantined in per_file:
         stats.rows_read += read
@@ -166,3 +157,64 @@ def _load_batch(
         stats.duplicates_skipped += duplicates
         stats.rows_quarantined += quarantined
     reasons.update(dict(batch_reasons))
+
+
+def _passes(batch: list[_PendingFile], batch_bytes: int) -> Iterator[tuple[list[pa.Table], list[pa.Table]]]:
+    """(jsonl line tables, csv record tables) per SQL pass: the whole batch in one pass, except that a
+    JSONL file over batch_bytes gets passes of its own, one per zero-copy row slice of about
+    batch_bytes. (A CSV file is never cut: its first record is the header of all the others.)"""
+    jsonl: list[pa.Table] = []
+    csv: list[pa.Table] = []
+    for i, pending in enumerate(batch):
+        if pending.file.fmt == "csv":
+            csv.append(split_csv_records(pending.data, i))
+            continue
+        lines = split_lines(pending.data, i)
+        if len(pending.data) <= batch_bytes or lines.num_rows < 2:
+            jsonl.append(lines)
+            continue
+        if jsonl or csv:
+            yield jsonl, csv
+            jsonl, csv = [], []
+        pieces = -(-len(pending.data) // batch_bytes)
+        step = -(-lines.num_rows // pieces)
+        for offset in range(0, lines.num_rows, step):
+            yield [lines.slice(offset, step)], []
+    if jsonl or csv:
+        yield jsonl, csv
+
+
+def _stage_pass(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    jsonl: list[pa.Table],
+    csv: list[pa.Table],
+    loaded_at: datetime,
+) -> None:
+    """Validate one pass of lines, quarantine the bad rows, write the good ones, count per file."""
+    parts = []
+    if jsonl:
+        con.register("_jsonl_lines", pa.concat_tables(jsonl))
+        parts.append(jsonl_fields_sql("_jsonl_lines", contract.fields, contract.json_fields))
+    if csv:
+        con.register("_csv_records", pa.concat_tables(csv))
+        parts.append(csv_fields_sql("_csv_records", contract.fields))
+    fields_relation = "(" + "\nunion all by name\n".join(f"({p})" for p in parts) + ")"
+    source = contract.source
+    con.execute(f"create or replace temp table _staged as {validated_sql(contract, fields_relation)}")
+    con.execute(
+        f"""insert into quarantine_{source}
+            select f.rel_path, s.line_number, s.raw_content, s.reason, s.field, ?
+            from _staged s join _batch_files f using (file_id)
+            where s.reason is not null""",
+        [loaded_at],
+    )
+    anonymise_staged_rows(con)  # re-delivered rows of an erased person (crmflow/privacy.py)
+    load_valid_rows(con, contract, loaded_at)
+    con.execute("""insert into _pass_counts
+                   select file_id, count(*), count(reason), 0 from _staged group by file_id
+                   union all
+                   select file_id, 0, 0, count(*) from _loaded group by file_id""")
+    con.execute("insert into _pass_reasons select reason, count(*) from _staged where reason is not null group by reason")
+    for view in ("_jsonl_lines", "_csv_records"):
+        con.unregister(view)
