@@ -71,21 +71,27 @@ class _Batch:
 
 
 def _read_envelopes(path: Path, provider: str) -> tuple[list[tuple[int, Envelope | str]], bool]:
-    """[(line, envelope or error)], and whether an unterminated last line was left for next time."""
-    text = path.read_text(encoding="utf-8")
+    """[(line, envelope or error)], and whether an unterminated last line was left for next time.
+
+    Invalid UTF-8 rejects that envelope (or the whole SendGrid file) with a reason, never the run."""
+    data = path.read_bytes()
     if provider == "sendgrid":
         try:
-            return [(1, Envelope.from_dict(json.loads(text), f"{path}"))], False
+            return [(1, Envelope.from_dict(json.loads(data.decode("utf-8")), f"{path}"))], False
+        except UnicodeDecodeError as exc:
+            return [(1, f"invalid UTF-8 at byte {exc.start}")], False
         except (ValueError, EnvelopeError) as exc:
             return [(1, str(exc))], False
-    lines = text.split("\n")
-    partial = lines[-1] != ""
+    lines = data.split(b"\n")
+    partial = lines[-1] != b""
     out: list[tuple[int, Envelope | str]] = []
-    for number, line in enumerate(lines[:-1], start=1):  # one envelope per callback request
-        if not line.strip():
+    for number, raw in enumerate(lines[:-1], start=1):  # one envelope per callback request
+        if not raw.strip():
             continue
         try:
-            out.append((number, Envelope.from_dict(json.loads(line), f"{path}:{number}")))
+            out.append((number, Envelope.from_dict(json.loads(raw.decode("utf-8")), f"{path}:{number}")))
+        except UnicodeDecodeError as exc:
+            out.append((number, f"invalid UTF-8 at byte {exc.start}"))
         except (ValueError, EnvelopeError) as exc:
             out.append((number, str(exc)))
     return out, partial

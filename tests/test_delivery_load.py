@@ -126,3 +126,19 @@ def test_dead_addresses_from_dispatch_results(env):
     assert record_dead_addresses(con, msgs, results, AS_OF) == 0
     assert con.execute("select channel, address, reason, source from suppression_list order by 1").fetchall() == [
         ("email", "dead@example.com", "bounce", "sendgrid"), ("push", "token-000001", "dead_token", "fcm")]
+
+
+def test_invalid_utf8_envelopes_are_rejected_not_fatal(tmp_path):
+    """A Twilio callback file with a line of invalid UTF-8 and a SendGrid file that is not UTF-8:
+    both are rejected with a reason; the run goes on."""
+    from crmflow.delivery_events import _read_envelopes
+
+    twilio = tmp_path / "callbacks.jsonl"
+    twilio.write_bytes(b'{"broken": "\xff\xfe"}\n')
+    (result, partial) = _read_envelopes(twilio, "twilio")
+    assert partial is False
+    assert result == [(1, "invalid UTF-8 at byte 12")]  # the 0xff after `{"broken": "`
+
+    sendgrid = tmp_path / "events.json"
+    sendgrid.write_bytes(b"\xc3\x28[]")
+    assert _read_envelopes(sendgrid, "sendgrid") == ([(1, "invalid UTF-8 at byte 0")], False)
