@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,19 +281,19 @@ def start_dispatcher(world_file: Path, as_of: datetime, env: dict[str, str]) -> 
     )
 
 
-def run_dispatcher(world_file: Path, as_of: datetime, env: dict[str, str], kill_after: float | None = None,
-                   timeout: float = 120) -> DispatcherRun:
-    """Run one dispatch; with kill_after, SIGKILL it that many seconds after it is ready to send
-    (imports done), unless it finished first."""
+def run_dispatcher(world_file: Path, as_of: datetime, env: dict[str, str],
+                   kill_when: Callable[[], bool] | None = None, timeout: float = 120) -> DispatcherRun:
+    """Run one dispatch; with kill_when, SIGKILL it as soon as kill_when() is true (polled every
+    2 ms once it is ready to send, i.e. imports done), unless it finished first."""
     proc = start_dispatcher(world_file, as_of, env)
     killed = False
-    if kill_after is not None:
+    if kill_when is not None:
         assert proc.stdout is not None
         ready = proc.stdout.readline()  # "READY": imports and channel setup are done
         if ready.startswith("READY"):
-            deadline = time.monotonic() + kill_after
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.005)
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and not kill_when() and time.monotonic() < deadline:
+                time.sleep(0.002)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed = True

@@ -142,6 +142,11 @@ class MockProvider:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # The client died mid-request (e.g. SIGKILL): a real provider never sees a
+                    # complete request, so nothing is accepted or counted.
+                    self.close_connection = True
+                    return
                 headers = dict(self.headers.items())
                 with provider._lock:
                     provider.request_count += 1
