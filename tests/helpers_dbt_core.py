@@ -118,7 +118,8 @@ def seed_raw(path: Path) -> None:
 
 
 def run_dbt(
-    args: list[str], warehouse_path: Path, work_dir: Path, as_of: str = AS_OF
+    args: list[str], warehouse_path: Path, work_dir: Path, as_of: str = AS_OF,
+    extra_vars: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run dbt against `warehouse_path`; returns the finished process (check returncode)."""
     env = {
@@ -127,7 +128,10 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-    dbt_vars = json.dumps({"as_of": as_of, "business_timezone": TIMEZONE})
+    # The crafted shop sells in EUR only: report in EUR so amounts stay as written (fx factor 1).
+    dbt_vars = json.dumps({
+        "as_of": as_of, "business_timezone": TIMEZONE, "reporting_currency": "EUR", **(extra_vars or {}),
+    })
     command = [
         DBT, *args,
         "--profiles-dir", str(REPO_ROOT), "--project-dir", str(REPO_ROOT),

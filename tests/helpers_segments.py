@@ -112,7 +112,8 @@ def run_dbt(warehouse: Path, target: Path, as_of: str, *args: str) -> subprocess
     base = [
         DBT, "build", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(target), "--log-path", str(target / "logs"),
-        "--vars", json.dumps({"as_of": as_of, "business_timezone": "UTC"}),
+        # The crafted shop sells in EUR only: report in EUR so amounts stay as written (fx factor 1).
+        "--vars", json.dumps({"as_of": as_of, "business_timezone": "UTC", "reporting_currency": "EUR"}),
     ]
     steps = [list(args)] if args else [
         ["--select", *UPSTREAM, "--exclude", *OWN, "--resource-type", "model", "--resource-type", "seed"],

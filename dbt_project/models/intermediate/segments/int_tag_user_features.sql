@@ -70,15 +70,21 @@ with profile as (
 
 ), order_lines as (
 
-    select order_id, sum(line_amount) as line_total
-    from {{ ref('stg_shop__order_items') }}
-    group by order_id
+    -- Compared in the order's own currency: converting each line and the total separately
+    -- would round apart by a cent and flag a discount that was never given.
+    select
+        items.order_id,
+        sum(items.line_amount_original) as line_total_original,
+        max(shop_orders.amount_original) as amount_original
+    from {{ ref('stg_shop__order_items') }} as items
+    inner join {{ ref('stg_shop__orders') }} as shop_orders on items.order_id = shop_orders.order_id
+    group by items.order_id
 
 ), discounts as (
 
     select
         orders.user_id,
-        sum(case when orders.amount < order_lines.line_total - 0.005 then 1 else 0 end) as discounted_orders,
+        sum(case when order_lines.amount_original < order_lines.line_total_original - 0.005 then 1 else 0 end) as discounted_orders,
         count(*) as orders_with_lines
     from orders
     inner join order_lines on orders.order_id = order_lines.order_id

@@ -2,7 +2,7 @@
 --   active_users  distinct users with any activity that day (a stitched event or an order in any status)
 --   new_users     registrations that day
 --   paying_users  distinct users with a purchase that day (purchase = int_customer__orders.is_purchase)
---   orders        purchases that day; revenue = their amount (one currency assumed)
+--   orders        purchases that day; revenue = their amount (reporting currency, converted in staging)
 --   arpu          revenue / active_users; arppu = revenue / paying_users (null when the divisor is 0)
 -- Incremental: a run recomputes only the last var('kpi_daily_lookback_days', 3) days before the
 -- as-of date (plus that date, and any days after the last stored day) from the full sources and replaces them; older days keep their

@@ -1,5 +1,8 @@
 -- One row per element of the order's items JSON array. line_amount is the item's own line_amount
 -- when sent, else quantity * unit_price; "price"/"qty" are accepted spellings of the item fields.
+-- unit_price and line_amount are in the reporting currency (the order's fx_rate, see
+-- stg_shop__orders; null when the order's currency has no rate); the delivered figures stay in
+-- unit_price_original / line_amount_original (in the order's currency).
 with orders as (
 
     select * from {{ ref('stg_shop__orders') }}
@@ -11,6 +14,8 @@ with orders as (
         orders.user_id,
         orders.ordered_at,
         orders.status,
+        orders.currency,
+        orders.fx_rate,
         item_index as line_number,
         {{ json_text('item', ['sku']) }} as sku,
         {{ json_text('item', ['category']) }} as category,
@@ -19,11 +24,20 @@ with orders as (
         ) as {{ dbt.type_int() }}) as quantity,
         cast(coalesce(
             {{ json_text('item', ['unit_price']) }}, {{ json_text('item', ['price']) }}
-        ) as decimal(18, 2)) as unit_price,
+        ) as decimal(18, 2)) as unit_price_original,
         cast({{ json_text('item', ['line_amount']) }} as decimal(18, 2)) as sent_line_amount
 
     from orders
     {{ json_array_elements('orders.items', 'item', 'item_index') }}
+
+), lines as (
+
+    select
+        *,
+        cast(coalesce(sent_line_amount, quantity * unit_price_original) as decimal(18, 2))
+            as line_amount_original
+
+    from items
 
 ), final as (
 
@@ -36,10 +50,19 @@ with orders as (
         sku,
         category,
         quantity,
-        unit_price,
-        cast(coalesce(sent_line_amount, quantity * unit_price) as decimal(18, 2)) as line_amount
+        case
+            when fx_rate = 1.0 then unit_price_original
+            else cast(round(unit_price_original * fx_rate, 2) as decimal(18, 2))
+        end as unit_price,
+        case
+            when fx_rate = 1.0 then line_amount_original
+            else cast(round(line_amount_original * fx_rate, 2) as decimal(18, 2))
+        end as line_amount,
+        currency,
+        unit_price_original,
+        line_amount_original
 
-    from items
+    from lines
 
 )
 
