@@ -11,6 +11,7 @@ import typer
 
 from connectors.channels.config import load_channels_config
 from connectors.channels.factory import build_channels, current_environment, plan_channels
+from connectors.channels.fcm_auth import ServiceAccountFileError
 from crmflow.settings import load_settings
 
 app = typer.Typer(help="Delivery channels (email, SMS, push, webhook).", no_args_is_help=True)
@@ -27,7 +28,11 @@ def _config_path(config: Path | None) -> Path:
 def list_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
     """Show configured and effective provider per channel (names of missing variables, no values)."""
     environment = env or current_environment()
-    plans = plan_channels(load_channels_config(_config_path(config)), environment)
+    try:
+        plans = plan_channels(load_channels_config(_config_path(config)), environment)
+    except ServiceAccountFileError as exc:
+        typer.echo(f"FAIL {exc}")
+        raise typer.Exit(1) from None
     typer.echo(f"environment: {environment}")
     for plan in plans:
         note = f"  (missing: {', '.join(plan.missing)})" if plan.missing else ""
@@ -39,8 +44,12 @@ def check_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
     """Verify credentials are present and each provider endpoint answers; exit 1 on any failure."""
     environment = env or current_environment()
     parsed = load_channels_config(_config_path(config))
-    plans = {p.channel: p for p in plan_channels(parsed, environment)}
-    channels = build_channels(parsed, environment, load_settings().outbox_dir, environ=os.environ)
+    try:
+        plans = {p.channel: p for p in plan_channels(parsed, environment)}
+        channels = build_channels(parsed, environment, load_settings().outbox_dir, environ=os.environ)
+    except ServiceAccountFileError as exc:  # names the file and field, never its content
+        typer.echo(f"FAIL {exc}")
+        raise typer.Exit(1) from None
     failures = 0
     for name, channel in channels.items():
         plan = plans[name]
@@ -52,6 +61,14 @@ def check_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
             typer.echo(f"{name:8} {plan.configured}: FAIL missing {', '.join(plan.missing)}")
             continue
         ok, detail = channel.check()  # type: ignore[attr-defined]
+        detail = f"[{_fcm_credential_source()}] {detail}" if plan.configured == "fcm" else detail
         failures += 0 if ok else 1
         typer.echo(f"{name:8} {plan.configured}: {'OK' if ok else 'FAIL'} {detail}")
     raise typer.Exit(1 if failures else 0)
+
+
+def _fcm_credential_source() -> str:
+    """Which FCM credential is in use (names only, never values)."""
+    if os.environ.get("FCM_ACCESS_TOKEN"):
+        return "token from FCM_ACCESS_TOKEN"
+    return "token from service account GOOGLE_APPLICATION_CREDENTIALS"

@@ -22,6 +22,7 @@ _CHANNEL_SECRETS = {
     "twilio_from": "TWILIO_FROM", "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
     "twilio_api_base": "TWILIO_API_BASE",
     "fcm_project_id": "FCM_PROJECT_ID", "fcm_access_token": "FCM_ACCESS_TOKEN", "fcm_api_base": "FCM_API_BASE",
+    "google_application_credentials": "GOOGLE_APPLICATION_CREDENTIALS",  # FCM service-account file path
     "webhook_secret": "CRMFLOW_WEBHOOK_SECRET", "webhook_url": "CRMFLOW_WEBHOOK_URL",
 }
 _DELIVERY_SECRETS = {"sendgrid_public_key": "SENDGRID_WEBHOOK_PUBLIC_KEY", "twilio_auth_token": "TWILIO_AUTH_TOKEN"}
@@ -43,6 +44,7 @@ class ChannelsResource(dg.ConfigurableResource):
     fcm_project_id: str | None = None
     fcm_access_token: str | None = None
     fcm_api_base: str | None = None
+    google_application_credentials: str | None = None
     webhook_secret: str | None = None
     webhook_url: str | None = None
 

@@ -23,6 +23,7 @@ from connectors.channels.config import (
 )
 from connectors.channels.fcm import DEFAULT_API_BASE as FCM_DEFAULT_BASE
 from connectors.channels.fcm import FcmChannel
+from connectors.channels.fcm_auth import ServiceAccountToken, service_account_project_id
 from connectors.channels.outbox import OutboxChannel
 from connectors.channels.sendgrid import DEFAULT_HOST as SENDGRID_DEFAULT_HOST
 from connectors.channels.sendgrid import SendGridChannel
@@ -37,6 +38,7 @@ CHANNEL_ENV_VARS = (
     "SENDGRID_API_KEY", "SENDGRID_HOST",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE",
     "FCM_PROJECT_ID", "FCM_ACCESS_TOKEN", "FCM_API_BASE",
+    "GOOGLE_APPLICATION_CREDENTIALS",  # a path, not a secret; the key file it names is one
     "CRMFLOW_WEBHOOK_SECRET", "CRMFLOW_WEBHOOK_URL",
 )
 
@@ -63,13 +65,25 @@ def missing_credentials(config: AnyChannelConfig, environ: Mapping[str, str]) ->
             missing.append("TWILIO_FROM|TWILIO_MESSAGING_SERVICE_SID")
         return tuple(missing)
     if isinstance(config, FcmConfig):
-        return tuple(absent("FCM_PROJECT_ID", "FCM_ACCESS_TOKEN"))
+        missing = [] if fcm_project_id(environ) else ["FCM_PROJECT_ID"]
+        if not (environ.get("FCM_ACCESS_TOKEN") or environ.get("GOOGLE_APPLICATION_CREDENTIALS")):
+            missing.append("FCM_ACCESS_TOKEN|GOOGLE_APPLICATION_CREDENTIALS")
+        return tuple(missing)
     if isinstance(config, WebhookConfig):
         missing = absent("CRMFLOW_WEBHOOK_SECRET")
         if not (config.url or environ.get("CRMFLOW_WEBHOOK_URL")):
             missing.append("CRMFLOW_WEBHOOK_URL")
         return tuple(missing)
     return ()
+
+
+def fcm_project_id(environ: Mapping[str, str]) -> str | None:
+    """FCM_PROJECT_ID, else the project_id of the service-account file (a bad file raises
+    ServiceAccountFileError naming it: a misconfiguration, not a reason to fall back silently)."""
+    if environ.get("FCM_PROJECT_ID"):
+        return environ["FCM_PROJECT_ID"]
+    path = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    return service_account_project_id(path) if path else None
 
 
 def plan_channels(config: ChannelsConfig, env: str, environ: Mapping[str, str] | None = None) -> list[ChannelPlan]:
@@ -107,7 +121,10 @@ def build_channel(
             messaging_service_sid=config.messaging_service_sid or environ.get("TWILIO_MESSAGING_SERVICE_SID"),
             api_base=environ.get("TWILIO_API_BASE") or TWILIO_DEFAULT_BASE, **extra)
     if isinstance(config, FcmConfig):
-        return FcmChannel(config, project_id=environ["FCM_PROJECT_ID"], access_token=environ["FCM_ACCESS_TOKEN"],
+        # FCM_ACCESS_TOKEN wins (explicit beats ambient); otherwise mint from the service account.
+        token = environ.get("FCM_ACCESS_TOKEN") or ServiceAccountToken(
+            environ["GOOGLE_APPLICATION_CREDENTIALS"], timeout_s=config.timeout_s)
+        return FcmChannel(config, project_id=str(fcm_project_id(environ)), access_token=token,
                           api_base=environ.get("FCM_API_BASE") or FCM_DEFAULT_BASE, **extra)
     if isinstance(config, WebhookConfig):
         return WebhookChannel(config, url=config.url or environ["CRMFLOW_WEBHOOK_URL"],
