@@ -36,15 +36,31 @@ def bootstrap_auc_gain(
 ) -> np.ndarray:
     """ROC AUC(model) - ROC AUC(baseline) on `rounds` paired resamples of the validation rows.
 
-    Resamples with a single class are skipped (AUC undefined there).
+    Resamples with a single class are skipped (AUC undefined there). A resample is the original rows
+    weighted by how often each was drawn, so each score is ranked once up front and every round is
+    two bincounts and a cumulative sum (O(n)) instead of two sorts in roc_auc_score; same values.
     """
     rng = np.random.default_rng(seed)
     n = len(y)
+    y = np.asarray(y).astype(bool)
+    model_groups = np.unique(model_score, return_inverse=True)[1].reshape(-1)
+    base_groups = np.unique(baseline_score, return_inverse=True)[1].reshape(-1)
     gains = []
     for _ in range(rounds):  # a loop over resamples, not over users: each round is vectorised
         idx = rng.integers(0, n, n)
         yb = y[idx]
         if yb.min() == yb.max():
             continue
-        gains.append(roc_auc_score(yb, model_score[idx]) - roc_auc_score(yb, baseline_score[idx]))
+        drawn = np.bincount(idx, minlength=n).astype(float)
+        gains.append(_weighted_auc(model_groups, y, drawn) - _weighted_auc(base_groups, y, drawn))
     return np.asarray(gains, dtype=float)
+
+
+def _weighted_auc(groups: np.ndarray, y: np.ndarray, weight: np.ndarray) -> float:
+    """ROC AUC with sample weights; `groups` = rank of each row's score among the distinct scores.
+    A positive beats every lower-scored negative and half-beats a tied one (as roc_auc_score)."""
+    size = int(groups.max()) + 1 if len(groups) else 0
+    pos = np.bincount(groups, weights=weight * y, minlength=size)
+    neg = np.bincount(groups, weights=weight * ~y, minlength=size)
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
