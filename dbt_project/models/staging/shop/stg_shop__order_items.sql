@@ -50,14 +50,8 @@ with orders as (
         sku,
         category,
         quantity,
-        case
-            when fx_rate = 1.0 then unit_price_original
-            else cast(round(unit_price_original * fx_rate, 2) as decimal(18, 2))
-        end as unit_price,
-        case
-            when fx_rate = 1.0 then line_amount_original
-            else cast(round(line_amount_original * fx_rate, 2) as decimal(18, 2))
-        end as line_amount,
+        {{ to_reporting_currency('unit_price_original', 'fx_rate') }} as unit_price,
+        {{ to_reporting_currency('line_amount_original', 'fx_rate') }} as line_amount,
         currency,
         unit_price_original,
         line_amount_original

@@ -61,10 +61,7 @@ with source as (
         ordered_at,
         updated_at,
         status,
-        case
-            when fx_rate = 1.0 then amount_original
-            else cast(round(amount_original * fx_rate, 2) as decimal(18, 2))
-        end as amount,
+        {{ to_reporting_currency('amount_original', 'fx_rate') }} as amount,
         currency,
         amount_original,
         fx_rate,
