@@ -196,17 +196,18 @@ def generate_history(config: Any, landing: Path, cache: Path | None) -> tuple[di
     since = f"-since{config.emit_since}" if config.emit_since else ""
     key = f"u{config.users}-d{config.days}-e{config.end}-s{config.seed}{since}-until{config.emit_until}"
     cached = cache / key
-    manifest = cached / "_generator_manifest.json"
-    if not manifest.exists():
+    marker = cached / "_bench_counts.json"  # written last: the cached copy is complete
+    if not marker.exists():
         shutil.rmtree(cached, ignore_errors=True)
-        generate_landing(config, cached)
-    counts = json.loads(manifest.read_text())["counts"]
-    for path in cached.rglob("*"):  # hard links: no copy; the incremental day writes new files only
-        if path.is_file():
+        marker.parent.mkdir(parents=True)
+        marker.with_suffix(".tmp").write_text(json.dumps(generate_landing(config, cached)))
+        marker.with_suffix(".tmp").rename(marker)
+    counts = json.loads(marker.read_text())
+    for path in cached.rglob("*"):  # hard links, no copies; later runs only add new files
+        if path.is_file() and not path.name.startswith("_"):  # manifests and markers stay behind
             target = landing / path.relative_to(cached)
             target.parent.mkdir(parents=True, exist_ok=True)
-            # the manifest is rewritten in place by the next generate_landing: copy it, never link it
-            (shutil.copyfile if path == manifest else os.link)(path, target)
+            os.link(path, target)
     return counts, time.perf_counter() - started
 
 
