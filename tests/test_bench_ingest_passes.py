@@ -61,3 +61,19 @@ def test_only_oversize_jsonl_files_get_passes_of_their_own(tmp_path: Path) -> No
     shapes = [([t.num_rows for t in j], [t.num_rows for t in c]) for j, c in passes]
     assert shapes[0] == ([2], [2])  # the small files before the big one: one pass, as before
     assert [s[0][0] for s in shapes[1:-1]] == [250] * 4 and shapes[-1] == ([2], [])
+
+
+def test_ingestion_bounds_duckdb_memory_and_restores_the_setting(landing: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.sources.files as files
+
+    seen = []
+    real = files._ingest
+    monkeypatch.setattr(files, "MEMORY_LIMIT", "200MB")
+    monkeypatch.setattr(files, "_ingest", lambda con, *a: seen.append(
+        con.execute("select current_setting('memory_limit')").fetchone()[0]) or real(con, *a))
+    with connect(tmp_path / "wh.duckdb") as con:
+        con.execute("set memory_limit = '1GiB'")
+        assert files.ingest_source(con, "events", landing, LOADED_AT).balanced
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "1.0 GiB"
+    assert seen == ["190.7 MiB"]

@@ -8,6 +8,7 @@ Row accounting per call: rows_read = rows_loaded + duplicates_skipped + rows_qua
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ from crmflow.warehouse import ensure_raw_tables
 
 # File content per SQL pass: big enough to amortise the pass, small enough for 2 cores / few GB.
 BATCH_BYTES = 256 * 1024 * 1024
+# DuckDB memory while ingesting (it spills to disk above this). Without it, loading a year of events
+# at 1M users peaked at 5.7 GB RSS; with 300MB at 100k users the load still passed, ~25 % slower.
+MEMORY_LIMIT = os.environ.get("CRMFLOW_INGEST_MEMORY_LIMIT", "1536MB")
 
 
 @dataclass
@@ -72,6 +76,22 @@ def ingest_source(
     if loaded_at.tzinfo is None:
         raise ValueError("loaded_at must be timezone-aware")
     contract = CONTRACTS[source]
+    previous_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        return _ingest(con, source, contract, Path(landing_dir), loaded_at, batch_bytes)
+    finally:
+        con.execute(f"set memory_limit = '{previous_limit}'")
+
+
+def _ingest(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    contract: SourceContract,
+    landing_dir: Path,
+    loaded_at: datetime,
+    batch_bytes: int,
+) -> IngestStats:
     ensure_raw_tables(con)
     load_reference_tables(con)
     stats = IngestStats(source=source)
