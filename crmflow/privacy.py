@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import ensure_ops_tables, transaction
 
 PRIVACY_DDL = """
 create table if not exists privacy_erasures (
@@ -298,8 +298,7 @@ def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
     pseudonym = _existing_pseudonym(con, user_id) or f"erased-{uuid.uuid4().hex[:20]}"
     report = ErasureReport(user_id, pseudonym)
     params = {**_params(ids), "p": pseudonym, "as_of": as_of}
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for table, entry in sorted(_columns(con).items()):
             if entry["type"] != "BASE TABLE" or table in KEEP_TABLES:
                 continue
@@ -324,10 +323,6 @@ def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
             select sha256(id), kind, $p, $as_of from (
                 select $u as id, 'user_id' as kind union all select unnest($anon), 'anonymous_id')
             where id <> '' on conflict do nothing""", params)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     for path in _export_files(export_dir):
         removed = _erase_from_file(con, path, user_id)
         if removed:

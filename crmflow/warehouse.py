@@ -176,6 +176,18 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All of the block or none of it: begin, commit on success, roll back and re-raise on error."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     for source in SOURCES:

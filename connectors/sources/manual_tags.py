@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from connectors.sources.files import IngestStats
-from crmflow.warehouse import ensure_raw_tables
+from crmflow.warehouse import ensure_raw_tables, transaction
 
 SOURCE = "manual_tags"
 REQUIRED_COLUMNS = ("user_id", "tag", "added_by", "added_at")
@@ -121,8 +121,7 @@ def _ingest_file(
     con: duckdb.DuckDBPyConnection, path: Path, content_hash: str, loaded_at: datetime, stats: IngestStats
 ) -> None:
     parsed = _read_csv(path)
-    con.execute("begin")
-    try:
+    with transaction(con):
         read = loaded = duplicates = 0
         if parsed.table is not None:
             con.register("_manual_tags_batch", parsed.table)
@@ -167,10 +166,6 @@ def _ingest_file(
             "insert into ingested_files values (?, ?, ?, ?, ?, ?, ?, ?)",
             [SOURCE, str(path), content_hash, read, loaded, duplicates, quarantined, loaded_at],
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     stats.rows_read += read
     stats.rows_loaded += loaded
     stats.duplicates_skipped += duplicates

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from crmflow.banners.relations import existing_relations
+from crmflow.warehouse import transaction
 
 CHANGES_DDL = """
 create table if not exists banner_assignment_changes (
@@ -53,8 +54,7 @@ def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: dateti
         con.execute("create temp table if not exists _bn_no_previous as "
                     f"select * from {new_table} where false")
         old = "_bn_no_previous"
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(f"""
             create or replace temp table _bn_changes as
             select coalesce(n.user_id, o.user_id) as user_id, coalesce(n.slot, o.slot) as slot,
@@ -77,10 +77,6 @@ def record_changes(con: duckdb.DuckDBPyConnection, new_table: str, as_of: dateti
         counts = dict(con.execute("select change_type, count(*) from _bn_changes group by 1 order by 1").fetchall())
         con.execute(f"create or replace table banner_assignments as select * from {new_table}")
         con.execute(f"drop table if exists {new_table}")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return counts
 
 

@@ -34,7 +34,7 @@ from crmflow.journeys.schema import (
 from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run, scalar
 from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.triggers import entrants_sql, tables_for
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import ensure_ops_tables, transaction
 
 WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 OPT_IN = {"email": "email_opt_in", "sms": "sms_opt_in", "push": "push_opt_in"}
@@ -415,11 +415,6 @@ class JourneyTick:
 def run_tick(con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
              default_timezone: str = "UTC") -> TickReport:
     """Run one tick of one journey in its own transaction: all of it or none of it."""
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         report = JourneyTick(con, journey, as_of, default_timezone).run()
-    except Exception:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
     return report

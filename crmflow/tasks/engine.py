@@ -18,6 +18,7 @@ from crmflow.tasks.context import CONTEXT_SQL, load_talking_points
 from crmflow.tasks.matching import match_matrix
 from crmflow.tasks.recall import q, recall_sql
 from crmflow.tasks.schema import ensure_task_tables, optional_inputs
+from crmflow.warehouse import transaction
 
 CAND_DDL = """
 create or replace temp table _tk_cand (
@@ -89,16 +90,11 @@ def run_task_rules(con: duckdb.DuckDBPyConnection, rules: TaskRules, roster: Ope
     params = {"as_of": as_of, "day": day}
     with optional_inputs(con) as missing:
         stats.missing_inputs = list(missing)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             _load_policy_table(con, policies, rules)
             load_talking_points(con, rules)
             _collect_candidates(con, rules, as_of, params, stats)
             _allocate_and_write(con, roster, policies, as_of, tz, params, stats)
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     return stats
 
 

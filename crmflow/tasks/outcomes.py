@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from crmflow.tasks.schema import ensure_task_tables
+from crmflow.warehouse import transaction
 
 OUTCOMES = ("done", "no_answer", "converted")
 REQUIRED = ("task_id", "outcome", "handled_at", "handling_seconds")
@@ -112,8 +113,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
                stats: OutcomeStats) -> None:
     table, bad = _read_csv(path)
     params = {"file": str(path), "at": loaded_at}
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for line, text, reason in bad:
             con.execute("insert into quarantine_task_outcomes values ($file, $line, $text, $reason, null, $at)",
                         {**params, "line": line, "text": text, "reason": reason})
@@ -183,10 +183,6 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
         quarantined = read - loaded
         con.execute("insert into task_outcome_files values ($file, $hash, $read, $loaded, $q, $at)",
                     {**params, "hash": digest, "read": read, "loaded": loaded, "q": quarantined})
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     stats.rows_read += read
     stats.rows_loaded += loaded
     stats.rows_quarantined += quarantined
