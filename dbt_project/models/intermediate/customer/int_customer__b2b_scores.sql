@@ -32,8 +32,7 @@ with metrics as (
     from metric_values
     inner join score_items
         on metric_values.metric = score_items.metric
-        and (score_items.min_value is null or metric_values.metric_value >= score_items.min_value)
-        and (score_items.max_value is null or metric_values.metric_value < score_items.max_value)
+        and {{ in_band('metric_values.metric_value', 'score_items.min_value', 'score_items.max_value') }}
     group by metric_values.user_id
 
 ), base_points as (
@@ -41,8 +40,7 @@ with metrics as (
     select metrics.user_id, amount_bands.base_points
     from metrics
     inner join amount_bands
-        on (amount_bands.min_amount is null or metrics.revenue >= amount_bands.min_amount)
-        and (amount_bands.max_amount is null or metrics.revenue < amount_bands.max_amount)
+        on {{ in_band('metrics.revenue', 'amount_bands.min_amount', 'amount_bands.max_amount') }}
 
 ), scores as (
 

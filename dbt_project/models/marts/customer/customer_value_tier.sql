@@ -34,8 +34,7 @@ with profile as (
     select scores.user_id, scores.b2b_score, grade_bands.b2b_grade
     from scores
     inner join grade_bands
-        on (grade_bands.min_score is null or scores.b2b_score >= grade_bands.min_score)
-        and (grade_bands.max_score is null or scores.b2b_score < grade_bands.max_score)
+        on {{ in_band('scores.b2b_score', 'grade_bands.min_score', 'grade_bands.max_score') }}
 
 ), final as (
 
