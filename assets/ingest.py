@@ -10,6 +10,24 @@ from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 INGEST_SOURCES = ("events", "registrations", "orders")
 
 
+def ingest_results(context: dg.AssetExecutionContext, label: str, check_name: str, stats: IngestStats):
+    """Log line, materialisation metadata and the rows-reconcile check of one ingestion run; shared by
+    every asset that loads landing files through IngestStats (raw_* sources, manual tags)."""
+    context.log.info(
+        f"{label}: {stats.files_ingested} new file(s), {stats.rows_read} rows read, "
+        f"{stats.rows_loaded} loaded, {stats.duplicates_skipped} duplicates, "
+        f"{stats.rows_quarantined} quarantined"
+    )
+    yield dg.MaterializeResult(metadata=_stats_metadata(stats))
+    # every row read is loaded, a duplicate or quarantined: nothing is lost silently
+    yield dg.AssetCheckResult(
+        check_name=check_name,
+        passed=stats.balanced,
+        metadata={"rows_read": stats.rows_read, "accounted": stats.rows_loaded
+                  + stats.duplicates_skipped + stats.rows_quarantined},
+    )
+
+
 def _stats_metadata(stats: IngestStats) -> dict[str, dg.MetadataValue]:
     reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(stats.quarantine_reasons.items()))
     return {
@@ -44,19 +62,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         as_of = as_of_from_context(context)
         with warehouse.connect() as con:
             stats = ingest_source(con, source, settings.landing_dir, loaded_at=as_of)
-        context.log.info(
-            f"{source}: {stats.files_ingested} new file(s), {stats.rows_read} rows read, "
-            f"{stats.rows_loaded} loaded, {stats.duplicates_skipped} duplicates, "
-            f"{stats.rows_quarantined} quarantined"
-        )
-        yield dg.MaterializeResult(metadata=_stats_metadata(stats))
-        # every row read is loaded, a duplicate or quarantined: nothing is lost silently
-        yield dg.AssetCheckResult(
-            check_name=check_name,
-            passed=stats.balanced,
-            metadata={"rows_read": stats.rows_read, "accounted": stats.rows_loaded
-                      + stats.duplicates_skipped + stats.rows_quarantined},
-        )
+        yield from ingest_results(context, source, check_name, stats)
 
     return _ingest
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.ingest import ingest_results
 from connectors.sources.manual_tags import ingest_manual_tags
 from crmflow.tags import compile_rules, load_tags_config, write_tag_rules
 from crmflow.warehouse import ensure_raw_tables
@@ -27,23 +28,7 @@ def raw_manual_tags(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = as_of_from_context(context)
     with warehouse.connect() as con:
         stats = ingest_manual_tags(con, settings.landing_dir, loaded_at=as_of)
-    context.log.info(
-        f"manual tags: {stats.files_ingested} new file(s), {stats.rows_read} rows read, {stats.rows_loaded} loaded, "
-        f"{stats.duplicates_skipped} duplicates, {stats.rows_quarantined} quarantined"
-    )
-    yield dg.MaterializeResult(metadata={
-        "files_ingested": stats.files_ingested,
-        "rows_loaded": stats.rows_loaded,
-        "duplicates_skipped": stats.duplicates_skipped,
-        "rows_quarantined": stats.rows_quarantined,
-        "quarantine_reasons": dg.MetadataValue.json(stats.quarantine_reasons),
-    })
-    yield dg.AssetCheckResult(
-        check_name="raw_manual_tags_rows_reconcile",
-        passed=stats.balanced,
-        metadata={"rows_read": stats.rows_read,
-                  "accounted": stats.rows_loaded + stats.duplicates_skipped + stats.rows_quarantined},
-    )
+    yield from ingest_results(context, "manual tags", "raw_manual_tags_rows_reconcile", stats)
 
 
 @dg.asset(
