@@ -2,12 +2,14 @@
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 from helpers_intelligence import AS_OF, simulate_warehouse
 from scipy import sparse
 
 from crmflow.intelligence.config import FeatureConfig, RecommendationConfig
 from crmflow.intelligence.recommendations import (
+    append_recommendations,
     co_purchase_top,
     item_similarity,
     merge_candidates,
@@ -98,3 +100,17 @@ def test_empty_warehouse_gives_empty_output():
     assert result.decision == "insufficient_data" and result.recommendations.empty
     write_recommendations(con, result.recommendations)
     assert con.execute("select count(*) from customer_recommendations").fetchall()[0][0] == 0
+
+
+def test_block_wise_scoring_equals_one_shot(warehouse, result):
+    # Blocks of 7 users (many blocks, a ragged last one) written through the sink as the step does.
+    small = RecommendationConfig(block_users=7)
+    warehouse.execute("create or replace table _blocks (user_id varchar, rank integer, sku varchar, score double, "
+                      "reason varchar)")
+    blocked = run_recommendations(warehouse, AS_OF, small, FeatureConfig(), evaluation=result.metrics,
+                                  sink=lambda block: append_recommendations(warehouse, "_blocks", block))
+    assert blocked.recommendations.empty and blocked.metrics["rows"] == len(result.recommendations)
+    assert blocked.metrics["evaluated"] is False and blocked.metrics["hit_rate_at_5"] == result.metrics["hit_rate_at_5"]
+    out = warehouse.execute("select * from _blocks order by user_id, rank").df()
+    pd.testing.assert_frame_equal(out, result.recommendations.sort_values(["user_id", "rank"], ignore_index=True),
+                                  check_dtype=False)

@@ -83,6 +83,8 @@ class RecommendationConfig(_Strict):
     # Dense score cells per chunk (users x items); bounds memory at ~8 bytes x this.
     chunk_cells: int = Field(default=20_000_000, ge=10_000)
     eval_users: int = Field(default=50_000, ge=10)
+    # Users scored per block (their rows are written before the next block): bounds memory.
+    block_users: int = Field(default=100_000, ge=1)
     seed: int = 42
 
 

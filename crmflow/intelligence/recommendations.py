@@ -9,6 +9,7 @@ user's cluster, then to what is popular overall. Items the user already bought a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 
 from crmflow.intelligence.config import FeatureConfig, RecommendationConfig
@@ -151,25 +153,47 @@ def merge_candidates(
     return out_items, out_scores, out_reasons
 
 
+@dataclass
+class Candidates:
+    """What every user's list is drawn from, computed once from the whole purchase matrix."""
+
+    sim: sparse.csr_matrix | None  # item-item similarity (None: popularity only)
+    seg_items: np.ndarray | None  # (groups, fallback_depth) popular in each segment
+    seg_share: np.ndarray | None
+    all_items: np.ndarray  # (1, fallback_depth) popular overall
+    all_share: np.ndarray
+
+
+def candidate_sources(
+    x: sparse.csr_matrix, groups: np.ndarray | None, cfg: RecommendationConfig, use_co_purchase: bool = True
+) -> Candidates:
+    sim = item_similarity(x, cfg.neighbours, cfg.chunk_cells) if use_co_purchase else None
+    seg_items, seg_share = popularity(x, groups, cfg.fallback_depth) if groups is not None else (None, None)
+    all_items, all_share = popularity(x, np.zeros(x.shape[0], dtype=np.int64), cfg.fallback_depth)
+    return Candidates(sim, seg_items, seg_share, all_items, all_share)
+
+
 def recommend(
     x: sparse.csr_matrix, groups: np.ndarray | None, rows: np.ndarray, cfg: RecommendationConfig,
-    use_co_purchase: bool = True,
+    use_co_purchase: bool = True, sources: Candidates | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-N for users `rows` of `x`; groups[u] is each user's segment (cluster) index, for fallback."""
+    """Top-N for users `rows` of `x`; groups[u] is each user's segment (cluster) index, for fallback.
+
+    Each row depends only on that user's purchases and on `sources` (computed from all of `x`), so
+    scoring the users block by block gives the same lists as scoring them at once.
+    """
+    src = sources if sources is not None else candidate_sources(x, groups, cfg, use_co_purchase)
     n = len(rows)
     candidates = []
-    if use_co_purchase:
-        sim = item_similarity(x, cfg.neighbours, cfg.chunk_cells)
-        candidates.append(co_purchase_top(x, sim, rows, cfg.top_n, cfg.chunk_cells))
+    if src.sim is not None:
+        candidates.append(co_purchase_top(x, src.sim, rows, cfg.top_n, cfg.chunk_cells))
     else:
         candidates.append((np.full((n, 1), -1), np.zeros((n, 1))))
-    if groups is None:  # no segments known: the segment slot stays empty, plain popularity fills in
+    if src.seg_items is None or groups is None:  # no segments known: plain popularity fills in
         candidates.append((np.full((n, 1), -1), np.zeros((n, 1))))
     else:
-        seg_items, seg_share = popularity(x, groups, cfg.fallback_depth)
-        candidates.append((seg_items[groups[rows]], seg_share[groups[rows]]))
-    all_items, all_share = popularity(x, np.zeros(x.shape[0], dtype=np.int64), cfg.fallback_depth)
-    candidates.append((np.repeat(all_items, n, axis=0), np.repeat(all_share, n, axis=0)))
+        candidates.append((src.seg_items[groups[rows]], src.seg_share[groups[rows]]))
+    candidates.append((np.repeat(src.all_items, n, axis=0), np.repeat(src.all_share, n, axis=0)))
     return merge_candidates(x, rows, candidates, cfg.top_n)
 
 
@@ -184,42 +208,86 @@ def hit_and_recall(recommended: np.ndarray, held_out: sparse.csr_matrix) -> tupl
     return float((found > 0).mean()), float((found / np.maximum(total, 1)).mean())
 
 
-def _load(con: duckdb.DuckDBPyConnection, as_of: datetime, fcfg: FeatureConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass
+class PurchaseData:
+    """The inputs as integer codes: users and skus in sorted order, distinct (user, sku) pairs."""
+
+    user_ids: pa.Array  # index = user code, sorted by user_id
+    skus: pa.Array  # index = sku code, sorted
+    groups: np.ndarray | None  # segment code per user (None: no segments known)
+    pair_user: np.ndarray  # one row per distinct (user, sku, held) purchase
+    pair_item: np.ndarray
+    pair_held: np.ndarray  # True: bought in the user's last order (users with 2+ orders)
+
+
+def _load(con: duckdb.DuckDBPyConnection, as_of: datetime, fcfg: FeatureConfig) -> PurchaseData:
+    """Codes computed in DuckDB and fetched as Arrow/numpy: no per-line Python objects."""
     tables = existing_tables(con)
     segment_sql = ("left join customer_clusters c on c.user_id = u.user_id"
                    if "customer_clusters" in tables else "left join (select null::varchar as user_id, "
                    "null::integer as cluster_id) c on false")
-    users = con.execute(
+    paid = sql_list(fcfg.paid_statuses)
+    con.execute(
         f"""
+        create or replace temp table _rec_users as
         with u as (
             select user_id from customer_profile where user_id is not null
             union
             select user_id from stg_shop__order_items
-            where ordered_at < $as_of and status in {sql_list(fcfg.paid_statuses)} and user_id is not null
+            where ordered_at < $as_of and status in {paid} and user_id is not null
+        ),
+        seg as (
+            select u.user_id::varchar as user_id, coalesce(c.cluster_id::varchar, '-') as segment
+            from u {segment_sql}
         )
-        select u.user_id::varchar as user_id, coalesce(c.cluster_id::varchar, '-') as segment
-        from u {segment_sql} order by u.user_id
+        select user_id, (row_number() over (order by user_id) - 1)::integer as u,
+               (dense_rank() over (order by segment) - 1)::integer as g, segment
+        from seg
         """,
         {"as_of": as_of},
-    ).df()
-    lines = con.execute(
+    )
+    con.execute(
         f"""
+        create or replace temp table _rec_lines as
         select user_id::varchar as user_id, sku::varchar as sku, order_id::varchar as order_id, ordered_at
         from stg_shop__order_items
-        where ordered_at < $as_of and status in {sql_list(fcfg.paid_statuses)}
-          and user_id is not null and sku is not null
+        where ordered_at < $as_of and status in {paid} and user_id is not null and sku is not null
         """,
         {"as_of": as_of},
-    ).df()
-    return users, lines
-
-
-def _held_out_mask(lines: pd.DataFrame) -> np.ndarray:
-    """True for the lines of each user's last order, for users with two or more orders."""
-    last = lines.sort_values(["ordered_at", "order_id"], kind="stable").groupby("user_id")["order_id"].agg(
-        ["last", "nunique"])
-    last = last[last["nunique"] >= 2]["last"]
-    return lines["order_id"].isin(set(last.to_numpy())).to_numpy() & lines["user_id"].isin(last.index).to_numpy()
+    )
+    try:
+        users = con.sql("select user_id, g, segment <> '-' as has_segment from _rec_users order by u").to_arrow_table()
+        skus = con.sql("select distinct sku from _rec_lines order by sku").to_arrow_table()
+        # Each user's last order (latest ordered_at, then order_id) is held out for the offline
+        # check when the user has two or more orders.
+        pairs = con.execute(
+            """
+            with orders as (
+                select user_id, order_id, ordered_at,
+                       row_number() over (partition by user_id order by ordered_at desc, order_id desc) as recent,
+                       count(*) over (partition by user_id) as n_orders
+                from (select distinct user_id, order_id, ordered_at from _rec_lines)
+            ),
+            items as (select sku, (row_number() over (order by sku) - 1)::integer as i
+                      from (select distinct sku from _rec_lines))
+            select distinct u.u, i.i, (o.recent = 1 and o.n_orders >= 2) as held
+            from _rec_lines l
+            join _rec_users u using (user_id)
+            join items i using (sku)
+            join orders o on o.user_id = l.user_id and o.order_id = l.order_id and o.ordered_at = l.ordered_at
+            order by 1, 2, 3
+            """
+        ).fetchnumpy()
+    finally:
+        con.execute("drop table if exists _rec_users")
+        con.execute("drop table if exists _rec_lines")
+    has_segment = users.column("has_segment").to_numpy()
+    groups = users.column("g").to_numpy().astype(np.int64) if has_segment.any() else None
+    return PurchaseData(
+        user_ids=users.column("user_id").combine_chunks(), skus=skus.column("sku").combine_chunks(), groups=groups,
+        pair_user=np.asarray(pairs["u"], dtype=np.int64), pair_item=np.asarray(pairs["i"], dtype=np.int64),
+        pair_held=np.asarray(pairs["held"], dtype=bool),
+    )
 
 
 def evaluate(
@@ -249,45 +317,77 @@ def evaluate(
             "beats_popularity": bool(hit > base_hit)}
 
 
+def _block_table(data: PurchaseData, rows: np.ndarray, items: np.ndarray, scores: np.ndarray,
+                 reasons: np.ndarray) -> pa.Table:
+    rr, slot = np.nonzero(items >= 0)
+    return pa.table({
+        "user_id": data.user_ids.take(pa.array(rows[rr])),
+        "rank": pa.array(slot + 1, type=pa.int32()),
+        "sku": data.skus.take(pa.array(items[rr, slot])),
+        "score": pa.array(scores[rr, slot], type=pa.float64()),
+        "reason": pa.array(REASONS[reasons[rr, slot]].astype(str)),
+    })
+
+
 def run_recommendations(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: RecommendationConfig, fcfg: FeatureConfig
+    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: RecommendationConfig, fcfg: FeatureConfig,
+    sink: Callable[[pa.Table], None] | None = None, evaluation: dict[str, Any] | None = None,
 ) -> RecommendationResult:
+    """Top-N for every user, scored `cfg.block_users` users at a time.
+
+    With `sink`, each block's rows go to it (e.g. an insert into the table) and the result holds no
+    rows, so memory does not grow with the user count; without, the blocks are concatenated.
+    `evaluation`: metrics of an earlier offline evaluation to reuse (skips the evaluation).
+    """
     empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "rank": pd.Series(dtype="int64"),
                           "sku": pd.Series(dtype=object), "score": pd.Series(dtype="float64"),
                           "reason": pd.Series(dtype=object)})
     missing = missing_inputs(con, REC_INPUTS)
     if missing:
         return RecommendationResult(empty, "insufficient_data", f"missing input tables: {', '.join(missing)}")
-    users, lines = _load(con, as_of, fcfg)
-    if lines.empty or users.empty:
+    data = _load(con, as_of, fcfg)
+    n_users, n_items = len(data.user_ids), len(data.skus)
+    if len(data.pair_user) == 0 or n_users == 0:
         return RecommendationResult(empty, "insufficient_data", "no paid order lines before the as-of time",
-                                    {"users": len(users)})
-    user_codes = pd.Index(users["user_id"])
-    sku_codes = pd.Index(np.sort(lines["sku"].unique()))
-    codes = pd.factorize(users["segment"], sort=True)[0].astype(np.int64)
-    groups = codes if (users["segment"] != "-").any() else None
-    lu = user_codes.get_indexer(lines["user_id"])
-    li = sku_codes.get_indexer(lines["sku"])
-    metrics = evaluate(lu, li, _held_out_mask(lines), groups, len(user_codes), len(sku_codes), cfg)
-    x = purchase_matrix(lu, li, len(user_codes), len(sku_codes))
-    items, scores, reasons = recommend(x, groups, np.arange(len(user_codes)), cfg)
-    rr, slot = np.nonzero(items >= 0)
-    recs = pd.DataFrame({
-        "user_id": user_codes.to_numpy()[rr],
-        "rank": slot + 1,
-        "sku": sku_codes.to_numpy()[items[rr, slot]],
-        "score": scores[rr, slot],
-        "reason": REASONS[reasons[rr, slot]],
-    })
-    metrics.update({"users": int(len(user_codes)), "items": int(len(sku_codes)), "rows": int(len(recs)),
-                    "by_reason": {str(k): int(v) for k, v in recs["reason"].value_counts().sort_index().items()}})
-    return RecommendationResult(recs, "recommended", f"{len(recs)} recommendations for {len(user_codes)} users",
-                                metrics)
+                                    {"users": n_users})
+    if evaluation is None:
+        metrics = evaluate(data.pair_user, data.pair_item, data.pair_held, data.groups, n_users, n_items, cfg)
+        metrics["evaluated"] = True
+    else:
+        metrics = {**evaluation, "evaluated": False}
+    x = purchase_matrix(data.pair_user, data.pair_item, n_users, n_items)
+    sources = candidate_sources(x, data.groups, cfg)
+    blocks: list[pa.Table] = []
+    rows_out = 0
+    by_reason = np.zeros(len(REASONS), dtype=np.int64)
+    for start in range(0, n_users, cfg.block_users):  # blocks of users: bounded memory, same lists
+        rows = np.arange(start, min(start + cfg.block_users, n_users))
+        items, scores, reasons = recommend(x, data.groups, rows, cfg, sources=sources)
+        by_reason += np.bincount(reasons[reasons >= 0], minlength=len(REASONS))
+        block = _block_table(data, rows, items, scores, reasons)
+        rows_out += block.num_rows
+        if sink is None:
+            blocks.append(block)
+        else:
+            sink(block)
+    recs = pa.concat_tables(blocks).to_pandas() if blocks else empty
+    metrics.update({"users": int(n_users), "items": int(n_items), "rows": int(rows_out),
+                    "by_reason": {str(REASONS[k]): int(v) for k, v in enumerate(by_reason) if v}})
+    return RecommendationResult(recs, "recommended", f"{rows_out} recommendations for {n_users} users", metrics)
 
 
-def write_recommendations(con: duckdb.DuckDBPyConnection, recs: pd.DataFrame) -> None:
-    replace_table(
-        con, "customer_recommendations", recs,
-        "user_id::varchar as user_id, rank::integer as rank, sku::varchar as sku, score::double as score, "
-        "reason::varchar as reason",
-    )
+REC_SELECT = ("user_id::varchar as user_id, rank::integer as rank, sku::varchar as sku, score::double as score, "
+              "reason::varchar as reason")
+
+
+def write_recommendations(con: duckdb.DuckDBPyConnection, recs: pd.DataFrame | pa.Table) -> None:
+    replace_table(con, "customer_recommendations", recs, REC_SELECT)
+
+
+def append_recommendations(con: duckdb.DuckDBPyConnection, table: str, block: pa.Table) -> None:
+    """Insert one block of rows into `table` (created empty with the contract's types beforehand)."""
+    con.register("_rec_block", block)
+    try:
+        con.execute(f'insert into "{table}" select {REC_SELECT} from _rec_block')
+    finally:
+        con.unregister("_rec_block")

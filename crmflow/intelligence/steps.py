@@ -75,19 +75,24 @@ def churn_step(
 
 
 def recommendations_step(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: IntelligenceConfig) -> StepSummary:
-    from crmflow.intelligence.recommendations import run_recommendations, write_recommendations
+    from crmflow.intelligence.recommendations import REC_SELECT, append_recommendations, run_recommendations
 
-    with threadpool_limits(cfg.threads):
-        result = run_recommendations(con, as_of, cfg.recommendations, cfg.features)
     version = model_store.model_version("recommendations", cfg.recommendations.model_dump(), as_of)
     con.execute("begin transaction")
-    write_recommendations(con, result.recommendations)
+    # Readers see the old table until commit; each block of users is inserted as it is scored.
+    con.execute("create or replace table customer_recommendations as select "
+                f"{REC_SELECT} from (select null as user_id, null as rank, null as sku, null as score, "
+                "null as reason) where false")
+    with threadpool_limits(cfg.threads):
+        result = run_recommendations(con, as_of, cfg.recommendations, cfg.features,
+                                     sink=lambda block: append_recommendations(con, "customer_recommendations",
+                                                                               block))
     model_store.record_run(con, model_name="recommendations", model_version=version, as_of=as_of,
                            data_cutoff=as_of, decision=result.decision, params=cfg.recommendations.model_dump(),
                            metrics=result.metrics, artifact_path=None)
     con.execute("commit")
-    return StepSummary("customer_recommendations", len(result.recommendations), result.decision, result.reason,
-                       version, metrics=result.metrics)
+    return StepSummary("customer_recommendations", int(result.metrics.get("rows", 0)), result.decision,
+                       result.reason, version, metrics=result.metrics)
 
 
 def priority_step(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: IntelligenceConfig) -> StepSummary:
