@@ -16,7 +16,9 @@ import duckdb
 # its lineage: the file and line it came from and the run that loaded it.
 RAW_DDL = """
 create table if not exists raw_events (
-    message_id varchar primary key,
+    -- unique by construction (first-copy-wins dedupe in connectors/sources/merge.py, tested; dbt's
+    -- unique test on stg_tracking__events); no PRIMARY KEY index: it cost ~25 % of the events load
+    message_id varchar not null,
     type varchar not null,
     event varchar,
     user_id varchar,
@@ -79,8 +81,12 @@ create table if not exists ingested_files (
     duplicates_skipped bigint not null,
     rows_quarantined bigint not null,
     ingested_at timestamptz not null,
+    file_size bigint,  -- size and mtime (ns) when loaded: an unchanged file is skipped without hashing
+    mtime_ns bigint,
     primary key (path, content_hash)
 );
+alter table ingested_files add column if not exists file_size bigint;
+alter table ingested_files add column if not exists mtime_ns bigint;
 """
 
 QUARANTINE_DDL = """

@@ -103,3 +103,55 @@ def test_bad_arguments_fail_clearly(tmp_path):
             ingest_source(con, "clicks", tmp_path, AS_OF)
         with pytest.raises(ValueError, match="timezone-aware"):
             ingest_source(con, "events", tmp_path, datetime(2026, 1, 1))
+
+
+def test_unchanged_files_are_skipped_by_size_and_mtime_without_reading(tmp_path, monkeypatch):
+    import os
+
+    import connectors.sources.files as files
+
+    landing = tmp_path / "landing"
+    path = write_jsonl(landing / "events" / "e.jsonl", [event("m1"), event("m2")])
+    with warehouse(tmp_path) as con:
+        ingest(con, "events", landing)
+        st = path.stat()
+        assert rows(con, "select file_size, mtime_ns from ingested_files") == [(st.st_size, st.st_mtime_ns)]
+        read = []
+        real_read = files.read_bytes
+        monkeypatch.setattr(files, "read_bytes", lambda p: read.append(p.name) or real_read(p))
+        assert ingest(con, "events", landing).files_skipped == 1 and read == []
+        # touched (new mtime, same bytes): read and hashed once, skipped, its stat recorded
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        again = ingest(con, "events", landing)
+        assert (again.files_ingested, again.files_skipped, read) == (0, 1, ["e.jsonl"])
+        assert rows(con, "select mtime_ns from ingested_files") == [(st.st_mtime_ns + 10**9,)]
+        assert ingest(con, "events", landing).files_skipped == 1 and read == ["e.jsonl"]
+        # documented limitation: rewritten in place with the same size and mtime -> not noticed
+        write_jsonl(path, [event("m3"), event("m4")])
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        assert ingest(con, "events", landing).files_ingested == 0
+        # any other change of size or mtime -> re-read by content
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+        changed = ingest(con, "events", landing)
+        assert (changed.files_ingested, changed.rows_loaded) == (1, 2)
+
+
+def test_overlapping_redeliveries_never_duplicate_a_message_id(tmp_path):
+    """raw_events has no PRIMARY KEY: the first-copy-wins dedupe (its lookup limited to the pass's
+    [min, max] of message ids) is what keeps message_id unique, across runs, files and passes."""
+    landing = tmp_path / "landing"
+    write_jsonl(landing / "events" / "a.jsonl", [event(f"m{i:03d}") for i in range(0, 60)])
+    with warehouse(tmp_path) as con:
+        ingest(con, "events", landing)
+        # overlaps the stored ids at both ends and in the middle, with ids outside their range and
+        # copies inside the file; tiny batches so it runs in several passes
+        ids = ["a000", "m000", "m059", "m030", "z999", "m030", "m100", "m100", "m059"]
+        write_jsonl(landing / "events" / "b.jsonl", [event(i) for i in ids])
+        write_jsonl(landing / "events" / "c.jsonl", [event(i) for i in reversed(ids)])
+        again = ingest(con, "events", landing, batch_bytes=600)
+        assert (again.rows_read, again.rows_loaded, again.duplicates_skipped) == (18, 3, 15)
+        assert rows(con, "select count(*), count(distinct message_id) from raw_events") == [(63, 63)]
+        assert rows(con, "select message_id, _source_file from raw_events where message_id in "
+                         "('a000', 'm100', 'z999', 'm030') order by 1") == [
+            ("a000", "events/b.jsonl"), ("m030", "events/a.jsonl"), ("m100", "events/b.jsonl"),
+            ("z999", "events/b.jsonl")]

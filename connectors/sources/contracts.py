@@ -81,9 +81,10 @@ EVENTS = SourceContract(
         # identify is what links an anonymous_id to a user: it needs the user_id
         Rule("missing_identity", "user_id", "(type = 'identify' and user_id is null)"),
         *_timestamp_rules("timestamp", required=True, require_offset=True),
-        Rule("invalid_properties", "properties",
-             "(properties is not null and json_type(properties::json) <> 'OBJECT')"),
-        Rule("invalid_context", "context", "(context is not null and json_type(context::json) <> 'OBJECT')"),
+        # properties/context are JSON as json_transform wrote it (minified; JSON null reads as NULL):
+        # an object is exactly a value starting with "{", no second parse needed
+        Rule("invalid_properties", "properties", "(properties is not null and not starts_with(properties, '{'))"),
+        Rule("invalid_context", "context", "(context is not null and not starts_with(context, '{'))"),
     ),
     outputs=(
         ("message_id", "message_id"),

@@ -1,6 +1,9 @@
 """Landing-file ingestion: new files of one source -> raw_<source>, bad rows -> quarantine_<source>.
 
-Incremental: a file whose (path, sha256) is in ingested_files is skipped; a changed file is re-read.
+Incremental: a file whose path, size and mtime (ns) match a row of ingested_files is skipped without
+being read; any other file is read and hashed, and skipped when its (path, sha256) is known (then its
+size and mtime are recorded, so the next run skips it by stat). A changed file is re-read. Accepted
+limitation: a file rewritten in place with the same size and the same mtime is not noticed.
 New files are loaded in batches (up to BATCH_BYTES of file content per SQL pass) inside one
 transaction per batch, so a crash never leaves a half-loaded file recorded as ingested.
 Row accounting per call: rows_read = rows_loaded + duplicates_skipped + rows_quarantined.
@@ -61,6 +64,8 @@ class _PendingFile:
     file: LandingFile
     data: bytes
     content_hash: str
+    file_size: int | None = None
+    mtime_ns: int | None = None
 
 
 def ingest_source(
@@ -96,17 +101,28 @@ def _ingest(
     load_reference_tables(con)
     stats = IngestStats(source=source)
     reasons: Counter[str] = Counter()
-    known = set(
-        con.execute("select path, content_hash from ingested_files where source = ?", [source]).fetchall()
-    )
+    recorded = con.execute(
+        "select path, content_hash, file_size, mtime_ns from ingested_files where source = ?", [source]
+    ).fetchall()
+    known = {(path, digest) for path, digest, _, _ in recorded}
+    unchanged = {(path, file_size, mtime_ns) for path, _, file_size, mtime_ns in recorded}
     batch: list[_PendingFile] = []
     size = 0
     for landing_file in list_landing_files(Path(landing_dir), source, contract.formats):
-        data, digest = read_bytes(landing_file.path)
-        if (landing_file.rel_path, digest) in known:
+        st = landing_file.path.stat()
+        if (landing_file.rel_path, st.st_size, st.st_mtime_ns) in unchanged:
             stats.files_skipped += 1
             continue
-        batch.append(_PendingFile(landing_file, data, digest))
+        data, digest = read_bytes(landing_file.path)
+        if (landing_file.rel_path, digest) in known:
+            # same content, new stat (touched, copied, or recorded before size/mtime were kept)
+            con.execute(
+                "update ingested_files set file_size = ?, mtime_ns = ? where path = ? and content_hash = ?",
+                [st.st_size, st.st_mtime_ns, landing_file.rel_path, digest],
+            )
+            stats.files_skipped += 1
+            continue
+        batch.append(_PendingFile(landing_file, data, digest, st.st_size, st.st_mtime_ns))
         size += len(data)
         if size >= batch_bytes:
             _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes)
@@ -136,6 +152,8 @@ def _load_batch(
         "file_id": pa.array(range(len(batch)), pa.int32()),
         "rel_path": [p.file.rel_path for p in batch],
         "content_hash": [p.content_hash for p in batch],
+        "file_size": pa.array([p.file_size for p in batch], pa.int64()),
+        "mtime_ns": pa.array([p.mtime_ns for p in batch], pa.int64()),
     })
     source = contract.source
     con.register("_batch_files", files)
@@ -147,11 +165,12 @@ def _load_batch(
         for jsonl, csv in _passes(batch, batch_bytes):
             _stage_pass(con, contract, jsonl, csv, loaded_at)
         per_file = con.execute(
-            f"""insert into ingested_files
+            f"""insert into ingested_files (source, path, content_hash, rows_read, rows_loaded,
+                                           duplicates_skipped, rows_quarantined, ingested_at, file_size, mtime_ns)
                 select '{source}', f.rel_path, f.content_hash,
                        coalesce(c.rows_read, 0), coalesce(c.rows_loaded, 0),
                        coalesce(c.rows_read, 0) - coalesce(c.rows_loaded, 0) - coalesce(c.rows_quarantined, 0),
-                       coalesce(c.rows_quarantined, 0), ?
+                       coalesce(c.rows_quarantined, 0), ?, f.file_size, f.mtime_ns
                 from _batch_files f
                 left join (select file_id, sum(rows_read) as rows_read, sum(rows_quarantined) as rows_quarantined,
                                   sum(rows_loaded) as rows_loaded

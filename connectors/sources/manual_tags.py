@@ -163,7 +163,8 @@ def _ingest_file(
         quarantined = read - loaded - duplicates + len(parsed.bad_rows)
         read += len(parsed.bad_rows)
         con.execute(
-            "insert into ingested_files values (?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into ingested_files (source, path, content_hash, rows_read, rows_loaded, duplicates_skipped,"
+            " rows_quarantined, ingested_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
             [SOURCE, str(path), content_hash, read, loaded, duplicates, quarantined, loaded_at],
         )
     stats.rows_read += read

@@ -58,7 +58,7 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
     ) + "}"
     picks = ",\n".join(
         [f'nullif(trim(obj."{f}"), \'\') as "{f}"' for f in fields]
-        + [f'obj."{f}"::varchar as "{f}"' for f in json_fields]
+        + [f'obj."{f}" as "{f}"' for f in json_fields]  # JSON type, minified: no re-parse downstream
     )
     return f"""
     select file_id, line_number, raw_content,
@@ -70,8 +70,11 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
     from (
         select *, case when jtype = 'OBJECT' then json_transform(text, {sql_str(structure)}) end as obj
         -- json_valid first, not try(json_type): try() re-runs a whole vector row by row when one
-        -- value in it fails (a few bad lines per vector made it 3x slower)
-        from (select *, case when json_valid(text) then json_type(text) end as jtype
+        -- value in it fails (a few bad lines per vector made it 3x slower). Valid JSON starting with
+        -- an opening brace is an object, so only the other lines pay a second parse for json_type.
+        from (select *, case when json_valid(text) then
+                                 case when regexp_matches(text, '^[ \\t\\r\\n]*[{{]') then 'OBJECT'
+                                      else json_type(text) end end as jtype
               from ({decoded_sql(lines)}))
     )
     """
