@@ -3,11 +3,8 @@
 -- these days.
 with event_days as (
 
-    select distinct
-        user_id,
-        {{ business_date('event_at') }} as activity_date
-    from {{ ref('events_stitched') }}
-    where user_id is not null
+    select user_id, activity_date
+    from {{ ref('int_customer__event_days') }}
 
 ), order_days as (
 

@@ -24,28 +24,18 @@ with profile as (
 
     select user_id, value_tier, b2b_grade from {{ ref('customer_value_tier') }}
 
-), events as (
+), event_days as (
 
-    -- Same identity resolution as events_stitched, on the staging view that carries device_type.
-    select
-        coalesce(events.user_id, identity_map.user_id) as user_id,
-        events.event_name,
-        events.event_at,
-        lower(events.device_type) as device_type
-    from {{ ref('stg_tracking__events') }} as events
-    left join {{ ref('identity_map') }} as identity_map
-        on events.anonymous_id = identity_map.anonymous_id
-    where events.event_at <= {{ as_of_ts() }}
+    -- Per user and day, from the one pass over the stitched events (int_customer__event_days).
+    select * from {{ ref('int_customer__event_days') }}
 
 ), devices as (
 
     select
         user_id,
-        sum(case when device_type in {{ sql_in_list(var('seg_mobile_device_types', ['mobile', 'ios', 'android', 'tablet'])) }}
-            then 1 else 0 end) as mobile_events,
-        count(*) as device_events
-    from events
-    where user_id is not null and device_type is not null
+        sum(mobile_events) as mobile_events,
+        sum(device_events) as device_events
+    from event_days
     group by user_id
 
 ), orders as (
@@ -54,19 +44,23 @@ with profile as (
 
 ), last_order as (
 
-    select user_id, max(ordered_at) as last_ordered_at
-    from orders
-    group by user_id
+    -- The user's latest order in any status up to as_of.
+    select user_id, last_any_order_at as last_ordered_at
+    from {{ ref('int_customer__order_facts') }}
 
 ), cart_abandons as (
 
-    select events.user_id, max(events.event_at) as last_abandoned_at
-    from events
-    left join last_order on events.user_id = last_order.user_id
-    where events.user_id is not null
-        and events.event_name in {{ sql_in_list(var('seg_cart_abandoned_events', ['cart_abandoned', 'Cart Abandoned'])) }}
-        and (last_order.last_ordered_at is null or last_order.last_ordered_at < events.event_at)
-    group by events.user_id
+    -- Some abandon has no order after it exactly when the latest one has none, and the latest
+    -- such abandon is then the latest abandon itself.
+    select abandons.user_id, abandons.last_abandoned_at
+    from (
+        select user_id, max(last_cart_abandoned_at) as last_abandoned_at
+        from event_days
+        group by user_id
+    ) as abandons
+    left join last_order on abandons.user_id = last_order.user_id
+    where abandons.last_abandoned_at is not null
+        and (last_order.last_ordered_at is null or last_order.last_ordered_at < abandons.last_abandoned_at)
 
 ), order_lines as (
 

@@ -22,6 +22,7 @@ with events as (
         events.event_type,
         events.event_name,
         events.event_at,
+        events.device_type,
         events.properties,
         events.context
 

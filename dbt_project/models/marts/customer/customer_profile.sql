@@ -18,9 +18,8 @@ with registrations as (
 
 ), last_event as (
 
-    select user_id, max(event_at) as last_event_at
-    from {{ ref('events_stitched') }}
-    where user_id is not null
+    select user_id, max(last_event_at) as last_event_at
+    from {{ ref('int_customer__event_days') }}
     group by user_id
 
 ), favourite_category as (
