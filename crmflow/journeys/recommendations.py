@@ -1,8 +1,9 @@
 """The `recommendations` template variable: each user's rows of customer_recommendations (written by
 the intelligence stage), ordered by rank, as [{sku, score, reason, rank}, ...].
 
-Loaded with one set-based query per batch of messages (never one query per user). An empty list
-when the user has none or when the intelligence stage has not run yet (no table).
+Loaded set-based (never one query per user): dispatch stages them once per run for all due messages
+(`recommendations_sql`), preview loads them for its few samples. An empty list when the user has none
+or when the intelligence stage has not run yet (no table).
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ SAMPLE_RECOMMENDATIONS: list[dict[str, Any]] = [
 ]
 
 
+def recommendations_sql(users: str, user_column: str = "user_id") -> str:
+    """user_id, recommendations (ordered by rank) for the users in relation `users` (`user_column`)."""
+    return f"""select r.user_id,
+                      list({{'sku': r.sku, 'score': r.score, 'reason': r.reason, 'rank': r.rank}}
+                           order by r.rank, r.sku) as recommendations
+               from customer_recommendations r semi join {users} u on u.{user_column} = r.user_id
+               group by r.user_id"""
+
+
 def load_recommendations(con: duckdb.DuckDBPyConnection, user_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """user_id -> that user's recommendations ordered by rank (users without rows are absent)."""
     ids = sorted({u for u in user_ids if u is not None})
@@ -26,16 +36,14 @@ def load_recommendations(con: duckdb.DuckDBPyConnection, user_ids: list[str]) ->
         return {}
     con.register("_rec_user_ids", pa.table({"user_id": pa.array(ids, pa.string())}))
     try:
-        rows = con.execute(
-            """select r.user_id,
-                      list({'sku': r.sku, 'score': r.score, 'reason': r.reason, 'rank': r.rank}
-                           order by r.rank, r.sku) as recommendations
-               from customer_recommendations r semi join _rec_user_ids u on u.user_id = r.user_id
-               group by r.user_id"""
-        ).fetchall()
+        rows = con.execute(recommendations_sql("_rec_user_ids")).fetchall()
     finally:
         con.unregister("_rec_user_ids")
     return {user_id: recs for user_id, recs in rows}
+
+
+def has_recommendations_table(con: duckdb.DuckDBPyConnection) -> bool:
+    return _has_table(con, "customer_recommendations")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from crmflow.journeys.recommendations import SAMPLE_RECOMMENDATIONS
@@ -126,6 +128,25 @@ def render(template: Template, locale: str | None, context: dict[str, Any]) -> R
 def _compiled(source: str) -> jinja2.Template:
     """Compile a template source once: compiling took ~1 ms, most of a message's dispatch cost."""
     return ENV.from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(ENV.parse(source)))
+
+
+def template_variables(templates: Iterable[Template]) -> set[str]:
+    """Every top-level name the templates read (profile columns, `recommendations`, ...): dispatch
+    stages only these columns. A template that does not parse reads nothing (it fails at render)."""
+    names: set[str] = set()
+    for template in templates:
+        for content in template.locales.values():
+            for source in content.fields().values():
+                try:
+                    names |= _variables(source)
+                except jinja2.TemplateSyntaxError:
+                    continue
+    return names
 
 
 def check_template(template: Template, columns: dict[str, str], max_sms_segments: int) -> list[tuple[str, str]]:
