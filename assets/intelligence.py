@@ -80,7 +80,7 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
     cfg = IntelligenceConfig(clustering=ClusteringConfig(k_min=config.k_min, k_max=config.k_max))
     as_of = as_of_from_context(context)
     with warehouse.connect() as con:
-        summary = clustering_step(con, as_of, cfg)
+        summary = clustering_step(con, as_of, cfg, model_store.model_dir(warehouse.path))
         passed, details = checks.clusters_contract(con)
     context.log.info(f"customer_clusters: {summary.reason}")
     meta = _metadata(summary)

@@ -177,20 +177,10 @@ def train_and_score(
                 f"{metrics['baseline']['roc_auc']:.3f} (gain lower bound {lower:.3f} <= {cfg.min_auc_gain}): "
                 f"scores come from the days-since-last-purchase baseline")
 
-    if decision == "model":
-        probability = model.predict_proba(score.frame[list(train.feature_names)].to_numpy())[:, 1]
-    else:
-        probability = baseline.predict(baseline_score(score.frame))
-    probability = np.clip(probability.astype(float), 0.0, 1.0)
     ver = version(decision)
-    scores = pd.DataFrame({
-        "user_id": score.frame["user_id"].to_numpy(),
-        "churn_probability": probability,
-        "risk_band": risk_band(probability, cfg),
-        "model_version": ver,
-        "scored_at": as_of,
-    })
-    metrics["risk_bands"] = {b: int((scores["risk_band"] == b).sum()) for b in ("high", "medium", "low")}
+    scores = _score(score.frame, model if decision == "model" else None, baseline, list(train.feature_names),
+                    ver, as_of, cfg)
+    metrics["risk_bands"] = _bands(scores)
     artifact = {
         "model": model if decision == "model" else None,
         "challenger": model,
@@ -202,6 +192,45 @@ def train_and_score(
         "decision": decision,
     }
     return result(scores, decision, reason, metrics=metrics, artifact=artifact)
+
+
+def _score(frame: pd.DataFrame, model: Any, baseline: IsotonicRegression, feature_names: list[str], version: str,
+           as_of: datetime, cfg: ChurnConfig) -> pd.DataFrame:
+    if model is not None:
+        probability = model.predict_proba(frame[feature_names].to_numpy())[:, 1]
+    else:
+        probability = baseline.predict(baseline_score(frame))
+    probability = np.clip(probability.astype(float), 0.0, 1.0)
+    return pd.DataFrame({
+        "user_id": frame["user_id"].to_numpy(),
+        "churn_probability": probability,
+        "risk_band": risk_band(probability, cfg),
+        "model_version": version,
+        "scored_at": as_of,
+    })
+
+
+def _bands(scores: pd.DataFrame) -> dict[str, int]:
+    return {b: int((scores["risk_band"] == b).sum()) for b in ("high", "medium", "low")}
+
+
+def score_with_stored(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: ChurnConfig, features_cfg: FeatureConfig,
+    artifact: dict[str, Any], model_version: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score every user at `as_of` with a stored artefact (no features at past cutoffs, no fit).
+
+    Uses the artefact's chosen model (or its baseline when the baseline was chosen) and its category
+    columns, so the features line up with what the model was trained on.
+    """
+    population = "purchasers" if cfg.label == "purchase" else "active"
+    score = build_features(con, as_of, features_cfg, population, categories=tuple(artifact["categories"]))
+    if list(score.feature_names) != list(artifact["feature_names"]):
+        raise ValueError(f"churn: stored model {model_version} expects features {artifact['feature_names']}, "
+                         f"the warehouse gives {list(score.feature_names)}")
+    scores = _score(score.frame, artifact["model"] if artifact["decision"] == "model" else None,
+                    artifact["baseline"], list(artifact["feature_names"]), model_version, as_of, cfg)
+    return scores, {"scored_rows": int(len(scores)), "risk_bands": _bands(scores)}
 
 
 def write_churn_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:

@@ -60,6 +60,7 @@ class ClusteringResult:
     decision: str  # clustered | insufficient_data
     reason: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # fitted model (empty when a stored one was used)
 
 
 def clustering_matrix(features: pd.DataFrame, categories: tuple[str, ...]) -> pd.DataFrame:
@@ -182,6 +183,14 @@ def fit_clusters(
     categories maps category feature columns (cat_*) to display names. Returns (assignments with
     user_id, cluster_id, cluster_label, distance; centroids; metrics).
     """
+    assignments, centroids, metrics, _ = fit_cluster_model(features, categories, cfg, previous)
+    return assignments, centroids, metrics
+
+
+def fit_cluster_model(
+    features: pd.DataFrame, categories: dict[str, str], cfg: ClusteringConfig, previous: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    """fit_clusters plus the fitted model (scaler, centres, ids, labels) for assign_clusters."""
     matrix = clustering_matrix(features, tuple(categories))
     names = list(matrix.columns)
     scaler = StandardScaler().fit(matrix.to_numpy())
@@ -222,7 +231,33 @@ def fit_clusters(
         "cluster_sizes": {str(i): int(s) for i, s in zip(ids, sizes, strict=True)},
         "features": names,
     }
-    return assignments, centroids, metrics
+    model = {"mean": scaler.mean_, "scale": scaler.scale_, "centers_z": centers_z, "ids": ids,
+             "labels": list(text), "names": names, "categories": dict(categories), "metrics": metrics}
+    return assignments, centroids, metrics, model
+
+
+def assign_clusters(features: pd.DataFrame, model: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assign users to a stored model's clusters (nearest centre, as KMeans.predict): no refit.
+
+    Returns (assignments, centroids with this run's sizes); ids and labels are the model's.
+    """
+    matrix = clustering_matrix(features, tuple(model["categories"]))
+    if list(matrix.columns) != list(model["names"]):
+        raise ValueError(f"clustering: stored model expects features {model['names']}, got {list(matrix.columns)}")
+    z = np.clip((matrix.to_numpy() - model["mean"]) / model["scale"], -5, 5)
+    centers = np.asarray(model["centers_z"])
+    # ||z - c||^2 = ||z||^2 - 2 z.c + ||c||^2: one matrix product for everyone.
+    d2 = (z * z).sum(axis=1)[:, None] - 2 * z @ centers.T + (centers * centers).sum(axis=1)[None, :]
+    labels = np.argmin(d2, axis=1)
+    distance = np.linalg.norm(z - centers[labels], axis=1)
+    ids = np.asarray(model["ids"])
+    text = np.asarray(model["labels"], dtype=object)
+    sizes = np.bincount(labels, minlength=len(centers))
+    centroids = pd.DataFrame(centers * model["scale"] + model["mean"], columns=model["names"]).assign(
+        cluster_id=ids, cluster_label=list(text), size=sizes)
+    assignments = pd.DataFrame({"user_id": features["user_id"].to_numpy(), "cluster_id": ids[labels],
+                                "cluster_label": text[labels], "distance": distance})
+    return assignments, centroids
 
 
 def previous_centroids(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame | None:
@@ -241,15 +276,11 @@ def previous_centroids(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.Da
     return long.pivot(index="cluster_id", columns="feature", values="value").reset_index()
 
 
-def _previous_assignments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    if "customer_clusters" not in existing_tables(con):
-        return None
-    return con.execute("select user_id, cluster_id from customer_clusters").df()
-
-
 def run_clustering(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: ClusteringConfig, features_cfg: FeatureConfig
+    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: ClusteringConfig, features_cfg: FeatureConfig,
+    stored: dict[str, Any] | None = None,
 ) -> ClusteringResult:
+    """Fit and assign everyone; with `stored` (a model from fit_cluster_model), only assign."""
     empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "cluster_id": pd.Series(dtype="int64"),
                           "cluster_label": pd.Series(dtype=object), "distance": pd.Series(dtype="float64"),
                           "as_of": pd.Series(dtype="datetime64[us, UTC]")})
@@ -257,24 +288,42 @@ def run_clustering(
     if missing:
         return ClusteringResult(empty, pd.DataFrame(), "insufficient_data",
                                 f"missing input tables: {', '.join(missing)}")
-    feats = build_features(con, as_of, features_cfg, "all")
+    cats = tuple(stored["categories"].values()) if stored is not None else None
+    feats = build_features(con, as_of, features_cfg, "all", categories=cats)
     if len(feats.frame) < cfg.min_users:
         return ClusteringResult(empty, pd.DataFrame(), "insufficient_data",
                                 f"{len(feats.frame)} users (< {cfg.min_users}): not clustered",
                                 {"users": len(feats.frame)})
-    categories = dict(zip(feats.feature_names[-len(feats.categories):], feats.categories, strict=True)) \
-        if feats.categories else {}
-    assignments, centroids, metrics = fit_clusters(feats.frame, categories, cfg, previous_centroids(con, as_of))
-    before = _previous_assignments(con)
-    if before is not None and len(before):
-        joined = assignments.merge(before, on="user_id", suffixes=("", "_before"))
-        metrics["users_same_cluster_share"] = float((joined["cluster_id"] == joined["cluster_id_before"]).mean()) \
-            if len(joined) else None
+    model: dict[str, Any] = {}
+    if stored is not None:
+        assignments, centroids = assign_clusters(feats.frame, stored)
+        metrics = {**stored["metrics"], "ids_inherited": int(len(centroids)),
+                   "cluster_sizes": {str(i): int(n) for i, n in zip(centroids["cluster_id"], centroids["size"],
+                                                                     strict=True)}}
+    else:
+        categories = dict(zip(feats.feature_names[-len(feats.categories):], feats.categories, strict=True)) \
+            if feats.categories else {}
+        assignments, centroids, metrics, model = fit_cluster_model(feats.frame, categories, cfg,
+                                                                   previous_centroids(con, as_of))
+    metrics.update(_same_cluster_share(con, assignments))
     metrics["users"] = int(len(assignments))
     assignments["as_of"] = as_of
     reason = f"{metrics['k']} clusters, silhouette {metrics['silhouette']:.3f}" if metrics["silhouette"] is not None \
         else f"{metrics['k']} clusters"
-    return ClusteringResult(assignments, centroids, "clustered", reason, metrics)
+    return ClusteringResult(assignments, centroids, "clustered", reason, metrics, model)
+
+
+def _same_cluster_share(con: duckdb.DuckDBPyConnection, assignments: pd.DataFrame) -> dict[str, Any]:
+    """Share of users present in the previous table who keep their cluster id (a join in DuckDB)."""
+    if "customer_clusters" not in existing_tables(con):
+        return {}
+    con.register("_new_clusters", assignments[["user_id", "cluster_id"]])
+    try:
+        share = con.execute("select avg((n.cluster_id = b.cluster_id)::double) from _new_clusters n "
+                            "join customer_clusters b using (user_id)").fetchall()[0][0]
+    finally:
+        con.unregister("_new_clusters")
+    return {"users_same_cluster_share": float(share)} if share is not None else {}
 
 
 def write_clusters(con: duckdb.DuckDBPyConnection, result: ClusteringResult, as_of: datetime) -> None:

@@ -96,6 +96,10 @@ class IntelligenceConfig(_Strict):
     # OpenMP/BLAS threads for fitting. 1 by default: on a shared 2-core box, spinning OpenMP workers
     # competing with other steps made fits 4x slower than one thread (measured).
     threads: int = Field(default=1, ge=1)
+    # Retrain churn, refit clusters and re-run the recommendations' offline evaluation only when the
+    # stored model is this many days old (or its parameters/code changed); runs in between load the
+    # stored model and only score. 0 = train on every run.
+    retrain_every_days: int = Field(default=7, ge=0)
     features: FeatureConfig = FeatureConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     churn: ChurnConfig = ChurnConfig()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ create table if not exists intelligence_model_runs (
     primary key (model_name, as_of)
 )
 """
+# Added by the retraining cadence (warehouses created before it get them on the next run).
+RUN_CADENCE_COLUMNS = (
+    ("fit", "varchar"),                # trained | reused (a stored model scored this run)
+    ("trained_as_of", "timestamptz"),  # as-of of the run that fitted the model in use
+    ("signature", "varchar"),          # hash of the parameters and the package source, no cutoff
+)
 
 
 def model_dir(warehouse: Path | str, env: dict[str, str] | None = None) -> Path:
@@ -56,6 +63,55 @@ def model_version(name: str, params: dict[str, Any], data_cutoff: datetime | Non
         sort_keys=True, default=str,
     )
     return f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def signature(name: str, params: dict[str, Any]) -> str:
+    """What must not change for a stored model to be reused: parameters, feature schema and code."""
+    return model_version(name, params, None)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    model_version: str
+    trained_as_of: datetime
+    decision: str
+    metrics: dict[str, Any]
+    artifact_path: str | None
+
+
+def ensure_runs_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(MODEL_RUNS_DDL)
+    for column, kind in RUN_CADENCE_COLUMNS:
+        con.execute(f"alter table intelligence_model_runs add column if not exists {column} {kind}")
+
+
+def reusable_run(
+    con: duckdb.DuckDBPyConnection, model_name: str, as_of: datetime, sig: str, retrain_every_days: int,
+    needs_artifact: bool = True,
+) -> TrainedRun | None:
+    """The latest model trained before `as_of`, less than `retrain_every_days` older than it, with the
+    same signature (and its artefact on disk); None means train now. 0 days = always train.
+
+    Only an earlier as-of counts: re-running the same as-of trains again (and replaces its row).
+    """
+    if retrain_every_days <= 0:
+        return None
+    ensure_runs_table(con)
+    rows = con.execute(
+        """
+        select model_version, trained_as_of, decision, metrics, artifact_path from intelligence_model_runs
+        where model_name = $name and fit = 'trained' and signature = $sig and decision <> 'insufficient_data'
+          and as_of < $as_of and as_of > $as_of - to_days($days)
+        order by as_of desc limit 1
+        """,
+        {"name": model_name, "sig": sig, "as_of": as_of, "days": retrain_every_days},
+    ).fetchall()
+    if not rows:
+        return None
+    version, trained, decision, metrics, path = rows[0]
+    if needs_artifact and (not path or not Path(path).exists()):
+        return None
+    return TrainedRun(version, trained, decision, json.loads(metrics) if metrics else {}, path)
 
 
 def save_artifact(directory: Path, version: str, payload: dict[str, Any]) -> Path:
@@ -91,17 +147,23 @@ def record_run(
     decision: str,
     params: dict[str, Any],
     metrics: dict[str, Any],
-    artifact_path: Path | None,
+    artifact_path: Path | str | None,
+    fit: str = "trained",
+    trained_as_of: datetime | None = None,
+    sig: str | None = None,
 ) -> None:
     """One row per model and as-of; re-running the same as-of replaces it."""
-    con.execute(MODEL_RUNS_DDL)
+    ensure_runs_table(con)
     con.execute("delete from intelligence_model_runs where model_name = ? and as_of = ?", [model_name, as_of])
     con.execute(
-        "insert into intelligence_model_runs values (?, ?, ?, ?, ?, ?::json, ?::json, ?)",
+        "insert into intelligence_model_runs (model_name, model_version, as_of, data_cutoff, decision, params, "
+        "metrics, artifact_path, fit, trained_as_of, signature) "
+        "values (?, ?, ?, ?, ?, ?::json, ?::json, ?, ?, ?, ?)",
         [
             model_name, model_version, as_of, data_cutoff, decision,
             json.dumps(json_safe(params), sort_keys=True, default=str),
             json.dumps(json_safe(metrics), sort_keys=True, default=str),
             str(artifact_path) if artifact_path else None,
+            fit, trained_as_of or as_of, sig,
         ],
     )
