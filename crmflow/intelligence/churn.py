@@ -140,7 +140,13 @@ def train_and_score(
     # The baseline is always fitted: it is the fallback and the yardstick.
     baseline = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     baseline.fit(baseline_score(train.frame), y_train)
-    valid_base = baseline_score(valid.frame)
+    # Model and baseline are compared on the same rows: at most fit_sample validation customers (a
+    # fixed-seed sample), so the validation predictions do not grow with the customer count.
+    check_rows = _sample(len(y_valid), cfg.fit_sample, cfg.seed + 1)
+    y_valid = y_valid[check_rows]
+    valid_frame = valid.frame.iloc[check_rows]
+    metrics["validation_sample_rows"] = int(len(check_rows))
+    valid_base = baseline_score(valid_frame)
     metrics["baseline"] = {**ranking_metrics(y_valid, valid_base),
                            "brier": brier(y_valid, baseline.predict(valid_base)) if len(y_valid) else None}
 
@@ -158,11 +164,9 @@ def train_and_score(
         rows = _sample(len(y_train), cfg.fit_sample, cfg.seed)
         x_train = train.frame.loc[rows, list(train.feature_names)].to_numpy()
         model = _model(cfg, len(rows)).fit(x_train, y_train[rows])
-        valid_prob = model.predict_proba(valid.frame[list(train.feature_names)].to_numpy())[:, 1]
+        valid_prob = model.predict_proba(valid_frame[list(train.feature_names)].to_numpy())[:, 1]
         metrics["model"] = {**ranking_metrics(y_valid, valid_prob), "brier": brier(y_valid, valid_prob)}
-        check_rows = _sample(len(y_valid), cfg.fit_sample, cfg.seed + 1)
-        gains = bootstrap_auc_gain(y_valid[check_rows], valid_prob[check_rows], valid_base[check_rows],
-                                   cfg.bootstrap_rounds, cfg.seed)
+        gains = bootstrap_auc_gain(y_valid, valid_prob, valid_base, cfg.bootstrap_rounds, cfg.seed)
         lower = float(np.quantile(gains, 1 - cfg.bootstrap_level)) if len(gains) else float("nan")
         metrics["auc_gain"] = metrics["model"]["roc_auc"] - metrics["baseline"]["roc_auc"]
         metrics["auc_gain_lower_bound"] = lower
