@@ -238,3 +238,34 @@ def test_order_refund_update_replaces_paid_version(tmp_path):
             ("o1", "u1", "refunded", datetime(2026, 2, 10, tzinfo=UTC)),
             ("o2", "guest", "paid", datetime(2026, 2, 1, 12, tzinfo=UTC)),  # no registration: kept
         ]
+
+
+def test_csv_well_formed_check_equals_a_full_match_of_the_field_grammar():
+    """The parser decides well-formedness from whether its field matches tile the line (one regex
+    pass); it must agree with a full match of (,field)* and give the same cells."""
+    import duckdb
+    import pyarrow as pa
+
+    from connectors.sources.sql_parts import CSV_FIELD_RE, csv_fields_sql, sql_str
+
+    lines = ['a,b,c', 'a,"b""c",d', 'a,"b"c', 'a,"unterminated', '"x"y,z', 'a,b"c', ',,', '""', '"a,b",""',
+             'a,"b""",c', '"""",x', '"a""b', 'é,"ü""",ß', ' a , "b" ,c', '"a\nb",c']
+    header = b"h\n"
+    data = header + b"".join(line.encode() + b"\n" for line in lines)
+    ends = [len(header)]
+    for line in lines:
+        ends.append(ends[-1] + len(line.encode()) + 1)
+    records = pa.table({"file_id": pa.array([0] * (len(lines) + 1), pa.int32()),
+                        "line_number": pa.array(range(1, len(lines) + 2), pa.int64()),
+                        "line": pa.array([data[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)],
+                                         pa.large_binary()),
+                        "ascii": pa.array([all(b < 128 for b in data[s:e]) for s, e in
+                                           zip([0, *ends[:-1]], ends, strict=True)])})
+    con = duckdb.connect()
+    con.register("_records", records)
+    got = con.execute(f"select line_number, pre_reason = 'malformed_csv' from ({csv_fields_sql('_records', ('h',))})"
+                      " order by 1").fetchall()
+    expected = [not con.execute(f"select regexp_full_match(',' || ?, '(?:' || {sql_str(CSV_FIELD_RE)} || ')*')",
+                                [line]).fetchone()[0] for line in lines]
+    assert [bool(m) for _, m in got] == expected
+    assert any(expected) and not all(expected)

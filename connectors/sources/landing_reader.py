@@ -91,9 +91,10 @@ def split_csv_records(data: bytes, file_id: int) -> pa.Table:
     buf = np.frombuffer(data, dtype=np.uint8)
     first = _strip_bom(data)
     newlines = np.flatnonzero(buf == NEWLINE)
-    quotes_before = np.cumsum(buf == QUOTE)[newlines] if len(newlines) else np.empty(0, dtype=np.int64)
-    if first:
-        quotes_before = quotes_before - np.count_nonzero(buf[:first] == QUOTE)
+    # quotes before each newline, by binary search over the quote positions (a cumulative sum over
+    # every byte cost an int64 per byte of the file)
+    quotes = np.flatnonzero(buf[first:] == QUOTE) + first
+    quotes_before = np.searchsorted(quotes, newlines)
     ends = newlines[(quotes_before % 2) == 0]
     starts = np.concatenate(([first], ends + 1)).astype(np.int64)
     if starts[-1] >= len(buf):

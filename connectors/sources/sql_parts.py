@@ -88,13 +88,16 @@ def csv_fields_sql(records: str, fields: tuple[str, ...]) -> str:
     )
     return f"""
     with parsed as (
-        select *,
-               case when text is not null
-                    then regexp_full_match(',' || text, '(?:' || {sql_str(CSV_FIELD_RE)} || ')*') end as well_formed,
-               list_transform(regexp_extract_all(',' || text, {sql_str(CSV_FIELD_RE)}, 1),
+        -- well formed = the field matches (each a comma + the captured field) tile the whole line:
+        -- one regex pass instead of a full match plus an extract (the matches are the same)
+        select file_id, line_number, raw_content, text,
+               len(raw_cells) + coalesce(list_sum(list_transform(raw_cells, lambda c: length(c))), 0)
+                   = length(text) + 1 as well_formed,
+               list_transform(raw_cells,
                    lambda c: case when starts_with(c, '"') then replace(c[2:-2], '""', '"') else c end) as cells
-        from (select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
-              from ({decoded_sql(records)}))
+        from (select *, regexp_extract_all(',' || text, {sql_str(CSV_FIELD_RE)}, 1) as raw_cells
+              from (select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
+                    from ({decoded_sql(records)})))
     ), headers as (
         select file_id, min(line_number) as header_line,
                arg_min(case when well_formed then list_transform(cells, lambda c: lower(trim(c))) end,
