@@ -269,3 +269,17 @@ def test_csv_well_formed_check_equals_a_full_match_of_the_field_grammar():
                                 [line]).fetchone()[0] for line in lines]
     assert [bool(m) for _, m in got] == expected
     assert any(expected) and not all(expected)
+
+
+def test_order_items_missing_a_required_field_are_invalid(tmp_path):
+    """Bug fixed with the one-parse items check: an item without sku, quantity or unit_price passed
+    (a NULL from the missing path made the whole check NULL, read as valid)."""
+    landing = tmp_path / "landing"
+    full = {"sku": "S", "category": None, "quantity": 1, "unit_price": 2}
+    items = [[{k: v for k, v in full.items() if k != drop}] for drop in ("sku", "quantity", "unit_price", "category")]
+    write_jsonl(landing / "orders" / "o.jsonl", [order(f"o{i}", items=it) for i, it in enumerate(items)]
+                + [order("o9", items=[full, 3]), order("o8", items=[full, None])])
+    with warehouse(tmp_path) as con:
+        ingest(con, "orders", landing)
+        assert rows(con, "select order_id from raw_orders") == [("o3",)]  # category is optional
+        assert {r[2] for r in quarantine(con, "orders")} == {"invalid_items"}
