@@ -143,8 +143,8 @@ def staged_columns(con: duckdb.DuckDBPyConnection, journeys: Mapping[str, Journe
 
 
 def _staging_sql(due_sql: str, columns: list[str], with_recommendations: bool) -> str:
-    """One join of the due ledger rows (`due_sql`: message fields, ledger_user_id, seq) with their
-    profile columns and recommendations."""
+    """One join of the due ledger rows (`due_sql`: message fields, ledger_user_id, ledger_planned_at,
+    seq) with their profile columns and recommendations."""
     profile = "".join(f", p.{quote_ident(c)}" for c in columns)
     if with_recommendations:
         recs = (f"left join ({recommendations_sql('due', 'ledger_user_id')}) r on r.user_id = due.ledger_user_id",
@@ -153,19 +153,30 @@ def _staging_sql(due_sql: str, columns: list[str], with_recommendations: bool) -
         recs = ("", "cast([] as struct(sku varchar, score double, reason varchar, rank integer)[]) "
                     "as recommendations")
     return f"""with due as ({due_sql})
-        select due.seq, {", ".join("due." + f for f in MESSAGE_FIELDS)}{profile}, {recs[1]}
+        select due.seq, due.ledger_planned_at, {", ".join("due." + f for f in MESSAGE_FIELDS)}{profile},
+               {recs[1]}
         from due left join customer_profile p on p.user_id = due.ledger_user_id {recs[0]}
         order by due.seq"""
 
 
+@dataclass(frozen=True)
+class StagedRun:
+    ranges: dict[str, tuple[int, int]]  # channel -> (first seq, last seq) in _dispatch_due
+    since: datetime | None  # the oldest planned_at among the staged messages
+
+
+def _since_filter(since: datetime | None, alias: str = "") -> str:
+    return "" if since is None else f"and {alias}planned_at >= $since"
+
+
 def stage_due(con: duckdb.DuckDBPyConnection, as_of: datetime, channel_names: list[str], journey_ids: list[str],
-              budget: int, columns: list[str], with_recommendations: bool) -> dict[str, tuple[int, int]]:
+              budget: int, columns: list[str], with_recommendations: bool) -> StagedRun:
     """Once per run, after policies: the next `budget` due messages in claim order (channel by channel
     in `channel_names` order, then priority, send_after, message_key), with everything rendering needs,
-    in temp table _dispatch_due. Returns channel -> (first seq, last seq). Batches then claim, render and
-    record by seq range without reading customer_profile or customer_recommendations again."""
+    in temp table _dispatch_due. Batches then claim, render and record by seq range without reading
+    customer_profile or customer_recommendations again."""
     due = """select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                    l.user_id as ledger_user_id,
+                    l.user_id as ledger_user_id, l.planned_at as ledger_planned_at,
                     row_number() over (order by list_position($channels, l.channel), l.priority desc,
                                        l.send_after, l.message_key) as seq
              from send_ledger l
@@ -174,20 +185,24 @@ def stage_due(con: duckdb.DuckDBPyConnection, as_of: datetime, channel_names: li
              qualify seq <= $budget"""
     run(con, f"create or replace temp table {STAGED} as {_staging_sql(due, columns, with_recommendations)}",
         {"as_of": as_of, "channels": channel_names, "jids": journey_ids, "budget": budget})
-    rows = run(con, f"select channel, min(seq), max(seq) from {STAGED} group by channel").fetchall()
-    return {channel: (int(lo), int(hi)) for channel, lo, hi in rows}
+    rows = run(con, f"""select channel, min(seq), max(seq), min(ledger_planned_at) from {STAGED}
+                        group by channel""").fetchall()
+    return StagedRun(ranges={channel: (int(lo), int(hi)) for channel, lo, hi, _ in rows},
+                     since=min((since for *_, since in rows), default=None))
 
 
-def claim_staged(con: duckdb.DuckDBPyConnection, as_of: datetime, first: int, last: int) -> list[dict[str, Any]]:
+def claim_staged(con: duckdb.DuckDBPyConnection, as_of: datetime, first: int, last: int,
+                 since: datetime | None) -> list[dict[str, Any]]:
     """Mark the staged messages first..last (one channel's batch) 'sending' (committed on return: autocommit)
     and return their staged rows. No RETURNING: it made the claim ~8x dearer; under the dispatch lock every
-    staged row is still 'planned', so the update count says whether all of them were claimed."""
-    params = {"as_of": as_of, "first": first, "last": last}
+    staged row is still 'planned', so the update count says whether all of them were claimed.
+    `since` (the oldest staged planned_at) lets DuckDB skip the row groups of older ledger history."""
+    params = {"as_of": as_of, "first": first, "last": last, "since": since}
     claimed = run(con, f"""update send_ledger set state = 'sending', attempts = attempts + 1, updated_at = $as_of
         where message_key in (select message_key from {STAGED} where seq between $first and $last)
-          and state = 'planned'""", params).fetchall()[0][0]
-    rows = _fetch_dicts(run(con, f"select * exclude (seq) from {STAGED} where seq between $first and $last "
-                                 "order by message_key", params))
+          and state = 'planned' {_since_filter(since)}""", params).fetchall()[0][0]
+    rows = _fetch_dicts(run(con, f"select * exclude (seq, ledger_planned_at) from {STAGED} "
+                                 "where seq between $first and $last order by message_key", params))
     if claimed != len(rows):  # a row left 'planned' since staging: keep only what this claim took
         sending = {k for (k,) in run(con, f"""select message_key from send_ledger where state = 'sending'
             and message_key in (select message_key from {STAGED} where seq between $first and $last)""",
@@ -208,13 +223,14 @@ def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Ma
     con.register("_claimed_keys", pa.table({"message_key": pa.array(sorted(keys), pa.string())}))
     try:
         due = """select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                        l.user_id as ledger_user_id, row_number() over (order by l.message_key) as seq
+                        l.user_id as ledger_user_id, l.planned_at as ledger_planned_at,
+                        row_number() over (order by l.message_key) as seq
                  from send_ledger l semi join _claimed_keys k on k.message_key = l.message_key"""
         rows = _fetch_dicts(con.execute(_staging_sql(due, columns, with_recommendations)))
     finally:
         con.unregister("_claimed_keys")
     for row in rows:
-        del row["seq"]
+        del row["seq"], row["ledger_planned_at"]
     return render_messages(rows, journeys, policies)
 
 
@@ -262,9 +278,10 @@ def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey],
 
 def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: list[SendResult],
                    refs: Mapping[str, str], messages: Mapping[str, OutboundMessage],
-                   errors: Mapping[str, str] | None = None) -> None:
+                   errors: Mapping[str, str] | None = None, since: datetime | None = None) -> None:
     """Record a batch in one set-based UPDATE: the send results, and render failures (`errors`,
-    state 'failed', reason 'render_failed'). Dead addresses go to suppression_list."""
+    state 'failed', reason 'render_failed'). Dead addresses go to suppression_list. `since`: no
+    recorded row was planned before it (skips older ledger history)."""
     errors = errors or {}
     if not results and not errors:
         return
@@ -280,12 +297,13 @@ def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: lis
     })
     con.register("_send_results", table)
     try:
-        run(con, """update send_ledger l set state = r.status, provider_message_id = r.provider_message_id,
+        run(con, f"""update send_ledger l set state = r.status, provider_message_id = r.provider_message_id,
                 error = r.error, content_ref = coalesce(r.content_ref, l.content_ref),
                 reason = coalesce(r.reason, l.reason),
                 attempts = l.attempts - 1 + greatest(r.attempts, 1),
                 sent_at = case when r.status = 'sent' then $as_of else l.sent_at end, updated_at = $as_of
-            from _send_results r where l.message_key = r.message_key and l.state = 'sending'""", {"as_of": as_of})
+            from _send_results r where l.message_key = r.message_key and l.state = 'sending'
+              {_since_filter(since, "l.")}""", {"as_of": as_of, "since": since})
     finally:
         con.unregister("_send_results")
     dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
@@ -314,24 +332,25 @@ def dispatch(con: duckdb.DuckDBPyConnection, as_of: datetime, channels: Mapping[
         report.policy = apply_policies(con, as_of, policies, journeys)
         names = sorted(channels)
         columns, with_recommendations = staged_columns(con, journeys)
-        ranges = stage_due(con, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
+        staged = stage_due(con, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
                            with_recommendations)
         try:
             for name in names:
-                if name not in ranges:
+                if name not in staged.ranges:
                     continue
                 channel = channels[name]
                 batch_size = max(1, min(policies.dispatch.batch_size, getattr(channel, "max_batch", 500)))
-                lo, hi = ranges[name]
+                lo, hi = staged.ranges[name]
                 for first in range(lo, hi + 1, batch_size):
                     last = min(first + batch_size - 1, hi)
-                    rows = claim_staged(con, as_of, first, last)
+                    rows = claim_staged(con, as_of, first, last, staged.since)
                     if not rows:
                         continue
                     report.claimed += len(rows)
                     messages, refs, errors = render_messages(rows, journeys, policies)
                     results = channel.send_batch(messages) if messages else []
-                    record_results(con, as_of, results, refs, {m.message_key: m for m in messages}, errors)
+                    record_results(con, as_of, results, refs, {m.message_key: m for m in messages}, errors,
+                                   staged.since)
                     sent = sum(1 for r in results if r.status == "sent")
                     report.sent += sent
                     report.failed += len(results) - sent + len(errors)
