@@ -67,7 +67,17 @@ def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Po
         from send_ledger l left join customer_profile p on p.user_id = l.user_id
         left join {TZ_TABLE} vtz on vtz.name = p.timezone
         where l.state = 'planned'""", params)
+    # Suppression hits by address and by user as two equi-joins (an OR in one join condition is a
+    # nested loop: planned rows x suppression_list, quadratic as both grow).
     run(con, """create or replace temp table _decisions as
+        with hits as (
+            select pl.message_key, sl.reason from _planned pl join suppression_list sl
+                on sl.address = pl.address and sl.channel in (pl.channel, 'all')
+            union all
+            select pl.message_key, sl.reason from _planned pl join suppression_list sl
+                on sl.user_id = pl.user_id and sl.channel in (pl.channel, 'all')
+        ),
+        suppressed as (select message_key, min(reason) as reason from hits group by message_key)
         select message_key,
                case when not has_profile then 'skipped'
                     when not consent then 'suppressed'
@@ -78,12 +88,7 @@ def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Po
                     when s.reason is not null then 'suppression_list:' || s.reason
                     else 'no_address:' || channel end as reason,
                cast(null as timestamptz) as send_after
-        from _planned pl
-        left join lateral (
-            select min(sl.reason) as reason from suppression_list sl
-            where sl.channel in (pl.channel, 'all')
-              and (sl.address = pl.address or sl.user_id = pl.user_id)
-        ) s on true
+        from _planned pl left join suppressed s using (message_key)
         where not has_profile or not consent or s.reason is not null
            or pl.address is null or trim(pl.address) = ''""", params)
     _record(con, as_of, report)
