@@ -22,7 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
 from crmflow.intelligence.config import ChurnConfig, FeatureConfig
-from crmflow.intelligence.features import FEATURE_INPUTS, build_features, churn_labels
+from crmflow.intelligence.features import FEATURE_INPUTS, build_features, churn_labels, staged_inputs
 from crmflow.intelligence.metrics import bootstrap_auc_gain, brier, ranking_metrics
 from crmflow.intelligence.tables import missing_inputs, replace_table
 
@@ -111,9 +111,11 @@ def train_and_score(
         return result(_empty_scores(), "insufficient_data", f"missing input tables: {', '.join(missing)}")
 
     population = "purchasers" if cfg.label == "purchase" else "active"
-    train = build_features(con, cutoff_train, features_cfg, population)
-    valid = build_features(con, cutoff_valid, features_cfg, population, categories=train.categories)
-    score = build_features(con, as_of, features_cfg, population, categories=train.categories)
+    with staged_inputs(con, as_of, features_cfg) as staged:  # one pass over the inputs for three cutoffs
+        train = build_features(con, cutoff_train, features_cfg, population, staged=staged)
+        valid = build_features(con, cutoff_valid, features_cfg, population, categories=train.categories,
+                               staged=staged)
+        score = build_features(con, as_of, features_cfg, population, categories=train.categories, staged=staged)
     y_train = churn_labels(con, train.frame["user_id"], cutoff_train, cfg.horizon_days, features_cfg, cfg.label)
     y_valid = churn_labels(con, valid.frame["user_id"], cutoff_valid, cfg.horizon_days, features_cfg, cfg.label)
 

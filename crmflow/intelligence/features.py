@@ -8,7 +8,10 @@ happened afterwards (tested in tests/test_intelligence_features.py). Labels read
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -58,14 +61,75 @@ def _category_column(category: str) -> str:
     return "cat_" + (re.sub(r"[^0-9a-zA-Z]+", "_", category).strip("_").lower() or "blank")
 
 
-def top_categories(con: duckdb.DuckDBPyConnection, cutoff: datetime, cfg: FeatureConfig) -> tuple[str, ...]:
+DAY_US = 86_400_000_000
+_stage_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class StagedInputs:
+    """Narrow temp tables read once per step, so features at several cutoffs cost one pass over the inputs.
+
+    lines: paid order lines before `as_of` (user_id, ordered_at, category, line_amount).
+    event_days: events before `as_of` per user, UTC date and `q` = the number of whole days before
+    `as_of` the event lies in (ceil((as_of - event_at) / 1 day)), with count and latest time. For a
+    cutoff `k` whole days before `as_of`, "event_at < cutoff" is q > k and "event_at >= cutoff - N
+    days" is q <= k + N: the windows are exact, not rounded to days.
+    """
+
+    as_of: datetime
+    lines: str
+    event_days: str
+
+    def offset_days(self, cutoff: datetime) -> int:
+        days, rest = divmod(self.as_of - cutoff, timedelta(days=1))
+        if days < 0 or rest:
+            raise ValueError(f"features: cutoff {cutoff} is not a whole number of days before the staged "
+                             f"as-of {self.as_of}")
+        return int(days)
+
+
+@contextmanager
+def staged_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: FeatureConfig) -> Iterator[StagedInputs]:
+    n = next(_stage_ids)
+    staged = StagedInputs(as_of, f"_intel_lines_{n}", f"_intel_event_days_{n}")
+    try:
+        con.execute(
+            f"""
+            create temp table {staged.lines} as
+            select user_id, ordered_at, category, line_amount from stg_shop__order_items
+            where ordered_at < $as_of and status in {sql_list(cfg.paid_statuses)} and user_id is not null
+            """,
+            {"as_of": as_of},
+        )
+        con.execute(
+            f"""
+            create temp table {staged.event_days} as
+            select user_id, (epoch_us($as_of) - epoch_us(event_at) + {DAY_US - 1}) // {DAY_US} as q,
+                   cast(event_at as date) as day, count(*) as n, max(event_at) as last_at
+            from events_stitched
+            where event_at < $as_of and user_id is not null
+            group by all
+            """,
+            {"as_of": as_of},
+        )
+        yield staged
+    finally:
+        con.execute(f"drop table if exists {staged.lines}")
+        con.execute(f"drop table if exists {staged.event_days}")
+
+
+def top_categories(
+    con: duckdb.DuckDBPyConnection, cutoff: datetime, cfg: FeatureConfig, staged: StagedInputs | None = None
+) -> tuple[str, ...]:
     """The categories with the most paid revenue before the cutoff (ties broken by name)."""
     if cfg.top_categories == 0:
         return ()
+    source = staged.lines if staged is not None else (
+        f"(select * from stg_shop__order_items where status in {sql_list(cfg.paid_statuses)})")
     rows = con.execute(
         f"""
-        select category from stg_shop__order_items
-        where ordered_at < $cutoff and status in {sql_list(cfg.paid_statuses)} and category is not null
+        select category from {source}
+        where ordered_at < $cutoff and category is not null
         group by category order by sum(line_amount) desc, category limit {cfg.top_categories}
         """,
         {"cutoff": cutoff},
@@ -79,14 +143,20 @@ def build_features(
     cfg: FeatureConfig,
     population: Population = "all",
     categories: tuple[str, ...] | None = None,
+    staged: StagedInputs | None = None,
 ) -> FeatureFrame:
     """One row per user in the population at `cutoff`.
 
     population: all = registered or purchased before the cutoff; purchasers = at least one paid order
     before it; active = a paid order or an event before it. `categories` fixes the category-share
-    columns (pass the training run's list when scoring, so the columns line up).
+    columns (pass the training run's list when scoring, so the columns line up). `staged`: inputs
+    staged at an as-of a whole number of days after the cutoff (several cutoffs, one pass).
     """
-    cats = top_categories(con, cutoff, cfg) if categories is None else categories
+    if staged is None:
+        with staged_inputs(con, cutoff, cfg) as fresh:
+            return build_features(con, cutoff, cfg, population, categories, fresh)
+    k = staged.offset_days(cutoff)
+    cats = top_categories(con, cutoff, cfg, staged) if categories is None else categories
     cat_cols = tuple(_category_column(c) for c in cats)
     cat_select = "".join(
         f",\n coalesce(sum(line_amount) filter (where category = {sql_list([c])}) / nullif(sum(line_amount), 0), 0)"
@@ -120,20 +190,19 @@ def build_features(
     ),
     category_stats as (
         select user_id{cat_select}
-        from stg_shop__order_items
-        where ordered_at < $cutoff and status in {paid} and user_id is not null
+        from {staged.lines}
+        where ordered_at < $cutoff
         group by user_id
     ),
     event_stats as (
         select
             user_id,
-            max(event_at) as last_event_at,
-            count(*) filter (where event_at >= $cutoff - interval 30 day)::double as events_30d,
-            count(*) filter (where event_at >= $cutoff - interval 90 day)::double as events_90d,
-            count(distinct cast(event_at as date)) filter (where event_at >= $cutoff - interval 30 day)::double
-                as active_days_30d
-        from events_stitched
-        where event_at < $cutoff and user_id is not null
+            max(last_at) as last_event_at,
+            coalesce(sum(n) filter (where q <= {k + 30}), 0)::double as events_30d,
+            coalesce(sum(n) filter (where q <= {k + 90}), 0)::double as events_90d,
+            count(distinct day) filter (where q <= {k + 30})::double as active_days_30d
+        from {staged.event_days}
+        where q > {k}
         group by user_id
     ),
     users as (
