@@ -187,8 +187,9 @@ def _load_batch(
     finally:
         for view in ("_batch_files", "_jsonl_lines", "_csv_records"):
             con.unregister(view)
-        con.execute("drop table if exists _staged; drop table if exists _loaded; "
-                    "drop table if exists _pass_counts; drop table if exists _pass_reasons")
+        con.execute("drop table if exists _staged; drop table if exists _loaded; drop table if exists _duplicates; "
+                    "drop table if exists _loaded_counts; drop table if exists _pass_counts; "
+                    "drop table if exists _pass_reasons")
     stats.files_ingested += len(batch)
     for read, loaded, duplicates, quarantined in per_file:
         stats.rows_read += read
@@ -253,7 +254,7 @@ def _stage_pass(
     con.execute("""insert into _pass_counts
                    select file_id, count(*), count(reason), 0 from _staged group by file_id
                    union all
-                   select file_id, 0, 0, count(*) from _loaded group by file_id""")
+                   select file_id, 0, 0, rows_loaded from _loaded_counts""")
     con.execute("insert into _pass_reasons select reason, count(*) from _staged where reason is not null group by reason")
     for view in ("_jsonl_lines", "_csv_records"):
         con.unregister(view)
