@@ -13,21 +13,21 @@ with links as (
         and user_id is not null
         and event_at <= {{ as_of_ts() }}
 
-), ranked as (
+), first_links as (
 
-    select
-        anonymous_id,
-        user_id,
-        event_at as first_linked_at,
-        row_number() over (partition by anonymous_id order by event_at, user_id) as link_rank
-
+    -- Two hash aggregates instead of a window sorting every link per anonymous_id.
+    select anonymous_id, min(event_at) as first_linked_at
     from links
+    group by anonymous_id
 
 ), identity_map as (
 
-    select anonymous_id, user_id, first_linked_at
-    from ranked
-    where link_rank = 1
+    select links.anonymous_id, min(links.user_id) as user_id, first_links.first_linked_at
+    from links
+    inner join first_links
+        on links.anonymous_id = first_links.anonymous_id
+        and links.event_at = first_links.first_linked_at
+    group by links.anonymous_id, first_links.first_linked_at
 
 )
 
