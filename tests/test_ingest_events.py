@@ -135,3 +135,17 @@ def test_batches_give_the_same_result(tmp_path, batch_bytes):
             ("events/part-0.jsonl",)]
         assert rows(con, "select sum(rows_read), sum(rows_loaded), sum(duplicates_skipped) from ingested_files") == [
             (20, 13, 3)]
+
+
+def test_block_wise_line_scan_equals_one_block(monkeypatch):
+    """split_lines / split_csv_records scan the bytes in blocks (bounded temporaries); any block size
+    gives the same lines, line numbers and ASCII flags as one block."""
+    import connectors.sources.landing_reader as reader
+
+    data = (b"\xef\xbb\xbf" + b"".join(b'{"n": %d, "s": "\xc3\xa9"}\n' % i if i % 7 == 0 else b'{"n": %d}\n' % i
+                                       for i in range(500)) + b'"a\nb",\xff\n"c""d",e')
+    whole = reader.split_lines(data, 0), reader.split_csv_records(data, 0)
+    for block in (1, 7, 64, 1000):
+        monkeypatch.setattr(reader, "SCAN_BLOCK", block)
+        assert reader.split_lines(data, 0).equals(whole[0]) and reader.split_csv_records(data, 0).equals(whole[1])
+    assert not all(whole[0].column("ascii").to_pylist()) and any(whole[0].column("ascii").to_pylist())
