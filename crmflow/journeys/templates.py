@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import jinja2
@@ -111,7 +111,7 @@ class Rendered:
     locale: str
     fields: dict[str, str]
 
-    @property
+    @cached_property  # read twice per message (message metadata and the ledger)
     def content_ref(self) -> str:
         """sha256 of the rendered content: the ledger's reference to exactly what was sent."""
         payload = json.dumps({"locale": self.locale, **self.fields}, sort_keys=True, ensure_ascii=False)
