@@ -48,7 +48,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         name=f"raw_{source}",
         group_name="ingest",
         description=f"Landing files under <landing>/{source}/ loaded into raw_{source}; bad rows go "
-        f"to quarantine_{source}. Incremental (path + content hash) and deduplicated.",
+        f"to quarantine_{source}. Incremental (files with an unchanged size and mtime are skipped unread, "
+        "others by path + content hash) and deduplicated.",
         check_specs=[dg.AssetCheckSpec(
             check_name, asset=f"raw_{source}",
             description="rows_read = rows_loaded + duplicates_skipped + rows_quarantined for this run")],
