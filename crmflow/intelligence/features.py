@@ -71,7 +71,8 @@ class StagedInputs:
 
     lines: paid order lines before `as_of` (user_id, ordered_at, category, line_amount).
     event_days: events before `as_of` per user, UTC date and `q` = the number of whole days before
-    `as_of` the event lies in (ceil((as_of - event_at) / 1 day)), with count and latest time. For a
+    `as_of` the event lies in (ceil((as_of - event_at) / 1 day)), with count and latest time, and
+    `later` = the date's second q part (a date spans two when the as-of is not midnight). For a
     cutoff `k` whole days before `as_of`, "event_at < cutoff" is q > k and "event_at >= cutoff - N
     days" is q <= k + N: the windows are exact, not rounded to days.
     """
@@ -104,11 +105,17 @@ def staged_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: FeatureC
         con.execute(
             f"""
             create temp table {staged.event_days} as
-            select user_id, (epoch_us($as_of) - epoch_us(event_at) + {DAY_US - 1}) // {DAY_US} as q,
-                   cast(event_at as date) as day, count(*) as n, max(event_at) as last_at
-            from events_stitched
-            where event_at < $as_of and user_id is not null
-            group by all
+            with per_day_q as (
+                select user_id, (epoch_us($as_of) - epoch_us(event_at) + {DAY_US - 1}) // {DAY_US} as q,
+                       cast(event_at as date) as day, count(*) as n, max(event_at) as last_at
+                from events_stitched
+                where event_at < $as_of and user_id is not null
+                group by all
+            )
+            -- A date spans at most two q values (when the as-of is not midnight); `later` marks the
+            -- second, so distinct active days in a window are rows minus `later` rows whose first
+            -- part is in the window too (no count(distinct) per cutoff).
+            select *, q > min(q) over (partition by user_id, day) as later from per_day_q
             """,
             {"as_of": as_of},
         )
@@ -200,7 +207,8 @@ def build_features(
             max(last_at) as last_event_at,
             coalesce(sum(n) filter (where q <= {k + 30}), 0)::double as events_30d,
             coalesce(sum(n) filter (where q <= {k + 90}), 0)::double as events_90d,
-            count(distinct day) filter (where q <= {k + 30})::double as active_days_30d
+            (count(*) filter (where q <= {k + 30})
+             - count(*) filter (where later and q > {k + 1} and q <= {k + 30}))::double as active_days_30d
         from {staged.event_days}
         where q > {k}
         group by user_id
@@ -226,11 +234,13 @@ def build_features(
         coalesce(p.frequency, 0) as frequency,
         coalesce(p.monetary, 0) as monetary,
         coalesce(p.monetary / nullif(p.frequency, 0), 0) as avg_basket,
-        epoch($cutoff - p.last_order_at) / 86400.0 as recency_days,
-        greatest(epoch($cutoff - least(coalesce(p.registered_at, p.first_order_at),
-                                       coalesce(p.first_order_at, p.registered_at))) / 86400.0, 0) as tenure_days,
+        (epoch_us($cutoff) - epoch_us(p.last_order_at)) / 1e6 / 86400.0 as recency_days,
+        greatest((epoch_us($cutoff) - epoch_us(least(coalesce(p.registered_at, p.first_order_at),
+                                                     coalesce(p.first_order_at, p.registered_at)))) / 1e6 / 86400.0,
+                 0) as tenure_days,
         case when p.frequency >= 2
-             then epoch(p.last_order_at - p.first_order_at) / 86400.0 / (p.frequency - 1) end as mean_gap_days,
+             then (epoch_us(p.last_order_at) - epoch_us(p.first_order_at)) / 1e6 / 86400.0 / (p.frequency - 1)
+        end as mean_gap_days,
         coalesce(p.orders_30d, 0) as orders_30d,
         coalesce(p.orders_90d, 0) as orders_90d,
         coalesce(p.orders_180d, 0) as orders_180d,
@@ -238,7 +248,7 @@ def build_features(
         coalesce(p.events_30d, 0) as events_30d,
         coalesce(p.events_90d, 0) as events_90d,
         coalesce(p.active_days_30d, 0) as active_days_30d,
-        epoch($cutoff - p.last_event_at) / 86400.0 as days_since_last_event,
+        (epoch_us($cutoff) - epoch_us(p.last_event_at)) / 1e6 / 86400.0 as days_since_last_event,
         coalesce(p.mobile_order_share, 0) as mobile_order_share,
         case when lower(p.customer_type) in ('business', 'b2b', 'company') then 1.0 else 0.0 end as is_business
         {"".join(f", coalesce(c.{col}, 0) as {col}" for col in cat_cols)}
