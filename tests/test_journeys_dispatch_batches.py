@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from helpers_journeys import journey_from_yaml, make_customer_tables, profile, ts
 
+from connectors.channels.base import SendResult
 from connectors.channels.outbox import OutboxChannel
 from crmflow.journeys.dispatch import dispatch
 from crmflow.journeys.engine import run_tick
@@ -128,3 +129,37 @@ def test_each_batch_runs_the_same_few_statements_on_the_ledger_only(tmp_path: Pa
     for stmts in between:
         text = " ".join(stmts).lower()
         assert "customer_profile" not in text and "customer_recommendations" not in text, stmts
+
+
+class DeadAddressChannel(OutboxChannel):
+    """u1's address is dead (after two attempts); everyone else is accepted."""
+
+    def send_batch(self, messages):
+        results = super().send_batch(messages)
+        return [SendResult(message_key=r.message_key, status="failed", error="bounced", attempts=2, address_dead=True)
+                if m.user_id == "u1" else r for m, r in zip(messages, results, strict=True)]
+
+
+def test_record_writes_sent_failed_and_render_errors_in_one_pass(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    journey = world(con)
+    broken = journey_from_yaml(JOURNEY.replace("{% if recommendations %}", "{% if true %}"), name="recs")
+    report = dispatch(con, AS_OF, {"email": DeadAddressChannel("email", tmp_path)}, {"recs": broken}, policies(3))
+    rows = {u: r for u, *r in con.execute("""select user_id, state, reason, error, attempts, sent_at,
+                                              content_ref is not null from send_ledger""").fetchall()}
+    # users without recommendations (odd index) cannot render recommendations[0]
+    for u in USERS[1::2]:
+        state, reason, error, attempts, sent_at, has_ref = rows[u]
+        assert (state, reason, attempts, sent_at, has_ref) == ("failed", "render_failed", 1, None, False)
+        assert error.startswith("render error:")
+    assert rows["u0"][0] == "sent" and rows["u0"][3:] == [1, AS_OF, True]
+    assert report.sent == 4 and report.failed == 3
+    dead = con.execute("select channel, address, user_id, reason from suppression_list").fetchall()
+    assert dead == []  # u1 never reached the provider: it failed to render
+    con2 = duckdb.connect()
+    world(con2)
+    dispatch(con2, AS_OF, {"email": DeadAddressChannel("email", tmp_path / "2")}, {"recs": journey}, policies(3))
+    assert con2.execute("select state, error, attempts, sent_at from send_ledger where user_id = 'u1'").fetchone() \
+        == ("failed", "bounced", 2, None)
+    assert con2.execute("select channel, address, user_id, reason from suppression_list").fetchall() == [
+        ("email", "u1@example.com", "u1", "bounce")]

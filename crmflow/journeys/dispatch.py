@@ -46,6 +46,10 @@ class DispatchLockedError(RuntimeError):
     pass
 
 
+class DispatchLedgerChangedError(RuntimeError):
+    """Staged rows no longer match the ledger (nothing else may write it while the lock is held)."""
+
+
 @contextmanager
 def dispatch_lock(lock_path: Path | None) -> Iterator[None]:
     """Non-blocking exclusive lock; a second dispatcher fails fast instead of sending twice."""
@@ -130,6 +134,10 @@ def claim_batch(con: duckdb.DuckDBPyConnection, channel: str, as_of: datetime, j
 
 
 MESSAGE_FIELDS = ("message_key", "journey_id", "step_id", "variant", "template", "channel")
+# Ledger values staged with each message (StagedLedger, in this order, then planned_at for `since`).
+LEDGER_COLUMNS = ("ledger_rowid", "ledger_attempts", "ledger_content_ref", "ledger_reason", "ledger_sent_at",
+                  "ledger_provider_message_id", "ledger_planned_at")
+LEDGER_SELECT = ", ".join(f"l.{c.removeprefix('ledger_')} as {c}" for c in LEDGER_COLUMNS)
 STAGED = "_dispatch_due"
 
 
@@ -143,7 +151,7 @@ def staged_columns(con: duckdb.DuckDBPyConnection, journeys: Mapping[str, Journe
 
 
 def _staging_sql(due_sql: str, columns: list[str], with_recommendations: bool) -> str:
-    """One join of the due ledger rows (`due_sql`: message fields, ledger_user_id, ledger_planned_at,
+    """One join of the due ledger rows (`due_sql`: message fields, ledger_user_id, the LEDGER_COLUMNS,
     seq) with their profile columns and recommendations."""
     profile = "".join(f", p.{quote_ident(c)}" for c in columns)
     if with_recommendations:
@@ -153,7 +161,7 @@ def _staging_sql(due_sql: str, columns: list[str], with_recommendations: bool) -
         recs = ("", "cast([] as struct(sku varchar, score double, reason varchar, rank integer)[]) "
                     "as recommendations")
     return f"""with due as ({due_sql})
-        select due.seq, due.ledger_planned_at, {", ".join("due." + f for f in MESSAGE_FIELDS)}{profile},
+        select due.seq, {", ".join("due." + f for f in (*LEDGER_COLUMNS, *MESSAGE_FIELDS))}{profile},
                {recs[1]}
         from due left join customer_profile p on p.user_id = due.ledger_user_id {recs[0]}
         order by due.seq"""
@@ -175,8 +183,8 @@ def stage_due(con: duckdb.DuckDBPyConnection, as_of: datetime, channel_names: li
     in `channel_names` order, then priority, send_after, message_key), with everything rendering needs,
     in temp table _dispatch_due. Batches then claim, render and record by seq range without reading
     customer_profile or customer_recommendations again."""
-    due = """select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                    l.user_id as ledger_user_id, l.planned_at as ledger_planned_at,
+    due = f"""select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
+                    l.user_id as ledger_user_id, {LEDGER_SELECT},
                     row_number() over (order by list_position($channels, l.channel), l.priority desc,
                                        l.send_after, l.message_key) as seq
              from send_ledger l
@@ -191,24 +199,43 @@ def stage_due(con: duckdb.DuckDBPyConnection, as_of: datetime, channel_names: li
                      since=min((since for *_, since in rows), default=None))
 
 
+@dataclass(frozen=True)
+class StagedLedger:
+    """The ledger values of a staged message at staging time (under the dispatch lock only this run
+    changes them): record_results writes final values by rowid without reading the ledger's columns."""
+    rowid: int
+    attempts: int
+    content_ref: str | None
+    reason: str | None
+    sent_at: datetime | None
+    provider_message_id: str | None
+
+
+def _split_ledger(row: dict[str, Any]) -> StagedLedger:
+    """Take the staged ledger values out of a row (what is left is the template context)."""
+    values = [row.pop(c) for c in LEDGER_COLUMNS]
+    return StagedLedger(*values[:-1])
+
+
 def claim_staged(con: duckdb.DuckDBPyConnection, as_of: datetime, first: int, last: int,
-                 since: datetime | None) -> list[dict[str, Any]]:
+                 since: datetime | None) -> tuple[list[dict[str, Any]], dict[str, StagedLedger]]:
     """Mark the staged messages first..last (one channel's batch) 'sending' (committed on return: autocommit)
-    and return their staged rows. No RETURNING: it made the claim ~8x dearer; under the dispatch lock every
-    staged row is still 'planned', so the update count says whether all of them were claimed.
+    and return their staged rows and ledger values. By rowid (staged; send_ledger has no deletes, so rowids
+    hold for the run) and without RETURNING: a semi-join on message_key or RETURNING made the claim ~4x
+    and ~8x dearer. Under the dispatch lock every staged row is still 'planned'; if the count says
+    otherwise the ledger changed under the dispatcher and the run stops (claimed rows become 'unknown').
     `since` (the oldest staged planned_at) lets DuckDB skip the row groups of older ledger history."""
     params = {"as_of": as_of, "first": first, "last": last, "since": since}
     claimed = run(con, f"""update send_ledger set state = 'sending', attempts = attempts + 1, updated_at = $as_of
-        where message_key in (select message_key from {STAGED} where seq between $first and $last)
+        where rowid in (select ledger_rowid from {STAGED} where seq between $first and $last)
           and state = 'planned' {_since_filter(since)}""", params).fetchall()[0][0]
-    rows = _fetch_dicts(run(con, f"select * exclude (seq, ledger_planned_at) from {STAGED} "
+    rows = _fetch_dicts(run(con, f"select * exclude (seq) from {STAGED} "
                                  "where seq between $first and $last order by message_key", params))
-    if claimed != len(rows):  # a row left 'planned' since staging: keep only what this claim took
-        sending = {k for (k,) in run(con, f"""select message_key from send_ledger where state = 'sending'
-            and message_key in (select message_key from {STAGED} where seq between $first and $last)""",
-                                     params).fetchall()}
-        rows = [row for row in rows if row["message_key"] in sending]
-    return rows
+    if claimed != len(rows):
+        raise DispatchLedgerChangedError(f"claimed {claimed} of {len(rows)} staged messages (seq {first}..{last}): "
+                                         "the ledger changed under the dispatcher; stopping")
+    ledger = {row["message_key"]: _split_ledger(row) for row in rows}
+    return rows, ledger
 
 
 def _fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -222,15 +249,16 @@ def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Ma
     columns, with_recommendations = staged_columns(con, journeys)
     con.register("_claimed_keys", pa.table({"message_key": pa.array(sorted(keys), pa.string())}))
     try:
-        due = """select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                        l.user_id as ledger_user_id, l.planned_at as ledger_planned_at,
+        due = f"""select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
+                        l.user_id as ledger_user_id, {LEDGER_SELECT},
                         row_number() over (order by l.message_key) as seq
                  from send_ledger l semi join _claimed_keys k on k.message_key = l.message_key"""
         rows = _fetch_dicts(con.execute(_staging_sql(due, columns, with_recommendations)))
     finally:
         con.unregister("_claimed_keys")
     for row in rows:
-        del row["seq"], row["ledger_planned_at"]
+        del row["seq"]
+        _split_ledger(row)
     return render_messages(rows, journeys, policies)
 
 
@@ -278,34 +306,43 @@ def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey],
 
 def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: list[SendResult],
                    refs: Mapping[str, str], messages: Mapping[str, OutboundMessage],
-                   errors: Mapping[str, str] | None = None, since: datetime | None = None) -> None:
-    """Record a batch in one set-based UPDATE: the send results, and render failures (`errors`,
-    state 'failed', reason 'render_failed'). Dead addresses go to suppression_list. `since`: no
-    recorded row was planned before it (skips older ledger history)."""
-    errors = errors or {}
+                   errors: Mapping[str, str], ledger: Mapping[str, StagedLedger], since: datetime | None) -> None:
+    """Record a claimed batch in one set-based UPDATE by rowid: the send results, and render failures
+    (`errors`: state 'failed', reason 'render_failed'). Final values come from the staged ledger values
+    (attempts as claimed, content_ref/reason/sent_at kept where the result has none), so the UPDATE
+    reads no ledger column but state. Dead addresses go to suppression_list."""
+    results = [r for r in results if r.message_key in ledger]  # a provider's stray key matches no row
     if not results and not errors:
         return
+    keys = [r.message_key for r in results] + list(errors)
+    staged = [ledger[k] for k in keys]
+    sent = [r.status == "sent" for r in results]
     table = pa.table({
-        "message_key": pa.array([r.message_key for r in results] + list(errors), pa.string()),
+        "ledger_rowid": pa.array([s.rowid for s in staged], pa.int64()),
         "status": pa.array([r.status for r in results] + ["failed"] * len(errors), pa.string()),
-        "provider_message_id": pa.array([r.provider_message_id for r in results] + [None] * len(errors),
-                                        pa.string()),
+        "provider_message_id": pa.array([r.provider_message_id for r in results]
+                                        + [s.provider_message_id for s in staged[len(results):]], pa.string()),
         "error": pa.array([r.error for r in results] + list(errors.values()), pa.string()),
-        "content_ref": pa.array([refs.get(r.message_key) for r in results] + [None] * len(errors), pa.string()),
-        "attempts": pa.array([r.attempts for r in results] + [1] * len(errors), pa.int32()),
-        "reason": pa.array([None] * len(results) + ["render_failed"] * len(errors), pa.string()),
+        "content_ref": pa.array([refs.get(k) or s.content_ref for k, s in zip(keys, staged, strict=True)], pa.string()),
+        # the claim added 1; a result reports the attempts it took (retries)
+        "attempts": pa.array([s.attempts + max(r.attempts, 1) for r, s in zip(results, staged, strict=False)]
+                             + [s.attempts + 1 for s in staged[len(results):]], pa.int32()),
+        "reason": pa.array([s.reason for s in staged[:len(results)]] + ["render_failed"] * len(errors), pa.string()),
+        "sent_at": pa.array([as_of if ok else s.sent_at for ok, s in zip(sent, staged, strict=False)]
+                            + [s.sent_at for s in staged[len(results):]], pa.timestamp("us", tz="UTC")),
     })
     con.register("_send_results", table)
     try:
-        run(con, f"""update send_ledger l set state = r.status, provider_message_id = r.provider_message_id,
-                error = r.error, content_ref = coalesce(r.content_ref, l.content_ref),
-                reason = coalesce(r.reason, l.reason),
-                attempts = l.attempts - 1 + greatest(r.attempts, 1),
-                sent_at = case when r.status = 'sent' then $as_of else l.sent_at end, updated_at = $as_of
-            from _send_results r where l.message_key = r.message_key and l.state = 'sending'
-              {_since_filter(since, "l.")}""", {"as_of": as_of, "since": since})
+        recorded = run(con, f"""update send_ledger l set state = r.status, provider_message_id = r.provider_message_id,
+                error = r.error, content_ref = r.content_ref, reason = r.reason, attempts = r.attempts,
+                sent_at = r.sent_at, updated_at = $as_of
+            from _send_results r where l.rowid = r.ledger_rowid and l.state = 'sending'
+              {_since_filter(since, "l.")}""", {"as_of": as_of, "since": since}).fetchall()[0][0]
     finally:
         con.unregister("_send_results")
+    if recorded != len(keys):
+        raise DispatchLedgerChangedError(f"recorded {recorded} of {len(keys)} results: the ledger changed under "
+                                         "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
     dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
     if dead:
         con.register("_dead_addresses", pa.table({
@@ -343,14 +380,14 @@ def dispatch(con: duckdb.DuckDBPyConnection, as_of: datetime, channels: Mapping[
                 lo, hi = staged.ranges[name]
                 for first in range(lo, hi + 1, batch_size):
                     last = min(first + batch_size - 1, hi)
-                    rows = claim_staged(con, as_of, first, last, staged.since)
+                    rows, ledger = claim_staged(con, as_of, first, last, staged.since)
                     if not rows:
                         continue
                     report.claimed += len(rows)
                     messages, refs, errors = render_messages(rows, journeys, policies)
                     results = channel.send_batch(messages) if messages else []
                     record_results(con, as_of, results, refs, {m.message_key: m for m in messages}, errors,
-                                   staged.since)
+                                   ledger, staged.since)
                     sent = sum(1 for r in results if r.status == "sent")
                     report.sent += sent
                     report.failed += len(results) - sent + len(errors)
