@@ -4,19 +4,21 @@
 -- and later links never re-attribute history.
 with links as (
 
+    -- One row per (anonymous_id, user_id) pair with its first time, then the earliest pair per
+    -- anonymous_id: hash aggregates over the links instead of a window sorting them all.
     select
         anonymous_id,
         user_id,
-        event_at
+        min(event_at) as first_linked_at
     from {{ ref('stg_tracking__events') }}
     where anonymous_id is not null
         and user_id is not null
         and event_at <= {{ as_of_ts() }}
+    group by anonymous_id, user_id
 
 ), first_links as (
 
-    -- Two hash aggregates instead of a window sorting every link per anonymous_id.
-    select anonymous_id, min(event_at) as first_linked_at
+    select anonymous_id, min(first_linked_at) as first_linked_at
     from links
     group by anonymous_id
 
@@ -26,7 +28,7 @@ with links as (
     from links
     inner join first_links
         on links.anonymous_id = first_links.anonymous_id
-        and links.event_at = first_links.first_linked_at
+        and links.first_linked_at = first_links.first_linked_at
     group by links.anonymous_id, first_links.first_linked_at
 
 )

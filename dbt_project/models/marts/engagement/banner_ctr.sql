@@ -20,19 +20,35 @@ with banner_events as (
     select * from banner_events
     where slot is not null and creative_id is not null
 
+), viewer_events as (
+
+    -- One row per slot, creative and viewer first, so the segment join and the distinct counts
+    -- work on viewers rather than on every event (a viewer has one segment per family).
+    select
+        slot,
+        creative_id,
+        viewer_id,
+        user_id,
+        count(case when event_name = 'banner_viewed' then 1 end) as impressions,
+        count(case when event_name = 'banner_clicked' then 1 end) as clicks,
+        min(event_at) as first_event_at,
+        max(event_at) as last_event_at
+    from identified
+    group by slot, creative_id, viewer_id, user_id
+
 ), by_segment as (
 
     select
-        identified.*,
+        viewer_events.*,
         segments.segment_family,
         segments.segment
-    from identified
-    inner join {{ ref('customer_segments') }} as segments on identified.user_id = segments.user_id
+    from viewer_events
+    inner join {{ ref('customer_segments') }} as segments on viewer_events.user_id = segments.user_id
 
 ), all_events as (
 
-    select identified.*, 'all' as segment_family, 'all' as segment
-    from identified
+    select viewer_events.*, 'all' as segment_family, 'all' as segment
+    from viewer_events
 
 ), combined as (
 
@@ -42,17 +58,18 @@ with banner_events as (
 
 ), aggregated as (
 
+    -- Rows are unique per viewer within a group, so counting viewers is counting distinct viewers.
     select
         slot,
         creative_id,
         segment_family,
         segment,
-        count(case when event_name = 'banner_viewed' then 1 end) as impressions,
-        count(case when event_name = 'banner_clicked' then 1 end) as clicks,
-        count(distinct case when event_name = 'banner_viewed' then viewer_id end) as unique_viewers,
-        count(distinct case when event_name = 'banner_clicked' then viewer_id end) as unique_clickers,
-        min(event_at) as first_event_at,
-        max(event_at) as last_event_at
+        cast(sum(impressions) as {{ dbt.type_bigint() }}) as impressions,
+        cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks,
+        count(case when impressions > 0 then viewer_id end) as unique_viewers,
+        count(case when clicks > 0 then viewer_id end) as unique_clickers,
+        min(first_event_at) as first_event_at,
+        max(last_event_at) as last_event_at
     from combined
     group by slot, creative_id, segment_family, segment
 

@@ -21,18 +21,19 @@ with orders as (
         orders.currency,
         orders.fx_rate,
         item_index as line_number,
-        {{ json_text('item', ['sku']) }} as sku,
-        {{ json_text('item', ['category']) }} as category,
+        {{ json_element_text('item', 'sku') }} as sku,
+        {{ json_element_text('item', 'category') }} as category,
         cast(coalesce(
-            {{ json_text('item', ['quantity']) }}, {{ json_text('item', ['qty']) }}, '1'
+            {{ json_element_text('item', 'quantity') }}, {{ json_element_text('item', 'qty') }}, '1'
         ) as {{ dbt.type_int() }}) as quantity,
         cast(coalesce(
-            {{ json_text('item', ['unit_price']) }}, {{ json_text('item', ['price']) }}
+            {{ json_element_text('item', 'unit_price') }}, {{ json_element_text('item', 'price') }}
         ) as decimal(18, 2)) as unit_price_original,
-        cast({{ json_text('item', ['line_amount']) }} as decimal(18, 2)) as sent_line_amount
+        cast({{ json_element_text('item', 'line_amount') }} as decimal(18, 2)) as sent_line_amount
 
     from orders
-    {{ json_array_elements('orders.items', 'item', 'item_index') }}
+    {{ json_array_records('orders.items', 'item', 'item_index',
+        ['sku', 'category', 'quantity', 'qty', 'unit_price', 'price', 'line_amount']) }}
 
 ), lines as (
 
