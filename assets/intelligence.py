@@ -34,16 +34,19 @@ MART_DEPS = [dg.AssetKey(k) for k in ("customer_profile", "customer_rfm", "custo
 class ClusteringRunConfig(dg.Config):
     k_min: int = 3
     k_max: int = 8
+    retrain_every_days: int = 7  # refit when the stored model is this old; 0 = every run
 
 
 class ChurnRunConfig(dg.Config):
     horizon_days: int = 60
     label: str = "purchase"  # purchase | activity
     max_iter: int = 200  # boosting rounds
+    retrain_every_days: int = 7  # retrain when the stored model is this old; 0 = every run
 
 
 class RecommendationRunConfig(dg.Config):
     top_n: int = 5
+    retrain_every_days: int = 7  # re-run the offline evaluation when it is this old; 0 = every run
 
 
 def _metadata(summary: StepSummary) -> dict[str, Any]:
@@ -77,7 +80,8 @@ def _num(value: Any) -> float | None:
     ],
 )
 def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunConfig, warehouse: WarehouseResource):
-    cfg = IntelligenceConfig(clustering=ClusteringConfig(k_min=config.k_min, k_max=config.k_max))
+    cfg = IntelligenceConfig(clustering=ClusteringConfig(k_min=config.k_min, k_max=config.k_max),
+                             retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
     with warehouse.connect() as con:
         summary = clustering_step(con, as_of, cfg, model_store.model_dir(warehouse.path))
@@ -114,7 +118,8 @@ def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunCon
     if config.label not in ("purchase", "activity"):
         raise dg.Failure(f"churn label must be 'purchase' or 'activity', got {config.label!r}")
     cfg = IntelligenceConfig(churn=ChurnConfig(horizon_days=config.horizon_days, label=config.label,
-                                                 max_iter=config.max_iter))
+                                                 max_iter=config.max_iter),
+                             retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
     models = model_store.model_dir(warehouse.path)
     with warehouse.connect() as con:
@@ -154,7 +159,8 @@ def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunCon
 def customer_recommendations(
     context: dg.AssetExecutionContext, config: RecommendationRunConfig, warehouse: WarehouseResource
 ):
-    cfg = IntelligenceConfig(recommendations=RecommendationConfig(top_n=config.top_n))
+    cfg = IntelligenceConfig(recommendations=RecommendationConfig(top_n=config.top_n),
+                             retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
     with warehouse.connect() as con:
         summary = recommendations_step(con, as_of, cfg)
