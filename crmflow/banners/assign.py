@@ -43,7 +43,7 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
     today = as_of.astimezone(tz).date()
     defaults = {slot.default_creative for slot in config.slots}
     creatives: dict[str, list] = {k: [] for k in ("creative_id", "slot", "priority", "weight", "n_dims",
-                                                   "active", "is_default", "valid_until")}
+                                                   "active", "is_default", "valid_until", "tied")}
     targets: dict[str, list] = {"creative_id": [], "dim": [], "val": []}
     content: dict[str, list] = {k: [] for k in ("creative_id", "locale_key", "content_locale", "image_url",
                                                  "text", "deep_link")}
@@ -62,7 +62,8 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
         for key, value in (("creative_id", creative.id), ("slot", creative.slot),
                            ("priority", creative.priority), ("weight", creative.weight),
                            ("n_dims", len(conditions)), ("active", active),
-                           ("is_default", creative.id in defaults), ("valid_until", valid_until)):
+                           ("is_default", creative.id in defaults), ("valid_until", valid_until),
+                           ("tied", False)):
             creatives[key].append(value)
         for dim, values in conditions.items():
             for value in values:
@@ -77,10 +78,19 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
             content["image_url"].append(item.image_url)
             content["text"].append(item.text)
             content["deep_link"].append(item.deep_link)
+    # tied: another live creative of the same slot has the same priority, so the weighted md5
+    # tie-break may be needed; every other (user, slot) takes its top-priority creative directly.
+    live_groups: dict[tuple[str, int], int] = {}
+    for i in range(len(creatives["creative_id"])):
+        if creatives["active"][i] and not creatives["is_default"][i]:
+            key = (creatives["slot"][i], creatives["priority"][i])
+            live_groups[key] = live_groups.get(key, 0) + 1
+    creatives["tied"] = [live_groups.get((slot, prio), 0) > 1
+                         for slot, prio in zip(creatives["slot"], creatives["priority"], strict=True)]
     creatives_t = pa.table(creatives, schema=pa.schema([
         ("creative_id", pa.string()), ("slot", pa.string()), ("priority", pa.int64()), ("weight", pa.int64()),
         ("n_dims", pa.int64()), ("active", pa.bool_()), ("is_default", pa.bool_()),
-        ("valid_until", pa.timestamp("us", tz="UTC"))]))
+        ("valid_until", pa.timestamp("us", tz="UTC")), ("tied", pa.bool_())]))
     targets_t = pa.table(targets, schema=pa.schema([("creative_id", pa.string()), ("dim", pa.string()),
                                                      ("val", pa.string())]))
     content_t = pa.table(content, schema=pa.schema([(k, pa.string()) for k in content]))
@@ -89,31 +99,37 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
     return creatives_t, targets_t, content_t, slots_t
 
 
-def _user_attribute_sql(present: set[str]) -> str:
-    """One long (user_id, dim, val) relation from whichever attribute tables exist."""
-    parts = [
-        "select user_id, 'customer_type', customer_type from customer_profile where customer_type is not null",
+def _user_attribute_sql(present: set[str], dims: set[str]) -> str:
+    """One long (user_id, dim, val) relation from whichever attribute tables exist, holding only the
+    (dim, val) pairs some creative targets (_bn_targets): the rest can never make a creative eligible."""
+    parts: list[tuple[str, str]] = [
+        ("customer_type", "select user_id, customer_type from customer_profile where customer_type is not null"),
         # A user with locale de-CH matches targeting "de-ch" and "de".
-        "select user_id, 'locale', lower(replace(locale, '_', '-')) from customer_profile where locale is not null",
-        "select user_id, 'locale', lower(split_part(replace(locale, '_', '-'), '-', 1)) from customer_profile "
-        "where locale is not null and contains(replace(locale, '_', '-'), '-')",
+        ("locale", "select user_id, lower(replace(locale, '_', '-')) from customer_profile where locale is not null"),
+        ("locale", "select user_id, lower(split_part(replace(locale, '_', '-'), '-', 1)) from customer_profile "
+                   "where locale is not null and contains(replace(locale, '_', '-'), '-')"),
     ]
     if "customer_lifecycle" in present:
-        parts.append("select user_id, 'lifecycle_stage', lifecycle_stage from customer_lifecycle")
+        parts.append(("lifecycle_stage", "select user_id, lifecycle_stage from customer_lifecycle"))
     if "customer_value_tier" in present:
-        parts.append("select user_id, 'value_tier', value_tier from customer_value_tier where value_tier is not null")
-        parts.append("select user_id, 'b2b_grade', b2b_grade from customer_value_tier where b2b_grade is not null")
+        parts.append(("value_tier", "select user_id, value_tier from customer_value_tier where value_tier is not null"))
+        parts.append(("b2b_grade", "select user_id, b2b_grade from customer_value_tier where b2b_grade is not null"))
     if "customer_segments" in present:
-        parts.append("select user_id, 'segment', segment_family || ':' || segment from customer_segments")
-        parts.append("select user_id, 'segment', segment from customer_segments")
+        parts.append(("segment", "select user_id, segment_family || ':' || segment from customer_segments"))
+        parts.append(("segment", "select user_id, segment from customer_segments"))
     if "customer_tags" in present:
-        parts.append("select user_id, 'tag', tag from customer_tags")
+        parts.append(("tag", "select user_id, tag from customer_tags"))
     if "customer_clusters" in present:
-        parts.append("select user_id, 'cluster', cast(cluster_id as varchar) from customer_clusters")
-        parts.append("select user_id, 'cluster', cluster_label from customer_clusters where cluster_label is not null")
+        parts.append(("cluster", "select user_id, cast(cluster_id as varchar) from customer_clusters"))
+        parts.append(("cluster", "select user_id, cluster_label from customer_clusters where cluster_label is not null"))
     if "customer_recommendations" in present:
-        parts.append("select distinct user_id, 'recommendation', 'yes' from customer_recommendations where rank = 1")
-    return "\nunion all\n".join(f"({p})" for p in parts)
+        parts.append(("recommendation", "select user_id, 'yes' from _bn_top_rec"))
+    selects = [f"(select user_id, '{dim}' as dim, val from ({sql}) as a(user_id, val) "
+               f"where val in (select val from _bn_targets where dim = '{dim}'))"
+               for dim, sql in parts if dim in dims]
+    if not selects:
+        return "select null::varchar as user_id, null::varchar as dim, null::varchar as val where false"
+    return "\nunion all\n".join(selects)
 
 
 def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as_of: datetime,
@@ -141,7 +157,16 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
 
     con.execute("create or replace temp table _bn_users as "
                 "select distinct user_id, lower(replace(locale, '_', '-')) as locale from customer_profile")
-    con.execute(f"create or replace temp table _bn_attrs as select * from ({_user_attribute_sql(present)}) "
+    # The top recommendation per user (rank 1), read once: it fills {sku} and is the 'recommendation'
+    # condition of {sku} creatives. Not read at all when no creative says {sku}.
+    uses_sku = any(creative.uses_sku() for creative in config.creatives)
+    if "customer_recommendations" in present and uses_sku:
+        con.execute("create or replace temp table _bn_top_rec as select user_id, min(sku) as sku "
+                    "from customer_recommendations where rank = 1 group by user_id")
+    else:
+        con.execute("create or replace temp table _bn_top_rec (user_id varchar, sku varchar)")
+    dims = set(targets_t.column("dim").to_pylist())
+    con.execute(f"create or replace temp table _bn_attrs as select * from ({_user_attribute_sql(present, dims)}) "
                 "as a(user_id, dim, val)")
     if "journey_banner_overrides" in present:
         overrides_sql = """
@@ -159,10 +184,6 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
         "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchall()[0][0]
 
     bucket = sql_slot_bucket("user_id", "slot")
-    top_recommendation = (
-        "select user_id, min(sku) as sku from customer_recommendations where rank = 1 group by user_id"
-        if "customer_recommendations" in present
-        else "select null::varchar as user_id, null::varchar as sku where false")
     con.execute(f"""
         create or replace table {target} as
         with live as (
@@ -180,22 +201,31 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
             select u.user_id, c.creative_id from _bn_users u cross join live c where c.n_dims = 0
         ),
         eligible as (
-            select e.user_id, c.slot, c.creative_id, c.priority, c.weight, c.valid_until
+            select e.user_id, c.slot, c.creative_id, c.priority, c.weight, c.valid_until, c.tied
             from (select * from targeted_eligible union all select * from untargeted_eligible) e
             join live c using (creative_id)
         ),
-        top_priority as (
-            select * from eligible
-            qualify priority = max(priority) over (partition by user_id, slot)
+        top as (
+            -- tied is the same for every creative of one (slot, priority): it says whether the
+            -- top-priority creative is alone at its priority or needs the weighted tie-break
+            select user_id, slot, priority, struct_extract(best, 'creative_id') as creative_id,
+                   struct_extract(best, 'valid_until') as valid_until, struct_extract(best, 'tied') as tied
+            from (select user_id, slot, max(priority) as priority,
+                         arg_max(struct_pack(creative_id, valid_until, tied), priority) as best
+                  from eligible group by user_id, slot) as g
         ),
         weighted as (
-            select *,
-                   sum(weight) over (partition by user_id, slot order by creative_id
-                                     rows between unbounded preceding and current row) as cum_weight,
-                   sum(weight) over (partition by user_id, slot) as total_weight
-            from top_priority
+            select e.*,
+                   sum(e.weight) over (partition by e.user_id, e.slot order by e.creative_id
+                                       rows between unbounded preceding and current row) as cum_weight,
+                   sum(e.weight) over (partition by e.user_id, e.slot) as total_weight
+            from eligible e
+            join top t on t.user_id = e.user_id and t.slot = e.slot and t.priority = e.priority
+            where t.tied
         ),
         picked as (
+            select user_id, slot, creative_id, valid_until from top where not tied
+            union all
             select user_id, slot, creative_id, valid_until from weighted
             where {bucket} % total_weight >= cum_weight - weight and {bucket} % total_weight < cum_weight
         ),
@@ -234,8 +264,7 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
                replace(ct.deep_link, '{{sku}}', coalesce(rec.sku, '')) as deep_link
         from content_choice cc
         join _bn_content ct on ct.creative_id = cc.creative_id and ct.locale_key = cc.locale_key
-        left join ({top_recommendation}) rec on rec.user_id = cc.user_id
-        order by cc.user_id, cc.slot
+        left join _bn_top_rec rec on rec.user_id = cc.user_id
     """, {"as_of": as_of})
     users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchall()[0]
     by_reason = dict(con.execute(f"select reason, count(*) from {target} group by reason order by 1").fetchall())
