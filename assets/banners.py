@@ -35,7 +35,8 @@ def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefiniti
         as_of = as_of_from_context(context)
         config = load_banner_config(Path(settings.marketing_dir) / "banners.yaml")
         with warehouse.connect() as con:
-            result = run_banner_assignment(con, config, as_of, ZoneInfo(settings.timezone), Path(settings.export_dir))
+            result = run_banner_assignment(con, config, as_of, ZoneInfo(settings.timezone), Path(settings.export_dir),
+                                           with_changed=False)
             duplicates = con.execute("select count(*) from (select user_id, slot from banner_assignments "
                                      "group by all having count(*) > 1)").fetchall()[0][0]
             pushed = "not configured"

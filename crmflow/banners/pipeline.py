@@ -20,12 +20,14 @@ class BannerRunResult:
     stats: AssignmentStats
     changes: dict[str, int]
     export_written: bool
-    changed: pa.Table  # this run's changed assignments (for the optional push)
+    changed: pa.Table | None  # this run's changed assignments; None when not asked for (with_changed=False)
 
 
 def run_banner_assignment(con: duckdb.DuckDBPyConnection, config: BannerConfig, as_of: datetime,
-                          tz: ZoneInfo, export_dir: Path) -> BannerRunResult:
+                          tz: ZoneInfo, export_dir: Path, with_changed: bool = True) -> BannerRunResult:
+    """with_changed=False skips materialising this run's changes as Arrow (2M rows on a first run at
+    1M users): the asset pushes from banner_assignment_changes (unpushed_records) instead."""
     stats = compute_assignments(con, config, as_of, tz, target="_banner_assignments_new")
     changes = record_changes(con, "_banner_assignments_new", as_of)
     written = write_export(con, export_dir, force=sum(changes.values()) > 0)
-    return BannerRunResult(stats, changes, written, changed_records(con))
+    return BannerRunResult(stats, changes, written, changed_records(con) if with_changed else None)
