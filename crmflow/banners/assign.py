@@ -184,6 +184,12 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
         "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchall()[0][0]
 
     bucket = sql_slot_bucket("user_id", "slot")
+    if uses_sku:
+        text_sql = ("replace(cc.text, '{sku}', coalesce(rec.sku, '')) as text, "
+                    "replace(cc.deep_link, '{sku}', coalesce(rec.sku, '')) as deep_link")
+        rec_join = "left join _bn_top_rec rec on rec.user_id = r.user_id"
+    else:  # no content says {sku}: nothing to fill
+        text_sql, rec_join = "cc.text, cc.deep_link", ""
     con.execute(f"""
         create or replace table {target} as
         with live as (
@@ -251,20 +257,22 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
             left join picked p on p.user_id = u.user_id and p.slot = s.slot
         ),
         content_choice as (
-            select r.*,
-                   coalesce(exact.locale_key, lang.locale_key, '*') as locale_key
-            from resolved r
-            left join _bn_content exact on exact.creative_id = r.creative_id and exact.locale_key = r.locale
-            left join _bn_content lang on lang.creative_id = r.creative_id
-                 and lang.locale_key = split_part(r.locale, '-', 1)
+            -- per creative and user locale (a handful of distinct locales): exact, else language,
+            -- else the creative's default content; then one join per (user, slot)
+            select c.creative_id, l.locale, ct.content_locale, ct.image_url, ct.text, ct.deep_link
+            from (select distinct creative_id from _bn_content) c
+            cross join (select distinct locale from _bn_users) l
+            left join _bn_content exact on exact.creative_id = c.creative_id and exact.locale_key = l.locale
+            left join _bn_content lang on lang.creative_id = c.creative_id
+                 and lang.locale_key = split_part(l.locale, '-', 1)
+            join _bn_content ct on ct.creative_id = c.creative_id
+                 and ct.locale_key = coalesce(exact.locale_key, lang.locale_key, '*')
         )
-        select cc.user_id, cc.slot, cc.creative_id, cc.reason, cc.journey_id, cc.valid_until,
-               $as_of::timestamptz as as_of, ct.content_locale, ct.image_url,
-               replace(ct.text, '{{sku}}', coalesce(rec.sku, '')) as text,
-               replace(ct.deep_link, '{{sku}}', coalesce(rec.sku, '')) as deep_link
-        from content_choice cc
-        join _bn_content ct on ct.creative_id = cc.creative_id and ct.locale_key = cc.locale_key
-        left join _bn_top_rec rec on rec.user_id = cc.user_id
+        select r.user_id, r.slot, r.creative_id, r.reason, r.journey_id, r.valid_until,
+               $as_of::timestamptz as as_of, cc.content_locale, cc.image_url, {text_sql}
+        from resolved r
+        join content_choice cc on cc.creative_id = r.creative_id and cc.locale is not distinct from r.locale
+        {rec_join}
     """, {"as_of": as_of})
     users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchall()[0]
     by_reason = dict(con.execute(f"select reason, count(*) from {target} group by reason order by 1").fetchall())
