@@ -57,7 +57,7 @@
 {%- endif -%}
 
 {%- set pairs_ctes -%}
-events as (
+events as not materialized (
 
     select user_id, anonymous_id, event_name, event_at, device_type, _loaded_at
     from {{ ref('stg_tracking__events') }}
