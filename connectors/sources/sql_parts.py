@@ -85,36 +85,58 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
 
 def csv_fields_sql(records: str, fields: tuple[str, ...]) -> str:
     """CSV records: the first non-blank record of each file is its header (matched by name,
-    case-insensitive; unknown columns are ignored, missing ones read as NULL)."""
+    case-insensitive; unknown columns are ignored, missing ones read as NULL).
+
+    The header is parsed from one record per file and each field's position is resolved once per
+    file (it was a list_position per field per row, and the parsed rows were materialised twice:
+    once for the headers and once for the join).
+    """
+    positions = ",\n".join(
+        f"list_position(header, {sql_str(f)}) as \"_pos_{_ident(f)}\"" for f in fields
+    )
     picks = ",\n".join(
-        f"nullif(trim(r.cells[list_position(h.header, {sql_str(f)})]), '') as \"{_ident(f)}\"" for f in fields
+        f"nullif(trim(r.cells[h.\"_pos_{_ident(f)}\"]), '') as \"{_ident(f)}\"" for f in fields
     )
     return f"""
-    with parsed as (
-        -- well formed = the field matches (each a comma + the field) tile the whole line: one regex
-        -- pass instead of a full match plus an extract (the matches are the same)
-        select file_id, line_number, raw_content, text,
-               coalesce(list_sum(list_transform(matches, lambda m: length(m))), 0) = length(text) + 1
-                   as well_formed,
-               list_transform(matches,
-                   lambda m: case when starts_with(m, ',"') then replace(m[3:-2], '""', '"') else m[2:] end) as cells
-        from (select *, regexp_extract_all(',' || text, {sql_str(CSV_FIELD_MATCH_RE)}, 0) as matches
-              from (select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
-                    from ({decoded_sql(records)})))
+    with decoded as (
+        select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
+        from ({decoded_sql(records)})
+    ), firsts as (
+        -- the struct keeps an undecodable first record (NULL text): its file has no header
+        select file_id, min(line_number) as header_line, arg_min({{'text': text}}, line_number).text as text
+        from decoded group by file_id
     ), headers as (
-        select file_id, min(line_number) as header_line,
-               arg_min(case when well_formed then list_transform(cells, lambda c: lower(trim(c))) end,
-                       line_number) as header
-        from parsed group by file_id
+        select file_id, header_line, header, len(header) as width,
+               {positions}
+        from (select file_id, header_line,
+                     case when well_formed then list_transform(cells, lambda c: lower(trim(c))) end as header
+              from ({_csv_parse_sql("firsts")}))
+    ), parsed as (
+        select * from ({_csv_parse_sql("decoded")})
     )
     select r.file_id, r.line_number, r.raw_content,
            case when r.text is null then 'invalid_utf8'
                 when h.header is null then 'invalid_header'
                 when not r.well_formed then 'malformed_csv'
-                when len(r.cells) <> len(h.header) then 'wrong_column_count' end as pre_reason,
+                when len(r.cells) <> h.width then 'wrong_column_count' end as pre_reason,
            null::varchar as pre_field,
            {picks}
     from parsed r join headers h on r.file_id = h.file_id and r.line_number > h.header_line
+    """
+
+
+def _csv_parse_sql(relation: str) -> str:
+    """Each row of `relation` (with a `text` column) plus well_formed and its cells (unquoted).
+
+    Well formed = the field matches (each a comma + the field) tile the whole line: one regex pass
+    instead of a full match plus an extract (the matches are the same).
+    """
+    return f"""
+    select * exclude (matches),
+           coalesce(list_sum(list_transform(matches, lambda m: length(m))), 0) = length(text) + 1 as well_formed,
+           list_transform(matches,
+               lambda m: case when starts_with(m, ',"') then replace(m[3:-2], '""', '"') else m[2:] end) as cells
+    from (select *, regexp_extract_all(',' || text, {sql_str(CSV_FIELD_MATCH_RE)}, 0) as matches from {relation})
     """
 
 
