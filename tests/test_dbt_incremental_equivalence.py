@@ -3,6 +3,9 @@ event for an old day, an earlier link that moves an anonymous device to another 
 for a never-identified device, an event loaded earlier but after the old as-of) and an incremental
 build give exactly the rows of a --full-refresh build of the same data. A back-dated load (at or
 before the watermark) falls back to recomputing every pair and still matches.
+stg_shop__order_items likewise: a new order, an order refunded, one whose items changed, one
+whose new version has no items and a back-dated new version give the rows of a full refresh; an order deleted from raw_orders
+(the table rewritten) falls back to a rebuild of every order and still matches.
 
 The dbt invocations run in one subprocess (this file run as a script: `python <this file> <dir>`)
 with one parsed manifest: six dbt CLI processes parsing the project each took ~45 s."""
@@ -18,10 +21,25 @@ import duckdb
 import pytest
 from helpers_dbt_core import AS_OF, TIMEZONE, query, seed_raw
 
-SELECTION = ["--select", "+int_customer__event_days", "--indirect-selection", "cautious"]
+SELECTION = ["--select", "+int_customer__event_days", "+stg_shop__order_items", "--indirect-selection", "cautious"]
 NEXT_AS_OF = "2026-06-06T00:00:00+00:00"
 NEXT_LOADED_AT = "2026-06-05T23:00:00+00:00"
 EVENT_DAYS = "select * from int_customer__event_days order by user_id, activity_date"
+ORDER_ITEMS = "select * from stg_shop__order_items order by order_id, line_number"
+
+# New versions of orders (order_id, user_id, ordered_at, updated_at, status, amount, items):
+ITEM = {"sku": "bk9", "category": "books", "quantity": 1, "unit_price": 9.5}
+NEXT_DAY_ORDERS = [
+    ("o1", "u1", "2026-01-10T12:00:00Z", "2026-06-05T08:00:00Z", "refunded", 100.0,
+     '[{"sku": "bk1", "category": "books", "quantity": 2, "unit_price": 50.0}]'),  # refund
+    ("o3", "u1", "2026-03-01T10:00:00Z", "2026-06-05T08:00:00Z", "paid", 30.0, None),  # items gone
+    ("o14", "b1", "2026-01-05T10:00:00Z", "2026-06-05T08:00:00Z", "paid", 20000.0,
+     '[{"sku": "srv", "category": "servers", "qty": 2, "price": 10000.0}]'),  # one line less
+    ("o18", "u3", "2026-06-05T10:00:00Z", "2026-06-05T10:00:00Z", "paid", 19.0, json.dumps([ITEM, ITEM])),  # new
+]
+# Back-dated new version (loaded "at" the first build's load time): found by its changed hash.
+BACK_DATED_ORDERS = [("o2", "u1", "2026-02-28T23:30:00Z", "2026-06-04T00:00:00Z", "refunded", 50.0,
+                      '[{"sku": "tv1", "category": "electronics", "quantity": 1, "unit_price": 50.0}]')]
 
 # message_id, type, event, user_id, anonymous_id, event_at, context
 NEXT_DAY_EVENTS = [
@@ -53,6 +71,20 @@ def _load(db: Path, events: list[tuple], loaded_at: str) -> None:
     con.close()
 
 
+def _load_orders(db: Path, orders: list[tuple], loaded_at: str) -> None:
+    """Last write wins by order_id, as the ingest's merge does: the new version replaces the row."""
+    con = duckdb.connect(str(db))
+    con.executemany("delete from raw_orders where order_id = ?", [(order[0],) for order in orders])
+    con.executemany(
+        """insert into raw_orders (order_id, user_id, ordered_at, updated_at, status, amount, currency,
+            items, channel, _source_file, _source_line, _loaded_at)
+           values (?, ?, ?::timestamptz, ?::timestamptz, ?, ?, 'eur', ?, 'web', 'next.csv', ?, ?::timestamptz)""",
+        [(*order, line, loaded_at) for line, order in enumerate(orders, 1)],
+    )
+    con.execute("checkpoint")
+    con.close()
+
+
 def _copy(src: Path, dst: Path) -> Path:
     dst.mkdir()
     shutil.copy(src / "warehouse.duckdb", dst / "warehouse.duckdb")
@@ -74,8 +106,8 @@ def run_scenario(work: Path) -> None:
         result = dbtRunner(manifest=manifest).invoke(["build", *SELECTION, *common, "--vars", dbt_vars, *extra])
         if not result.success:
             raise SystemExit(f"dbt build failed in {directory}: {result.exception}")
-        compiled = next((work / "target" / "compiled").rglob("int_customer__event_days.sql"))
-        shutil.copy(compiled, directory / "event_days.sql")  # the SQL this build ran
+        for model in ("int_customer__event_days", "stg_shop__order_items"):  # the SQL this build ran
+            shutil.copy(next((work / "target" / "compiled").rglob(f"{model}.sql")), directory / f"{model}.sql")
 
     inc = work / "incremental"
     inc.mkdir()
@@ -85,9 +117,14 @@ def run_scenario(work: Path) -> None:
     manifest = parsed.result
     dbt(inc, AS_OF)
     _load(inc / "warehouse.duckdb", NEXT_DAY_EVENTS, NEXT_LOADED_AT)
+    _load_orders(inc / "warehouse.duckdb", NEXT_DAY_ORDERS, NEXT_LOADED_AT)
+    _load_orders(inc / "warehouse.duckdb", BACK_DATED_ORDERS, BACK_DATED_LOADED_AT)
     full = _copy(inc, work / "full")
     back = _copy(inc, work / "back")
     _load(back / "warehouse.duckdb", BACK_DATED, BACK_DATED_LOADED_AT)
+    con = duckdb.connect(str(back / "warehouse.duckdb"))
+    con.execute("delete from raw_orders where order_id = 'o7'")  # raw_orders rewritten without o7
+    con.close()
     back_full = _copy(back, work / "back_full")
     dbt(inc, NEXT_AS_OF)
     dbt(full, NEXT_AS_OF, "--full-refresh")
@@ -112,7 +149,7 @@ def _rows(work: Path, name: str) -> list[tuple]:
 
 def test_incremental_day_equals_full_refresh(work: Path) -> None:
     rows = _rows(work, "incremental")
-    assert "_loaded_at >" in (work / "incremental" / "event_days.sql").read_text()  # the incremental path
+    assert "_loaded_at >" in (work / "incremental" / "int_customer__event_days.sql").read_text()  # the incremental path
     assert rows == _rows(work, "full")
     days = {(r[0], str(r[1])): r[2] for r in rows}
     assert days[("u5", "2026-01-13")] == 1 and ("u4", "2026-01-13") not in days  # e8 moved to u5
@@ -123,10 +160,31 @@ def test_incremental_day_equals_full_refresh(work: Path) -> None:
 
 def test_back_dated_load_rebuilds_every_pair(work: Path) -> None:
     rows = _rows(work, "back")
-    sql = (work / "back" / "event_days.sql").read_text()
+    sql = (work / "back" / "int_customer__event_days.sql").read_text()
     assert "_loaded_at >" not in sql and "select user_id, activity_date from" in sql  # every pair
     assert ("u1", "2026-02-02") in {(r[0], str(r[1])) for r in rows}
     assert rows == _rows(work, "back_full")
+
+
+
+def test_order_items_incremental_equals_full_refresh(work: Path) -> None:
+    rows = query(work / "incremental" / "warehouse.duckdb", ORDER_ITEMS)
+    assert "anti join" in (work / "incremental" / "stg_shop__order_items.sql").read_text()  # changed orders only
+    assert rows == query(work / "full" / "warehouse.duckdb", ORDER_ITEMS)
+    lines = {(r[0], r[4]): r for r in rows}
+    assert lines[("o1", 1)][3] == "refunded" and lines[("o2", 1)][3] == "refunded"
+    assert ("o3", 1) not in lines and ("o14", 2) not in lines and ("o14", 1) in lines
+    assert lines[("o18", 2)][5] == "bk9" and ("o7", 1) in lines
+    assert all(r[4] is not None for r in rows)  # no tombstone left
+
+
+def test_order_items_rewritten_raw_orders_rebuilds(work: Path) -> None:
+    rows = query(work / "back" / "warehouse.duckdb", ORDER_ITEMS)
+    sql = (work / "back" / "stg_shop__order_items.sql").read_text()
+    assert "anti join" not in sql and "union\n" in sql  # every order, and the table's, again
+    assert rows == query(work / "back_full" / "warehouse.duckdb", ORDER_ITEMS)
+    lines = {(r[0], r[4]): r for r in rows}
+    assert ("o7", 1) not in lines
 
 
 if __name__ == "__main__":
