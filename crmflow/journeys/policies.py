@@ -18,7 +18,7 @@ import duckdb
 from crmflow.journeys.durations import format_duration, sql_interval
 from crmflow.journeys.policy_config import Policies
 from crmflow.journeys.schema import Journey
-from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run, scalar
+from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run
 
 ADDRESS_SQL = """case l.channel
     when 'email' then lower(trim(p.email))
@@ -169,6 +169,3 @@ def _apply_cap(con: duckdb.DuckDBPyConnection, as_of: datetime, report: PolicyRe
         where coalesce(a.n, 0) + d.rank > $max""", p)
     _record(con, as_of, report)
 
-
-def count_state(con: duckdb.DuckDBPyConnection, state: str) -> int:
-    return int(scalar(con, "select count(*) from send_ledger where state = $s", {"s": state}))
