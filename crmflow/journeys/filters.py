@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmflow.journeys.schema import Audience, Condition, FieldFilter, SegmentRef
+from crmflow.journeys.durations import sql_interval
+from crmflow.journeys.schema import RELATIVE_OPS, Audience, Condition, FieldFilter, SegmentRef
 
 # Tags a user has now: the tags mart plus the journeys' own add_tag/remove_tag rows.
 ACTIVE_TAGS_SQL = (
@@ -45,11 +46,43 @@ def _typed(params: Params, value: Any, column_type: str) -> str:
     return f"cast({params.add(value)} as {column_type})"
 
 
+def _moment_of(column_type: str) -> str | None:
+    """How to turn a TIMESTAMPTZ moment `{}` into the column's own type (so the column side stays
+    bare and can use min/max statistics), or None for a column that is not a date or a timestamp."""
+    ctype = column_type.upper()
+    if ctype == "DATE":
+        return "cast(timezone('UTC', {}) as date)"  # dates compare with the UTC date of the moment
+    if ctype.startswith("TIMESTAMP") and ("TIME ZONE" in ctype or ctype == "TIMESTAMPTZ"):
+        return "{}"
+    if ctype.startswith("TIMESTAMP"):
+        return "timezone('UTC', {})"  # a naive timestamp is read as UTC
+    return None
+
+
+def is_time_column(column_type: str) -> bool:
+    return _moment_of(column_type) is not None
+
+
+def relative_time_sql(flt: FieldFilter, col: str, column_type: str) -> str:
+    """`within` / `older_than` against the tick's as-of ($as_of; never the wall clock). within 7d:
+    as_of - 7d <= col <= as_of (a future value is not "within the last 7 days"); older_than 30d:
+    col < as_of - 30d. NULL matches neither."""
+    moment = _moment_of(column_type)
+    if moment is None:
+        raise ValueError(f"operator '{flt.op}' needs a date or timestamp field; {flt.field!r} is {column_type}")
+    since = moment.format(f"($as_of - {sql_interval(flt.age())})")
+    if flt.op == "older_than":
+        return f"{col} < {since}"
+    return f"{col} >= {since} and {col} <= {moment.format('$as_of')}"
+
+
 def field_filter_sql(flt: FieldFilter, alias: str, columns: dict[str, str], params: Params) -> str:
     if flt.field not in columns:
         raise ValueError(f"unknown profile field {flt.field!r}")
     col = f"{alias}.{quote_ident(flt.field)}"
     ctype = columns[flt.field]
+    if flt.op in RELATIVE_OPS:
+        return relative_time_sql(flt, col, ctype)
     if flt.op == "is null":
         return f"{col} is null"
     if flt.op == "is not null":

@@ -17,7 +17,10 @@ ChannelName = Literal["email", "sms", "push", "webhook"]
 LifecycleStage = Literal["prospect", "new", "active", "silent", "churned", "reactivated"]
 ValueTier = Literal["high", "medium", "low"]
 B2bGrade = Literal["A", "B", "C", "D", "E"]
-FilterOp = Literal["=", "!=", "in", "not in", "<", "<=", ">", ">=", "between", "is null", "is not null"]
+FilterOp = Literal["=", "!=", "in", "not in", "<", "<=", ">", ">=", "between", "is null", "is not null",
+                   "within", "older_than"]
+# Operators whose value is a duration counted back from the tick's as-of (never the wall clock).
+RELATIVE_OPS = ("within", "older_than")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 IDENT = r"^[a-z][a-z0-9_]*$"
@@ -65,15 +68,28 @@ Scalar = str | int | float | bool | date
 
 
 class FieldFilter(Strict):
-    """A comparison on one customer_profile column; compiled with bound parameters."""
+    """A comparison on one customer_profile column; compiled with bound parameters.
+
+    `within` / `older_than` take a duration ('7d') relative to the tick's as-of."""
 
     field: str
     op: FilterOp
     value: Scalar | list[Scalar] | None = None
 
+    def age(self) -> timedelta:
+        """The duration of a relative-time operator (validated, so it parses)."""
+        return parse_duration(self.value)
+
     @model_validator(mode="after")
     def _value_matches_op(self) -> FieldFilter:
-        if self.op in ("is null", "is not null"):
+        if self.op in RELATIVE_OPS:
+            try:
+                age = self.age()
+            except ValueError as exc:
+                raise ValueError(f"operator '{self.op}' needs a duration value: {exc}") from None
+            if not age:
+                raise ValueError(f"operator '{self.op}' needs a duration above zero, e.g. '7d'")
+        elif self.op in ("is null", "is not null"):
             if self.value is not None:
                 raise ValueError(f"operator '{self.op}' takes no value")
         elif self.op in ("in", "not in"):

@@ -3,8 +3,10 @@ profile columns in filters, templates that render against a sample profile, loop
 
 from __future__ import annotations
 
+from crmflow.journeys.filters import is_time_column
 from crmflow.journeys.refs import ConfigRefs
 from crmflow.journeys.schema import (
+    RELATIVE_OPS,
     AddTagStep,
     AssignBannerStep,
     BranchStep,
@@ -35,11 +37,16 @@ def _condition_errors(cond: Condition, loc: Loc, journey: Journey, columns: dict
 
 
 def _filter_errors(filters: list[FieldFilter], loc: Loc, columns: dict[str, str]) -> list[tuple[Loc, str]]:
-    return [
-        ((*loc, i, "field"), f"unknown profile field {f.field!r}; known fields: {', '.join(sorted(columns))}")
-        for i, f in enumerate(filters)
-        if f.field not in columns
-    ]
+    errors: list[tuple[Loc, str]] = []
+    for i, f in enumerate(filters):
+        if f.field not in columns:
+            errors.append(((*loc, i, "field"),
+                           f"unknown profile field {f.field!r}; known fields: {', '.join(sorted(columns))}"))
+        elif f.op in RELATIVE_OPS and not is_time_column(columns[f.field]):
+            times = ", ".join(sorted(c for c, t in columns.items() if is_time_column(t)))
+            errors.append(((*loc, i, "op"), f"operator '{f.op}' needs a date or timestamp field; "
+                           f"{f.field!r} is {columns[f.field]} (date/timestamp fields: {times})"))
+    return errors
 
 
 def _targets(step: object) -> list[tuple[str, str | None]]:
