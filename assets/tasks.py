@@ -91,6 +91,7 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
             "rules_skipped_not_due": dg.MetadataValue.json(stats.rules_skipped),
             "recalled": dg.MetadataValue.json(stats.recalled),
             "journey_requests": stats.journey_requests,
+            "unknown_queues": dg.MetadataValue.json(stats.unknown_queues),
             "expired": stats.expired, "reassigned": stats.reassigned,
             "assigned": stats.assigned, "unassigned": stats.unassigned,
             "per_operator": dg.MetadataValue.json(stats.per_operator),

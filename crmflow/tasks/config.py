@@ -163,7 +163,9 @@ class TaskRule(TaskPolicy):
 
 class TaskRules(_Strict):
     rules: list[TaskRule] = Field(default_factory=list)
-    # journey create_task steps: queue name -> policy; unknown queues use "default".
+    # journey create_task steps: queue name -> policy. A journey naming a queue not listed here is
+    # rejected by journey validation; a request already written whose queue was removed since gets
+    # the "default" policy and is counted in the run's unknown_queues.
     journey_queues: dict[str, TaskPolicy] = Field(default_factory=lambda: {"default": TaskPolicy()})
     # lifecycle stage -> suggested talking points shown in the task context.
     talking_points: dict[str, list[str]] = Field(default_factory=dict)

@@ -24,7 +24,28 @@ CAND_DDL = """
 create or replace temp table _tk_cand (
     task_id varchar, user_id varchar, rule varchar, policy varchar, source varchar, recall_reason varchar,
     priority_mult double, exclude_operator varchar, reassigned_from varchar, journey_id varchar,
-    step_id varchar, note varchar, created_at timestamptz, expires_at timestamptz, existing boolean)
+    step_id varchar, note varchar, created_at timestamptz, due_at timestamptz, expires_at timestamptz,
+    existing boolean)
+"""
+
+# A journey task's id: one task per request key, so a re-run never creates it twice.
+JOURNEY_TASK_ID = "'task_' || substr(md5('journey|' || j.request_key), 1, 20)"
+
+# The operator each re-competing task must not go back to: the nearest one along its chain of
+# reassigned_from who held it (an expired task's own operator; for a reassigned task still
+# unassigned, the operator who let its predecessor expire, however many unassigned hops ago).
+EXCLUDED_SQL = """
+create or replace temp table _tk_excluded as
+with recursive chain(task_id, ancestor_id, operator_id) as (
+    select task_id, reassigned_from, operator_id from _tk_expired
+    union all
+    select task_id, reassigned_from, operator_id from operator_tasks where status = 'unassigned'
+    union all
+    select c.task_id, a.reassigned_from, a.operator_id
+    from chain c join operator_tasks a on a.task_id = c.ancestor_id
+    where c.operator_id is null
+)
+select task_id, max(operator_id) as operator_id from chain group by task_id
 """
 
 
@@ -39,6 +60,9 @@ class TaskRunStats:
     candidates: int = 0
     assigned: int = 0
     unassigned: int = 0
+    # journey tasks created under the default queue's policy because task_rules.yaml no longer
+    # defines the queue their request names (queue -> tasks); validation rejects such journeys.
+    unknown_queues: dict[str, int] = field(default_factory=dict)
     per_operator: dict[str, int] = field(default_factory=dict)
     missing_inputs: list[str] = field(default_factory=list)
 
@@ -106,21 +130,23 @@ def _collect_candidates(con: duckdb.DuckDBPyConnection, rules: TaskRules, as_of:
     _ex(con, "update operator_tasks set status = 'expired', status_updated_at = $as_of "
                 "where status in ('open', 'unassigned') and expires_at <= $as_of", params)
     stats.expired = con.execute("select count(*) from _tk_expired").fetchall()[0][0]
+    con.execute(EXCLUDED_SQL)
     con.execute(CAND_DDL)
     _ex(con, """
         insert into _tk_cand
         select 'task_' || substr(md5(e.task_id || '|reassign|' || $day), 1, 20), e.user_id, e.rule, e.policy,
-               'reassign', e.recall_reason, 1.0, e.operator_id, e.task_id, e.journey_id, e.step_id, e.note,
-               $as_of, null, false
-        from _tk_expired e join _tk_policy p using (policy) where p.on_expiry = 'reassign'""", params)
+               'reassign', e.recall_reason, 1.0, x.operator_id, e.task_id, e.journey_id, e.step_id, e.note,
+               $as_of, null, null, false
+        from _tk_expired e join _tk_policy p using (policy) left join _tk_excluded x using (task_id)
+        where p.on_expiry = 'reassign'""", params)
     stats.reassigned = con.execute("select count(*) from _tk_cand").fetchall()[0][0]
 
-    # 2. Unassigned tasks still valid compete again, keeping their id and dates.
+    # 2. Unassigned tasks still valid compete again, keeping their id, dates and excluded operator.
     con.execute("""
         insert into _tk_cand
-        select task_id, user_id, rule, policy, source, recall_reason, 1.0, null, reassigned_from, journey_id,
-               step_id, note, created_at, expires_at, true
-        from operator_tasks where status = 'unassigned'""")
+        select t.task_id, t.user_id, t.rule, t.policy, t.source, t.recall_reason, 1.0, x.operator_id,
+               t.reassigned_from, t.journey_id, t.step_id, t.note, t.created_at, t.due_at, t.expires_at, true
+        from operator_tasks t left join _tk_excluded x using (task_id) where t.status = 'unassigned'""")
 
     # 3. Rules due as of this run (frequency).
     due, skipped = _due_rules(con, rules, as_of)
@@ -136,25 +162,31 @@ def _collect_candidates(con: duckdb.DuckDBPyConnection, rules: TaskRules, as_of:
             insert into _tk_cand
             select 'task_' || substr(md5({q(rule.id)} || '|' || r.user_id || '|' || $day), 1, 20), r.user_id,
                    {q(rule.id)}, {q(rule.id)}, 'recall', r.recall_reason, 1.0, null, null, null, null, null,
-                   $as_of, null, false
+                   $as_of, null, null, false
             from ({sql}) r""", params)
         stats.recalled[rule.id] = con.execute("select count(*) from _tk_cand").fetchall()[0][0] - before
 
     # 4. Journey create_task steps, once per request key.
-    _ex(con, """
+    _ex(con, f"""
         insert into _tk_cand
-        select 'task_' || substr(md5('journey|' || j.request_key), 1, 20), j.user_id, 'journey:' || j.journey_id,
+        select {JOURNEY_TASK_ID}, j.user_id, 'journey:' || j.journey_id,
                case when p.policy is null then 'queue:default' else p.policy end,
                'journey', 'journey ' || j.journey_id || ' step ' || j.step_id,
                -- journeys write a word (low|normal|high|urgent, journeys/schema.py); numbers still work
                coalesce(try_cast(j.priority as double),
                         case lower(j.priority) when 'low' then 0.5 when 'high' then 1.5
                              when 'urgent' then 2.0 else 1.0 end), null, null, j.journey_id, j.step_id, j.note,
-               $as_of, null, false
+               $as_of, null, null, false
         from journey_task_requests j
         left join _tk_policy p on p.policy = 'queue:' || j.queue
         where j.requested_at <= $as_of and j.user_id is not null""", params)
     stats.journey_requests = con.execute("select count(*) from _tk_cand where source = 'journey'").fetchall()[0][0]
+    stats.unknown_queues = dict(_ex(con, f"""
+        select j.queue, count(*) from journey_task_requests j
+        where j.requested_at <= $as_of and j.user_id is not null
+          and 'queue:' || j.queue not in (select policy from _tk_policy)
+          and {JOURNEY_TASK_ID} not in (select task_id from operator_tasks)
+        group by j.queue order by j.queue""", params).fetchall())
 
     # 5. One open task per customer and rule; never recreate an id that exists; priority; max_tasks.
     con.execute("""
@@ -237,8 +269,8 @@ def _allocate_and_write(con: duckdb.DuckDBPyConnection, roster: OperatorRoster, 
         select c.task_id, c.user_id, a.operator_id, c.rule, c.policy, c.source, c.recall_reason, c.priority,
                c.created_at,
                case when a.operator_id is not null then $as_of end,
-               least(coalesce(c.expires_at, $as_of::timestamptz + to_days(c.validity_days)),
-                     $as_of::timestamptz + to_hours(c.due_hours)),
+               coalesce(c.due_at, least(coalesce(c.expires_at, $as_of::timestamptz + to_days(c.validity_days)),
+                                        $as_of::timestamptz + to_hours(c.due_hours))),
                coalesce(c.expires_at, $as_of::timestamptz + to_days(c.validity_days)),
                case when a.operator_id is not null then 'open' else 'unassigned' end,
                $as_of, c.reassigned_from, c.journey_id, c.step_id, c.note, x.context
