@@ -134,3 +134,84 @@ def test_invalid_relative_values_name_the_line(value: str, message: str, tmp_pat
     assert not loaded.ok
     (error,) = loaded.errors
     assert (error.line, error.field) == (7, "audience.fields[0]") and message in error.message, str(error)
+
+
+# ---- trigger.max_age -------------------------------------------------------------------------------
+def cart_journey(jid: str, trigger_extra: str = "") -> object:
+    return journey_from_yaml(f"""
+id: {jid}
+name: Forgot something?
+owner: qa
+trigger: {{type: event, event: cart_abandoned{trigger_extra}}}
+reentry: {{mode: cooldown, cooldown: 1d}}
+templates:{EMAIL_TEMPLATE}steps:{ONE_SEND}""")
+
+
+def skipped(con, jid: str) -> list[tuple]:
+    return con.execute("select user_id, reason, decided_at from journey_decisions where journey_id = ? "
+                       "and decision = 'skipped' order by user_id", [jid]).fetchall()
+
+
+def test_max_age_keeps_stale_events_out_after_a_sparse_run(con) -> None:
+    t0 = ts("2026-03-06T12:00")
+    make_customer_tables(con, customer_profile=[profile("stale"), profile("fresh")])
+    capped, plain = cart_journey("cart_fresh", ", max_age: 1d"), cart_journey("cart_any")
+    for j in (capped, plain):
+        run_tick(con, j, t0)  # the last tick before a four-day gap
+    con.execute("insert into events_stitched select * from (values "
+                "('e1', 'stale', null, 'track', 'cart_abandoned', timestamptz '2026-03-06T13:00:00+00', '{}', '{}'), "
+                "('e2', 'fresh', null, 'track', 'cart_abandoned', timestamptz '2026-03-10T10:00:00+00', '{}', '{}'))")
+    report = run_tick(con, capped, T)
+    # the 3-day-old abandoned cart does not enter; it is recorded once as skipped, with its reason
+    assert (report.entered, report.too_old) == (1, 1)
+    assert report.metadata()["too_old_triggers"] == 1
+    assert [r[0] for r in enrolments(con, "cart_fresh")] == ["fresh"]
+    assert skipped(con, "cart_fresh") == [("stale", "trigger_older_than_max_age:1d", T)]
+    # without max_age the same data enrols both (so the event itself would trigger)
+    assert run_tick(con, plain, T).entered == 2
+    # the next tick sees the stale event again (lookback): still out, not recorded twice
+    again = run_tick(con, capped, T + timedelta(hours=1))
+    assert (again.entered, again.too_old) == (0, 0) and len(skipped(con, "cart_fresh")) == 1
+
+
+def test_max_age_counts_from_the_event_of_an_event_without_follow_up(con) -> None:
+    make_customer_tables(con, customer_profile=[profile("recent"), profile("days_ago")], events_stitched=[
+        event("c1", "recent", "checkout_started", "2026-03-10T09:00"),      # 3 h before T: due, fresh
+        event("c2", "days_ago", "checkout_started", "2026-03-09T06:00"),    # 30 h before T: too old
+    ])
+    j = journey_from_yaml(f"""
+id: checkout_nudge
+name: Checkout nudge
+owner: qa
+trigger: {{type: event, event: checkout_started, without: {{order: true, within: 2h}}, max_age: 1d, lookback: 2d}}
+templates:{EMAIL_TEMPLATE}steps:{ONE_SEND}""")
+    report = run_tick(con, j, T)
+    assert (report.entered, report.too_old) == (1, 1)
+    assert [r[0] for r in enrolments(con, "checkout_nudge")] == ["recent"]
+
+
+def test_max_age_applies_to_date_triggers_too(con) -> None:
+    make_customer_tables(con, customer_profile=[profile("yesterday", birth_date="1990-03-09"),
+                                                profile("today", birth_date="1990-03-10")])
+    j = journey_from_yaml(f"""
+id: birthday_fresh
+name: Birthday
+owner: qa
+trigger: {{type: date, attribute: birth_date, at: "09:00", lookback: 3d, max_age: 12h}}
+templates:{EMAIL_TEMPLATE}steps:{ONE_SEND}""")
+    report = run_tick(con, j, T)  # yesterday's 09:00 is 27 h old, today's 3 h
+    assert (report.entered, report.too_old) == (1, 1)
+    assert [r[0] for r in enrolments(con, "birthday_fresh")] == ["today"]
+
+
+@pytest.mark.parametrize(("trigger", "message"), [
+    ("{type: event, event: checkout_started, without: {order: true, within: 2h}, max_age: 2h}",
+     "max_age (2h) must be longer than without.within (2h)"),
+    ("{type: event, event: cart_abandoned, max_age: 0d}", "max_age must be above zero"),
+    ("{type: event, event: cart_abandoned, max_age: 3 days}", "invalid duration '3 days'"),
+])
+def test_invalid_max_age_names_the_line(trigger: str, message: str, tmp_path) -> None:
+    text = f"id: bad\nname: b\nowner: qa\ntrigger: {trigger}\ntemplates:{EMAIL_TEMPLATE}steps:{ONE_SEND}"
+    loaded = parse_journey_text(text, tmp_path / "bad.yaml")
+    (error,) = loaded.errors
+    assert error.line == 4 and error.field.startswith("trigger") and message in error.message, str(error)

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from crmflow.journeys.columns import profile_columns, require_tables, table_exists
-from crmflow.journeys.durations import sql_interval
+from crmflow.journeys.durations import format_duration, sql_interval
 from crmflow.journeys.filters import Params, audience_sql, condition_sql
 from crmflow.journeys.hashing import BUCKETS, bucket_sql, message_key_sql
 from crmflow.journeys.schema import (
@@ -50,6 +50,7 @@ class TickReport:
     exited: dict[str, int] = field(default_factory=dict)
     converted: int = 0
     planned: int = 0
+    too_old: int = 0  # trigger moments older than trigger.max_age: recorded as 'skipped', not entered
     moves: int = 0
     skipped_reason: str | None = None
     at_step: dict[str, int] = field(default_factory=dict)
@@ -61,7 +62,8 @@ class TickReport:
             "entered": self.entered, "holdout": self.holdout, "converted": self.converted,
             "exited": sum(self.exited.values()), "planned_messages": self.planned, "step_moves": self.moves,
             "active_by_step": dict(self.at_step), "planned_by_step_variant": dict(self.planned_by_variant),
-            "exit_reasons": dict(self.exited), "skipped": self.skipped_reason or "",
+            "exit_reasons": dict(self.exited), "too_old_triggers": self.too_old,
+            "skipped": self.skipped_reason or "",
             "notes": "; ".join(self.notes),
         }
 
@@ -245,19 +247,24 @@ class JourneyTick:
         holdout_bp = int(round((self.j.holdout.percent if self.j.holdout else 0) * BUCKETS / 100))
         params.values["holdout_bp"] = holdout_bp
         params.values["first_step"] = self.j.steps[0].id
+        max_age = self.j.trigger.max_age
+        too_old = f"c.trigger_at < $as_of - {sql_interval(max_age)}" if max_age else "false"
         self._run(f"""create or replace temp table _entrants as
             with candidates as ({entrants})
             select c.user_id, c.entry_key, c.trigger_at,
                    substr(sha256($jid || '|' || c.user_id || '|' || c.entry_key), 1, 32) as enrolment_id,
-                   {bucket_sql('$jid', 'c.user_id')} < $holdout_bp as is_holdout
+                   {bucket_sql('$jid', 'c.user_id')} < $holdout_bp as is_holdout, {too_old} as too_old
             from candidates c join customer_profile p on p.user_id = c.user_id
             left join {TZ_TABLE} vtz on vtz.name = p.timezone
             where ({audience})
               and not exists (select 1 from journey_enrolments x where x.journey_id = $jid
                               and x.user_id = c.user_id and ({blocked}))""", params)
+        if max_age:
+            self._skip_too_old(format_duration(max_age))
         self._run("""create or replace temp table _new as
             select * from _entrants n
-            where not exists (select 1 from journey_enrolments x where x.enrolment_id = n.enrolment_id)""")
+            where not n.too_old
+              and not exists (select 1 from journey_enrolments x where x.enrolment_id = n.enrolment_id)""")
         self._run("""insert into journey_enrolments
             select enrolment_id, $jid, user_id, entry_key, trigger_at, $as_of, is_holdout,
                    case when is_holdout then 'holdout' else 'active' end,
@@ -270,6 +277,16 @@ class JourneyTick:
                      "entered")
         self.report.entered = scalar(self.con, "select count(*) from _new")
         self.report.holdout = scalar(self.con, "select count(*) from _new where is_holdout")
+
+    def _skip_too_old(self, max_age: str) -> None:
+        """Record each entry that only its age kept out, once (the key has no as-of: event triggers
+        see an event again on every tick of their lookback) as a 'skipped' decision."""
+        inserted = self._run("""insert into journey_decisions
+            select sha256(enrolment_id || '|skipped|max_age'), $jid, user_id, null, null, null, 'skipped',
+                   $reason, $as_of
+            from _entrants where too_old on conflict do nothing""",
+            {"reason": f"trigger_older_than_max_age:{max_age}"}).fetchall()
+        self.report.too_old = int(inserted[0][0]) if inserted else 0
 
     # -- steps -----------------------------------------------------------------------------------
     def _advance(self) -> None:

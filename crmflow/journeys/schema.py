@@ -162,6 +162,16 @@ class Condition(Strict):
 class _TriggerBase(Strict):
     # The first tick of a journey has no previous tick: look this far back for entries.
     lookback: Duration = timedelta(days=1)
+    # A trigger moment older than as-of - max_age does not enter (sparse runs must not send stale
+    # "Forgot something?" mails); None: any age within the tick's window.
+    max_age: Duration | None = None
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and not value:
+            raise ValueError("max_age must be above zero, e.g. '3d'")
+        return value
 
 
 class SegmentTrigger(_TriggerBase):

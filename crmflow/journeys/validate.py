@@ -3,6 +3,7 @@ profile columns in filters, templates that render against a sample profile, loop
 
 from __future__ import annotations
 
+from crmflow.journeys.durations import format_duration
 from crmflow.journeys.filters import is_time_column
 from crmflow.journeys.refs import ConfigRefs
 from crmflow.journeys.schema import (
@@ -12,6 +13,7 @@ from crmflow.journeys.schema import (
     BranchStep,
     Condition,
     CreateTaskStep,
+    EventTrigger,
     FieldFilter,
     Journey,
     SegmentTrigger,
@@ -47,6 +49,18 @@ def _filter_errors(filters: list[FieldFilter], loc: Loc, columns: dict[str, str]
             errors.append(((*loc, i, "op"), f"operator '{f.op}' needs a date or timestamp field; "
                            f"{f.field!r} is {columns[f.field]} (date/timestamp fields: {times})"))
     return errors
+
+
+def _max_age_errors(journey: Journey) -> list[tuple[Loc, str]]:
+    """An event-without trigger enters `without.within` after the event: a max_age no longer than
+    that admits nobody."""
+    trigger = journey.trigger
+    if isinstance(trigger, EventTrigger) and trigger.max_age is not None and trigger.without is not None \
+            and trigger.max_age <= trigger.without.within:
+        return [(("trigger", "max_age"), f"max_age ({format_duration(trigger.max_age)}) must be longer than "
+                 f"without.within ({format_duration(trigger.without.within)}): the entry comes that long "
+                 "after the event")]
+    return []
 
 
 def _targets(step: object) -> list[tuple[str, str | None]]:
@@ -90,6 +104,7 @@ def semantic_errors(journey: Journey, file_key: str, columns: dict[str, str],
                 elif template.channel != step.channel:
                     errors.append((loc, f"template {name!r} is for {template.channel}, step sends {step.channel}"))
     errors += _filter_errors(journey.audience.fields, ("audience", "fields"), columns)
+    errors += _max_age_errors(journey)
     if journey.exit.left_segment and not (isinstance(journey.trigger, SegmentTrigger) or journey.audience.segments):
         errors.append((("exit", "left_segment"), "left_segment needs a segment trigger or audience segments"))
     for name, template in journey.templates.items():
