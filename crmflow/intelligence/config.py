@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Order statuses that count as a purchase. Anything else (cancelled, refunded, pending, failed...)
-# is ignored by every model, so a refunded order never makes a customer look "active".
-DEFAULT_PAID_STATUSES: tuple[str, ...] = ("paid", "completed", "complete", "shipped", "delivered", "fulfilled")
+from crmflow.order_statuses import paid_order_statuses
+
 # Order channels that count as "mobile" for the channel-mix feature.
 DEFAULT_MOBILE_CHANNELS: tuple[str, ...] = ("app", "mobile", "mobile_app", "ios", "android")
 
@@ -18,7 +17,10 @@ class _Strict(BaseModel):
 
 
 class FeatureConfig(_Strict):
-    paid_statuses: tuple[str, ...] = DEFAULT_PAID_STATUSES
+    # Order statuses that count as a purchase: the dbt var paid_order_statuses (dbt_project.yml).
+    # Any other (refunded, cancelled, overdue) is ignored by every model, so a refunded order never
+    # makes a customer look "active".
+    paid_statuses: tuple[str, ...] = Field(default_factory=paid_order_statuses)
     mobile_channels: tuple[str, ...] = DEFAULT_MOBILE_CHANNELS
     # Category-share features: the top categories by revenue (the rest are "other").
     top_categories: int = Field(default=5, ge=0, le=20)

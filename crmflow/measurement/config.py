@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The dbt var paid_order_statuses (dbt_project.yml): an order in one of these states is a purchase.
-DEFAULT_PAID_STATUSES = ("paid", "shipped", "delivered", "completed")
+from crmflow.order_statuses import paid_order_statuses
 
 
 class MeasurementConfig(BaseModel):
@@ -19,7 +18,8 @@ class MeasurementConfig(BaseModel):
     trend_days: int = Field(7, ge=1, le=60)
     # Two-sided significance level: 0.05 gives 95 % intervals.
     alpha: float = Field(0.05, gt=0, lt=0.5)
-    paid_statuses: tuple[str, ...] = DEFAULT_PAID_STATUSES
+    # An order in one of these states is a purchase: the dbt var paid_order_statuses (dbt_project.yml).
+    paid_statuses: tuple[str, ...] = Field(default_factory=paid_order_statuses)
 
     @property
     def default_window_seconds(self) -> int:
