@@ -62,7 +62,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
     ):
         as_of = as_of_from_context(context)
         with warehouse.connect() as con:
-            stats = ingest_source(con, source, settings.landing_dir, loaded_at=as_of)
+            stats = ingest_source(con, source, settings.landing_dir, loaded_at=as_of,
+                                  accepted=settings.accepted_times)
         yield from ingest_results(context, source, check_name, stats)
 
     return _ingest

@@ -70,7 +70,7 @@ DEFECTS: dict[str, Callable[[Fragments, int], None]] = {
     "bad_timestamp": lambda f, n: f.update(timestamp=_alternating(
         '"timestamp":"2026-02-30T25:61:00+08:00",', '"timestamp":"not a time",', n)),
     "timestamp_out_of_range": lambda f, n: f.update(timestamp=_alternating(
-        '"timestamp":"1970-01-01T00:00:00+00:00",', '"timestamp":"2150-06-01T12:00:00+00:00",', n)),
+        '"timestamp":"1850-01-01T00:00:00+00:00",', '"timestamp":"2150-06-01T12:00:00+00:00",', n)),
     "invalid_properties": lambda f, n: f.update(properties=_const('"properties":"sku=SKU-0001",', n)),
 }
 # Placeholder byte in the invalid_utf8 defect, swapped for bytes that are not UTF-8 after encoding.

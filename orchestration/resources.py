@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from connectors.sources.time_range import (
+    DEFAULT_EARLIEST,
+    DEFAULT_EVENT_SKEW_HOURS,
+    DEFAULT_LATEST,
+    AcceptedTimes,
+)
 from crmflow.settings import Settings, load_settings
 from crmflow.warehouse import connect
 
@@ -32,16 +39,29 @@ class CrmflowSettingsResource(dg.ConfigurableResource):
     export_dir: str
     marketing_dir: str
     timezone: str = "UTC"
+    # accepted timestamps at ingestion (connectors/sources/time_range.py; env CRMFLOW_TIMESTAMP_MIN,
+    # CRMFLOW_TIMESTAMP_MAX, CRMFLOW_EVENT_CLOCK_SKEW_HOURS)
+    timestamp_min: str = DEFAULT_EARLIEST
+    timestamp_max: str = DEFAULT_LATEST
+    event_clock_skew_hours: float = DEFAULT_EVENT_SKEW_HOURS
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CrmflowSettingsResource:
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CrmflowSettingsResource:
+        accepted = AcceptedTimes.from_env(os.environ if env is None else env)  # a bad value fails at load
         return cls(
             landing_dir=str(settings.landing_dir),
             outbox_dir=str(settings.outbox_dir),
             export_dir=str(settings.export_dir),
             marketing_dir=str(settings.marketing_dir),
             timezone=settings.timezone,
+            timestamp_min=accepted.earliest.isoformat(),
+            timestamp_max=accepted.latest.isoformat(),
+            event_clock_skew_hours=accepted.event_skew.total_seconds() / 3600,
         )
+
+    @property
+    def accepted_times(self) -> AcceptedTimes:
+        return AcceptedTimes.parse(self.timestamp_min, self.timestamp_max, self.event_clock_skew_hours)
 
     @property
     def journeys_dir(self) -> Path:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from connectors.sources.contracts import ORDER_STATUSES
 
 EVENT_TYPES = {"track", "identify", "page", "screen"}
-LOW = datetime(2000, 1, 1, tzinfo=UTC)
+LOW = datetime(1900, 1, 1, tzinfo=UTC)
 HIGH = datetime(2100, 1, 1, tzinfo=UTC)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -44,7 +44,7 @@ BAD_EVENT_LINES = [
     (event("b7", timestamp="2026-03-01T10:00:00"), "bad_timestamp", "timestamp"),  # no offset
     (event("b8", timestamp="2026-02-30T10:00:00Z"), "bad_timestamp", "timestamp"),
     (event("b9", timestamp=DROP), "bad_timestamp", "timestamp"),
-    (event("b10", timestamp="1999-12-31T23:59:59Z"), "timestamp_out_of_range", "timestamp"),
+    (event("b10", timestamp="1899-12-31T23:59:59Z"), "timestamp_out_of_range", "timestamp"),
     (event("b11", timestamp="2100-01-02T00:00:00Z"), "timestamp_out_of_range", "timestamp"),
     (event("b12", properties=[1, 2]), "invalid_properties", "properties"),
     (event("b13", properties="sku=1"), "invalid_properties", "properties"),

@@ -33,6 +33,7 @@ from connectors.sources.merge import load_valid_rows
 from connectors.sources.reference import load_reference_tables
 from connectors.sources.rules import SourceContract, validated_sql
 from connectors.sources.sql_parts import csv_fields_sql, jsonl_fields_sql
+from connectors.sources.time_range import DEFAULT_ACCEPTED_TIMES, AcceptedTimes, load_accepted_times
 from crmflow.privacy import anonymise_staged_rows
 from crmflow.warehouse import ensure_raw_tables
 
@@ -76,8 +77,12 @@ def ingest_source(
     landing_dir: str | Path,
     loaded_at: datetime,
     batch_bytes: int = BATCH_BYTES,
+    accepted: AcceptedTimes = DEFAULT_ACCEPTED_TIMES,
 ) -> IngestStats:
-    """Load every new or changed landing file of `source` ("events", "registrations", "orders")."""
+    """Load every new or changed landing file of `source` ("events", "registrations", "orders").
+
+    `loaded_at` is the run's as-of: events later than it (plus `accepted.event_skew`) are quarantined.
+    """
     if source not in CONTRACTS:
         raise ValueError(f"unknown source {source!r}; expected one of {sorted(CONTRACTS)}")
     if loaded_at.tzinfo is None:
@@ -86,6 +91,7 @@ def ingest_source(
     previous_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
     con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
     try:
+        load_accepted_times(con, accepted, loaded_at)
         return _ingest(con, source, contract, Path(landing_dir), loaded_at, batch_bytes)
     finally:
         con.execute(f"set memory_limit = '{previous_limit}'")
