@@ -37,6 +37,7 @@ from typing import Any
 
 import duckdb
 
+from crmflow.errors import CrmflowUserError
 from crmflow.warehouse import ensure_ops_tables, transaction
 
 PRIVACY_DDL = """
@@ -65,6 +66,10 @@ DELETE_TABLES = frozenset({"raw_manual_tags"})
 # Tables that must keep the person's identifiers to do their job.
 KEEP_TABLES = frozenset({"suppression_list", "privacy_erasures"})
 EXPORT_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+
+class UnknownPersonError(CrmflowUserError):
+    """No row, export file or outbox line anywhere mentions the user_id asked for."""
 
 
 def ensure_privacy_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -214,6 +219,9 @@ def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
                             {"u": user_id, "addr": ids.addresses or [""]}).fetchall()
         if lines:
             outbox[str(path)] = [json.loads(line) for (line,) in lines]
+    if not (found or files or outbox):  # a typo must not look like "we hold nothing about them"
+        raise UnknownPersonError(f"unknown user_id {user_id!r}: no table, export file or outbox mentions it "
+                                 "(an erased person still has their suppression entries)")
     return {"user_id": user_id, "as_of": as_of.isoformat(), "identifiers": {
         "anonymous_ids": ids.anonymous_ids, "emails": ids.emails, "phones": ids.phones,
         "push_tokens": ids.push_tokens, "task_ids": ids.task_ids}, "tables": found, "export_files": files,

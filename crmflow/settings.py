@@ -10,7 +10,9 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crmflow.errors import CrmflowUserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT  # dbt_project.yml lives at the repo root and points into dbt_project/
@@ -37,8 +39,7 @@ class Settings:
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
-    tz = env.get("CRMFLOW_TIMEZONE", "UTC")
-    ZoneInfo(tz)  # fail fast with a clear error on an unknown zone
+    tz = check_timezone(env.get("CRMFLOW_TIMEZONE", "UTC"), "CRMFLOW_TIMEZONE")
     return Settings(
         landing_dir=Path(env.get("CRMFLOW_LANDING_DIR", "./data/landing")).resolve(),
         warehouse=Path(env.get("CRMFLOW_WAREHOUSE", "./var/warehouse.duckdb")).resolve(),
@@ -49,11 +50,28 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
 
 
-def parse_as_of(value: str | None) -> datetime:
-    """Parse an ISO-8601 as-of time; naive values are taken as UTC. None means now (UTC)."""
+def check_timezone(name: str, source: str) -> str:
+    """`name` if it is an IANA time zone; else one line naming `source` and the value."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: not even a zone-shaped key ("", "../x")
+        raise CrmflowUserError(f"{source}={name!r} is not a time zone: use an IANA name like Europe/Berlin "
+                               "or UTC") from None
+    return name
+
+
+AS_OF_FORMS = "ISO-8601 like 2026-11-22, 2026-11-22T06:00:00Z or 2026-11-22T07:00:00+01:00 (no zone = UTC)"
+
+
+def parse_as_of(value: str | None, source: str = "--as-of") -> datetime:
+    """Parse an ISO-8601 as-of time; naive values are taken as UTC. None means now (UTC).
+    `source` names where the value came from in the error (an option, a run tag)."""
     if value is None or value == "":
         return datetime.now(UTC).replace(microsecond=0)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CrmflowUserError(f"{source} {value!r} is not a time: use {AS_OF_FORMS}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

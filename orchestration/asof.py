@@ -16,7 +16,7 @@ def as_of_from_context(context: dg.AssetExecutionContext | dg.OpExecutionContext
     run = context.run
     tag = run.tags.get(AS_OF_TAG)
     if tag:
-        return parse_as_of(tag)
+        return parse_as_of(tag, f"run tag {AS_OF_TAG}")
     # A run launched without the tag (e.g. "Materialize" in the UI): use the run's creation time, so
     # every step of the run agrees on one moment.
     stats = context.instance.get_run_stats(run.run_id)

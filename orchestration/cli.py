@@ -12,9 +12,32 @@ from typing import Annotated
 
 import typer
 
+from crmflow.errors import CrmflowUserError
 from crmflow.settings import DBT_PROJECT_DIR, load_settings, parse_as_of
+from orchestration.user_errors import CrmflowGroup, debug_enabled, enable_debug, writable_folder
 
-app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation.", no_args_is_help=True)
+app = typer.Typer(help="crmflow: warehouse-native CRM and marketing automation.", no_args_is_help=True,
+                  cls=CrmflowGroup)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"crmflow {version('crmflow')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the crmflow version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also CRMFLOW_DEBUG=1); errors "
+                                        "are otherwise one line: `crmflow: error: ...`, exit 2.")] = False,
+) -> None:
+    """crmflow: warehouse-native CRM and marketing automation."""
+    if debug:
+        enable_debug()
 
 from orchestration.cli_channels import app as channels_app  # noqa: E402
 from orchestration.cli_journeys import app as journeys_app  # noqa: E402
@@ -57,18 +80,18 @@ def _dbt_env() -> dict[str, str]:
 
 @app.command()
 def generate(
-    users: Annotated[int, typer.Option(help="Number of customers.")] = 2000,
-    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    users: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 365,
     end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default today (UTC).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
     out: Annotated[Path | None, typer.Option(help="Landing folder; default CRMFLOW_LANDING_DIR.")] = None,
-    dirty_fraction: Annotated[float, typer.Option(help="Share of deliberately bad rows.")] = 0.01,
+    dirty_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliberately bad rows.")] = 0.01,
 ) -> None:
     """Write realistic sample landing files (events, registrations, orders)."""
     from crmflow.generator import GeneratorConfig, generate_landing
 
-    out_dir = out or load_settings().landing_dir
-    end_day = date.fromisoformat(end) if end else datetime.now(UTC).date()
+    out_dir = writable_folder(out or load_settings().landing_dir, "--out" if out else "CRMFLOW_LANDING_DIR")
+    end_day = _parse_day(end, "--end") if end else datetime.now(UTC).date()
     started = time.perf_counter()
     counts = generate_landing(
         GeneratorConfig(users=users, days=days, end=end_day, seed=seed, dirty_fraction=dirty_fraction),
@@ -78,12 +101,24 @@ def generate(
     typer.echo(f"generated in {elapsed:.1f}s into {out_dir}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+def _parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CrmflowUserError(f"{option} {value!r} is not a day: use YYYY-MM-DD, e.g. 2026-11-22") from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 @app.command()
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
     log_level: Annotated[str, typer.Option(help="Dagster console log level (DEBUG shows every event).")] = "INFO",
 ) -> None:
     """Materialise the whole asset graph once, as of the given time."""
+    if log_level.upper() not in LOG_LEVELS:
+        raise CrmflowUserError(f"--log-level {log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
     result = run_pipeline(parse_as_of(as_of), log_level=log_level)
     raise typer.Exit(0 if result else 1)
 
@@ -96,19 +131,24 @@ def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True)
     prepare_dbt_manifest(force=True)
     from orchestration.asof import as_of_tags
     from orchestration.definitions import defs
+    from orchestration.progress import first_error_line
 
     started = time.perf_counter()
     typer.echo(f"crmflow run as of {as_of.isoformat()}")
     job = defs.resolve_job_def("crmflow_full")
+    # A failed step is not a user mistake: it is reported, with its error's first line; the
+    # traceback (Dagster's console logger prints it) only with --debug.
+    console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
     result = job.execute_in_process(
         tags=as_of_tags(as_of),
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}, "progress": {}}},
+        run_config={"loggers": {"console": {"config": console}, "progress": {}}},
     )
     elapsed = time.perf_counter() - started
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
-            typer.echo(f"step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}", err=True)
+            typer.echo(f"step failed: {event.step_key}: {first_error_line(event.event_specific_data.error)}",
+                       err=True)
     typer.echo(f"run {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
     if summary:
         print_summary(load_settings().warehouse)
@@ -117,9 +157,9 @@ def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True)
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(help="Number of sample customers.")] = 2000,
+    users: Annotated[int, typer.Option(min=1, help="Number of sample customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    catch_up_weeks: Annotated[int, typer.Option(help="Weekly runs before today, so journeys have "
+    catch_up_weeks: Annotated[int, typer.Option(min=0, help="Weekly runs before today, so journeys have "
                                                 "sends and conversions to measure.")] = 2,
 ) -> None:
     """Generate a year of sample data and run the pipeline on embedded DuckDB, then write the report.
@@ -149,8 +189,9 @@ def prepare() -> None:
     typer.echo(json.dumps({"manifest": str(path)}))
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The `crmflow` entry point: user mistakes are one line on stderr and exit 2 (CrmflowGroup)."""
+    app(args=argv, prog_name="crmflow")
 
 
 if __name__ == "__main__":

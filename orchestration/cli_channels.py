@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from connectors.channels.config import load_channels_config
+from connectors.channels.config import ChannelsConfig, load_channels_config
 from connectors.channels.factory import build_channels, current_environment, plan_channels
 from connectors.channels.fcm_auth import ServiceAccountFileError
+from crmflow.errors import CrmflowUserError
 from crmflow.settings import load_settings
 
 app = typer.Typer(help="Delivery channels (email, SMS, push, webhook).", no_args_is_help=True)
@@ -24,12 +25,24 @@ def _config_path(config: Path | None) -> Path:
     return config or load_settings().marketing_dir / "channels.yaml"
 
 
+def _environment(env: str | None, config: ChannelsConfig, path: Path) -> str:
+    """--env, else CRMFLOW_ENV, else dev; it must be an environment of channels.yaml."""
+    environment = env or current_environment()
+    if environment not in config.environments:
+        source = "--env" if env else "CRMFLOW_ENV" if os.environ.get("CRMFLOW_ENV") else "the default environment"
+        raise CrmflowUserError(f"{source} {environment!r} is not an environment of {path} "
+                               f"(known: {', '.join(sorted(config.environments))})")
+    return environment
+
+
 @app.command("list")
 def list_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
     """Show configured and effective provider per channel (names of missing variables, no values)."""
-    environment = env or current_environment()
+    path = _config_path(config)
+    parsed = load_channels_config(path)
+    environment = _environment(env, parsed, path)
     try:
-        plans = plan_channels(load_channels_config(_config_path(config)), environment)
+        plans = plan_channels(parsed, environment)
     except ServiceAccountFileError as exc:
         typer.echo(f"FAIL {exc}")
         raise typer.Exit(1) from None
@@ -42,8 +55,9 @@ def list_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
 @app.command("check")
 def check_channels(env: EnvOption = None, config: ConfigOption = None) -> None:
     """Verify credentials are present and each provider endpoint answers; exit 1 on any failure."""
-    environment = env or current_environment()
-    parsed = load_channels_config(_config_path(config))
+    path = _config_path(config)
+    parsed = load_channels_config(path)
+    environment = _environment(env, parsed, path)
     try:
         plans = {p.channel: p for p in plan_channels(parsed, environment)}
         channels = build_channels(parsed, environment, load_settings().outbox_dir, environ=os.environ)

@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
+from crmflow.errors import CrmflowUserError
 from crmflow.journeys.loader import journey_files
 from crmflow.journeys.runner import JourneyConfig
 from crmflow.settings import load_settings, parse_as_of
 from crmflow.warehouse import connect
+from orchestration.user_errors import existing_warehouse
 
 app = typer.Typer(help="Marketer journeys (marketing/journeys/*.yaml).", no_args_is_help=True)
 
@@ -61,24 +63,23 @@ def list_journeys() -> None:
 def preview(
     journey_id: Annotated[str, typer.Argument(help="Journey id (file name without .yaml).")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
-    samples: Annotated[int, typer.Option(help="Sample messages to render.")] = 3,
+    samples: Annotated[int, typer.Option(min=0, help="Sample messages to render.")] = 3,
 ) -> None:
     """Who would enter, counts per step and variant, sample messages — nothing is written or sent."""
     from crmflow.journeys.preview import preview_journey
 
+    moment = parse_as_of(as_of)
     config = _config()
     file = next((f for f in journey_files(config.journeys_dir) if f.stem == journey_id), None)
     if file is None:
-        typer.echo(f"no journey {journey_id!r} in {config.journeys_dir}", err=True)
-        raise typer.Exit(1)
-    settings = load_settings()
-    with connect(settings.warehouse) as con:
+        known = ", ".join(sorted(f.stem for f in journey_files(config.journeys_dir))) or "none"
+        raise CrmflowUserError(f"no journey {journey_id!r} in {config.journeys_dir} (known: {known})")
+    with connect(existing_warehouse(load_settings().warehouse)) as con:
         loaded = config.load(file, con)
         if not loaded.ok or loaded.journey is None:
             typer.echo(loaded.error_text(), err=True)
             raise typer.Exit(1)
-        result = preview_journey(con, loaded.journey, parse_as_of(as_of), config.policies().default_timezone,
-                                 samples)
+        result = preview_journey(con, loaded.journey, moment, config.policies().default_timezone, samples)
     typer.echo(json.dumps({"journey": journey_id, "as_of": result.report.as_of.isoformat(),
                            **result.report.metadata(), "samples": result.samples},
                           ensure_ascii=False, indent=2, default=str))

@@ -9,6 +9,7 @@ import typer
 from crmflow.privacy import erase_person, export_person
 from crmflow.settings import load_settings, parse_as_of
 from crmflow.warehouse import connect
+from orchestration.user_errors import existing_warehouse, writable_file
 
 app = typer.Typer(help="Data-subject requests: export or erase everything held about a person.",
                   no_args_is_help=True)
@@ -23,8 +24,11 @@ def export(
     """Every row about the person (raw, quarantine, marts, ledger, journeys, models, tasks and their
     outcomes, export files, outbox messages)."""
     settings = load_settings()
-    with connect(settings.warehouse) as con:
-        data = export_person(con, user_id, parse_as_of(as_of), settings.export_dir, settings.outbox_dir)
+    moment = parse_as_of(as_of)
+    if out is not None:
+        writable_file(out, "--out")
+    with connect(existing_warehouse(settings.warehouse)) as con:
+        data = export_person(con, user_id, moment, settings.export_dir, settings.outbox_dir)
     text = json.dumps(data, default=str, indent=2, ensure_ascii=False)
     if out is None:
         typer.echo(text)
@@ -46,6 +50,7 @@ def erase(
         typer.echo(f"erasing {user_id} cannot be undone; rerun with --yes", err=True)
         raise typer.Exit(2)
     settings = load_settings()
-    with connect(settings.warehouse) as con:
-        report = erase_person(con, user_id, parse_as_of(as_of), settings.export_dir, settings.outbox_dir)
+    moment = parse_as_of(as_of)
+    with connect(existing_warehouse(settings.warehouse)) as con:
+        report = erase_person(con, user_id, moment, settings.export_dir, settings.outbox_dir)
     typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -9,6 +9,7 @@ import typer
 from crmflow.report.build import default_report_path, measure_and_report
 from crmflow.settings import load_settings, parse_as_of
 from crmflow.warehouse import connect
+from orchestration.user_errors import existing_warehouse, writable_file
 
 app = typer.Typer(help="The HTML report (measurement: attribution, uplift, A/B results).")
 
@@ -22,10 +23,8 @@ def report(
     """Measure journeys (attribution, trend, uplift, A/B) as of T and write the self-contained report."""
     settings = load_settings()
     moment = parse_as_of(as_of)
-    target = out or default_report_path(settings.export_dir)
-    if not settings.warehouse.exists():
-        typer.echo(f"no warehouse at {settings.warehouse}: run `crmflow run` (or `make demo`) first", err=True)
-        raise typer.Exit(1)
+    existing_warehouse(settings.warehouse)
+    target = writable_file(out or default_report_path(settings.export_dir), "--out" if out else "the report")
     started = time.perf_counter()
     typer.echo(f"report as of {moment.isoformat()} from {settings.warehouse}")
     with connect(settings.warehouse) as con:

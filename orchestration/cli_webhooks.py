@@ -10,6 +10,7 @@ import typer
 
 from connectors.delivery.receiver import ReceiverConfig, WebhookReceiver
 from crmflow.settings import load_settings
+from orchestration.user_errors import listen_error, writable_folder
 
 app = typer.Typer(help="Provider webhooks (delivery events).", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ app = typer.Typer(help="Provider webhooks (delivery events).", no_args_is_help=T
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Bind address; keep 127.0.0.1 behind a TLS proxy.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8787,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8787,
     public_url: Annotated[str | None, typer.Option(help="Public base URL the providers call (Twilio signs "
                                                         "it), e.g. https://hooks.example.com.")] = None,
     landing_dir: Annotated[Path | None, typer.Option(help="Default CRMFLOW_LANDING_DIR.")] = None,
@@ -30,7 +31,11 @@ def serve(
         sendgrid_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
         twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
     )
-    receiver = WebhookReceiver(config, host=host, port=port)
+    writable_folder(config.landing_dir, "--landing-dir" if landing_dir else "CRMFLOW_LANDING_DIR")
+    try:
+        receiver = WebhookReceiver(config, host=host, port=port)
+    except OSError as exc:
+        raise listen_error(exc, host, port) from None
     configured = [name for name, key in (("sendgrid", config.sendgrid_public_key),
                                          ("twilio", config.twilio_auth_token)) if key]
     typer.echo(f"listening on {receiver.url} (verifying: {', '.join(configured) or 'nothing: all requests get 403'}); "

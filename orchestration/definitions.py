@@ -20,7 +20,7 @@ from assets.measurement import build_measurement_assets
 from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project
-from orchestration.progress import step_progress_logger
+from orchestration.progress import console_logger, step_progress_logger
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import banner_push_from_env, tasks_push_from_env
 from orchestration.resources_channels import delivery_verification_from_env
@@ -58,7 +58,7 @@ defs = dg.Definitions(
         "journey_channels": JourneyChannelsResource(
             outbox_dir=str(settings.outbox_dir), channels_file=str(settings.marketing_dir / "channels.yaml")),
     },
-    loggers={"console": dg.colored_console_logger, "progress": step_progress_logger},
+    loggers={"console": console_logger, "progress": step_progress_logger},
     # One process: DuckDB allows a single writer, so steps run one after another.
     executor=dg.in_process_executor,
 )

@@ -231,4 +231,4 @@ def test_cli_preview_as_of_counts_and_renders_without_writing(tmp_path: Path, mo
         assert db.execute("select count(*) from journey_enrolments").fetchone()[0] == 0
         assert db.execute("select count(*) from send_ledger").fetchone()[0] == 0
     missing = runner.invoke(app, ["journeys", "preview", "no_such_journey", "--as-of", "2026-03-01T12:00:00Z"])
-    assert missing.exit_code == 1 and "no journey 'no_such_journey'" in missing.output
+    assert missing.exit_code == 2 and "no journey 'no_such_journey'" in missing.output

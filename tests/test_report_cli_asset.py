@@ -52,7 +52,7 @@ def test_cli_report_writes_the_file_and_prints_progress(tmp_path, monkeypatch):
 def test_cli_report_without_warehouse_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMFLOW_WAREHOUSE", str(tmp_path / "missing.duckdb"))
     result = CliRunner().invoke(app, ["report"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a user mistake (docs/operations.md, "Errors")
     assert "no warehouse at" in result.output
 
 
