@@ -107,7 +107,6 @@ EVENTS = SourceContract(
     ),
     key="message_id",
     version=None,
-    id_fields=("message_id", "user_id", "anonymous_id"),
 )
 
 REGISTRATION_FIELDS = (
@@ -157,7 +156,6 @@ REGISTRATIONS = SourceContract(
     ),
     key="user_id",
     version="updated_at",
-    id_fields=("user_id", "referred_by"),
 )
 
 ORDERS = SourceContract(
@@ -191,7 +189,6 @@ ORDERS = SourceContract(
     ),
     key="order_id",
     version="updated_at",
-    id_fields=("order_id", "user_id"),
 )
 
 CONTRACTS: dict[str, SourceContract] = {c.source: c for c in (EVENTS, REGISTRATIONS, ORDERS)}
