@@ -3,7 +3,7 @@ every journey's messages. Missing file = the defaults below."""
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import time
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crmflow.journeys.durations import parse_duration
 from crmflow.journeys.schema import ChannelName, Duration, LocalTime
 
 
@@ -46,9 +47,10 @@ class Policies(_Strict):
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     frequency_caps: list[ChannelCap] = Field(
         default_factory=lambda: [
-            ChannelCap(channel="email", max=3, window=timedelta(days=7)),
-            ChannelCap(channel="sms", max=2, window=timedelta(days=7)),
-            ChannelCap(channel="push", max=1, window=timedelta(days=1)),
+            # written as in the docs, so the cap reasons read cap:email:3/7d, not 3/1w
+            ChannelCap(channel="email", max=3, window=parse_duration("7d")),
+            ChannelCap(channel="sms", max=2, window=parse_duration("7d")),
+            ChannelCap(channel="push", max=1, window=parse_duration("1d")),
         ]
     )
     sms_max_segments: int = Field(3, ge=1, le=10)
