@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
 
 from crmflow.banners.relations import existing_relations
+from crmflow.settings import DBT_PROJECT_DIR
 
 LIFECYCLE_WEEKS = 26
 DELIVERY_DAYS = 30
@@ -94,10 +97,28 @@ QUERIES: dict[str, Query] = {
         from journey_attribution group by journey_id order by journey_id
     """),
     "uplift": Query(("journey_uplift",), "select * from journey_uplift order by journey_id"),
+    # Right-censored pooling (Kaplan-Meier over send days): day d uses only the send days whose day d is
+    # over (the trend table has a cell only then). Of the messages not converted by day d-1 on those
+    # send days, the share converting on day d is that day's rate; the cumulative share is
+    # 1 - product(1 - rate). A plain sum over whatever cells exist mixes fewer, older sends into the
+    # later days, so the curve could fall (to 0 when the oldest send day had no conversions).
     "trend": Query(("journey_conversion_trend",), """
-        select journey_id, days_since_send, sum(sent) as sent, sum(converted_cumulative) as converted,
-               sum(converted_cumulative) / sum(sent) as converted_share
-        from journey_conversion_trend group by all order by journey_id, days_since_send
+        with cells as (
+            select journey_id, send_date, days_since_send, sent, converted_cumulative,
+                   coalesce(lag(converted_cumulative) over (
+                       partition by journey_id, send_date order by days_since_send), 0) as converted_before
+            from journey_conversion_trend
+        ), per_day as (
+            select journey_id, days_since_send, count(*) as send_days, sum(sent) as sent,
+                   sum(sent - converted_before) as at_risk,
+                   sum(converted_cumulative - converted_before) as converted_on_day
+            from cells group by journey_id, days_since_send
+        ), rates as (
+            select *, coalesce(cast(converted_on_day as double) / nullif(at_risk, 0), 0) as day_rate from per_day
+        )
+        select journey_id, days_since_send, send_days, sent, at_risk, converted_on_day,
+               1 - product(1 - day_rate) over (partition by journey_id order by days_since_send) as converted_share
+        from rates order by journey_id, days_since_send
     """),
     "ab": Query(("journey_ab_results",), "select * from journey_ab_results order by journey_id, step_id, variant"),
     "operators": Query(("operator_efficiency",), """
@@ -135,6 +156,9 @@ FIGURES: dict[str, Query] = {
                                 "select cast(sum(revenue) as double) from journey_attribution"),
     "bounce_rate": Query(("journey_attribution",),
                          "select sum(bounced) / nullif(sum(sent), 0) from journey_attribution"),
+    # Without any delivery event a bounce rate of 0 would be a guess, not a measurement.
+    "delivery_events": Query(("delivery_events",),
+                             "select count(*) from delivery_events where occurred_at <= $as_of"),
     "journeys_measured": Query(("journey_uplift",), "select count(*) from journey_uplift where status = 'ok'"),
     "journeys_significant": Query(("journey_uplift",),
                                   "select count(*) from journey_uplift where status = 'ok' and significant"),
@@ -147,13 +171,29 @@ class ReportData:
     frames: dict[str, pd.DataFrame | None]
     figures: dict[str, float | int | None]
     missing: set[str]
+    currency: str  # every money amount in the warehouse is in this ISO 4217 currency
+
+    def missing_for(self, key: str) -> list[str]:
+        """The relations chart `key` needs that are not in the warehouse (empty: they exist, no rows)."""
+        return [name for name in QUERIES[key].needs if name in self.missing]
+
+
+def reporting_currency(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> str:
+    """The dbt var reporting_currency: stg_shop__orders converts every amount into it, so it names
+    every money figure of the report."""
+    config = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
+    value = (config.get("vars") or {}).get("reporting_currency")
+    if not isinstance(value, str) or len(value.strip()) != 3 or not value.strip().isalpha():
+        raise ValueError(f"{project_file}: vars.reporting_currency is {value!r}; expected an ISO 4217 code "
+                         "such as USD or EUR (it must also have a row in dbt_project/seeds/fx_rates.csv)")
+    return value.strip().upper()
 
 
 def _params(sql: str, as_of: datetime) -> dict[str, object]:
     return {"as_of": as_of} if "$as_of" in sql else {}
 
 
-def load_report_data(con: duckdb.DuckDBPyConnection, as_of: datetime) -> ReportData:
+def load_report_data(con: duckdb.DuckDBPyConnection, as_of: datetime, currency: str | None = None) -> ReportData:
     existing = existing_relations(con)
     missing = {name for q in [*QUERIES.values(), *FIGURES.values()] for name in q.needs if name not in existing}
     frames: dict[str, pd.DataFrame | None] = {}
@@ -171,4 +211,5 @@ def load_report_data(con: duckdb.DuckDBPyConnection, as_of: datetime) -> ReportD
         value = con.execute(query.sql, _params(query.sql, as_of)).fetchone()[0]
         figures[key] = None if value is None else (int(value) if float(value).is_integer() and key != "bounce_rate"
                                                    else float(value))
-    return ReportData(as_of=as_of, frames=frames, figures=figures, missing=missing)
+    return ReportData(as_of=as_of, frames=frames, figures=figures, missing=missing,
+                      currency=currency or reporting_currency())

@@ -32,10 +32,14 @@ TEMPLATE = """<!DOCTYPE html>
   header h1 { margin: 0 0 6px; font-size: 26px; font-weight: 650; }
   header p { margin: 0; opacity: .85; }
   main { max-width: 1180px; margin: -52px auto 40px; padding: 0 24px; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 14px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 14px; }
   .card { background: #fff; border-radius: 10px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
   .card .label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
-  .card .value { font-size: 24px; font-weight: 650; margin: 4px 0 2px; color: var(--accent); }
+  .card .value { font-size: 22px; font-weight: 650; margin: 4px 0 2px; color: var(--accent);
+                 font-variant-numeric: tabular-nums; white-space: nowrap; }
+  .card .value .unit { font-size: 13px; font-weight: 600; }
+  .card .value.not-available { font-size: 15px; font-weight: 600; color: var(--muted); padding: 5px 0 4px;
+                               white-space: normal; }
   .card .hint { font-size: 12px; color: var(--muted); }
   nav { margin: 22px 0 4px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 6px 16px; }
   nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
@@ -57,12 +61,17 @@ TEMPLATE = """<!DOCTYPE html>
 <body>
 <header>
   <h1>crmflow report</h1>
-  <p>As of {{ as_of }} · {{ chart_count }} charts · figures in the warehouse's base currency</p>
+  <p>As of {{ as_of }} · {{ chart_count }} charts · money in {{ currency }} (the reporting currency, dbt var
+     reporting_currency)</p>
 </header>
 <main>
   <div class="cards">
   {% for label, value, hint in cards %}
-    <div class="card"><div class="label">{{ label }}</div><div class="value">{{ value }}</div>
+    <div class="card"><div class="label">{{ label }}</div>
+      {% if value == not_available %}<div class="value not-available">{{ value }}</div>
+      {% elif value.endswith(" " ~ currency) %}<div class="value">{{ value[:-(currency | length) - 1] }}
+        <span class="unit">{{ currency }}</span></div>
+      {% else %}<div class="value">{{ value }}</div>{% endif %}
       <div class="hint">{{ hint }}</div></div>
   {% endfor %}
   </div>
@@ -73,7 +82,7 @@ TEMPLATE = """<!DOCTYPE html>
     <h2>{{ s.title }}</h2>
     <p class="caption">{{ s.caption }}</p>
     {% if s.chart_html %}{{ s.chart_html | safe }}{% else %}
-    <div class="empty"><strong>{{ no_data }}</strong>{{ s.empty }}</div>{% endif %}
+    <div class="empty"><strong>{{ no_data }}</strong> <span class="why">{{ s.empty }}</span></div>{% endif %}
     {% if s.table %}
     <table>
       <thead><tr>{% for key in s.table[0] %}<th>{{ key }}</th>{% endfor %}</tr></thead>
