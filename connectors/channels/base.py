@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 ChannelName = Literal["email", "sms", "push", "webhook"]
@@ -31,6 +32,10 @@ class OutboundMessage:
     deep_link: str | None = None  # push
     locale: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    planned_at: datetime | None = None  # when the journey tick planned it (ledger planned_at)
+    # The dispatch run's clock (its as-of, never the wall clock) when it hands the message over: the
+    # ledger's sent_at once the send succeeds.
+    sent_at: datetime | None = None
 
 
 SendStatus = Literal["sent", "failed"]

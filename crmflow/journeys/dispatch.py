@@ -134,7 +134,7 @@ def claim_batch(con: duckdb.DuckDBPyConnection, channel: str, as_of: datetime, j
 
 
 MESSAGE_FIELDS = ("message_key", "journey_id", "step_id", "variant", "template", "channel")
-# Ledger values staged with each message (StagedLedger, in this order, then planned_at for `since`).
+# Ledger values staged with each message (StagedLedger, in this order; planned_at also gives `since`).
 LEDGER_COLUMNS = ("ledger_rowid", "ledger_attempts", "ledger_content_ref", "ledger_reason", "ledger_sent_at",
                   "ledger_provider_message_id", "ledger_planned_at")
 LEDGER_SELECT = ", ".join(f"l.{c.removeprefix('ledger_')} as {c}" for c in LEDGER_COLUMNS)
@@ -210,12 +210,12 @@ class StagedLedger:
     reason: str | None
     sent_at: datetime | None
     provider_message_id: str | None
+    planned_at: datetime  # carried to the message (outbox lines show it)
 
 
 def _split_ledger(row: dict[str, Any]) -> StagedLedger:
     """Take the staged ledger values out of a row (what is left is the template context)."""
-    values = [row.pop(c) for c in LEDGER_COLUMNS]
-    return StagedLedger(*values[:-1])
+    return StagedLedger(*(row.pop(c) for c in LEDGER_COLUMNS))
 
 
 def claim_staged(con: duckdb.DuckDBPyConnection, as_of: datetime, first: int, last: int,
@@ -257,16 +257,19 @@ def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Ma
         rows = _fetch_dicts(con.execute(_staging_sql(due, columns, with_recommendations)))
     finally:
         con.unregister("_claimed_keys")
+    ledger = {}
     for row in rows:
         del row["seq"]
-        _split_ledger(row)
-    return render_messages(rows, journeys, policies)
+        ledger[row["message_key"]] = _split_ledger(row)
+    return render_messages(rows, journeys, policies, ledger)
 
 
 def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey], policies: Policies,
+                    ledger: Mapping[str, StagedLedger], sent_at: datetime | None = None,
                     ) -> tuple[list[OutboundMessage], dict[str, str], dict[str, str]]:
     """Render staged rows (message fields, profile columns, recommendations): per message, bounded by
-    the batch. Returns messages, content refs by key, and render errors by key."""
+    the batch. Returns messages, content refs by key, and render errors by key. Each message carries
+    its ledger planned_at and `sent_at` (the dispatch's as-of; None when only rendering)."""
     messages: list[OutboundMessage] = []
     refs: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -299,7 +302,7 @@ def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey],
             journey_id=journey.id, step_id=row["step_id"], variant=row["variant"], subject=f.get("subject"),
             body=f.get("body") or f.get("text") or "", html=f.get("html"), title=f.get("title"),
             deep_link=f.get("deep_link"), locale=rendered.locale,
-            metadata={"content_ref": rendered.content_ref},
+            metadata={"content_ref": rendered.content_ref}, planned_at=ledger[key].planned_at, sent_at=sent_at,
         ))
         refs[key] = rendered.content_ref
     return messages, refs, errors
@@ -385,7 +388,7 @@ def dispatch(con: duckdb.DuckDBPyConnection, as_of: datetime, channels: Mapping[
                     if not rows:
                         continue
                     report.claimed += len(rows)
-                    messages, refs, errors = render_messages(rows, journeys, policies)
+                    messages, refs, errors = render_messages(rows, journeys, policies, ledger, as_of)
                     results = channel.send_batch(messages) if messages else []
                     record_results(con, as_of, results, refs, {m.message_key: m for m in messages}, errors,
                                    ledger, staged.since)

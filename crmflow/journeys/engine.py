@@ -36,6 +36,19 @@ from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.triggers import entrants_sql, tables_for
 from crmflow.warehouse import ensure_ops_tables, transaction
 
+# The previous message of each enrolment waiting at step $sid: the ledger rows it planned last (one
+# send step, or several planned in the same tick). unsettled: one is still planned/sending (deferred
+# by quiet hours, not dispatched yet); settled_at: when the last of them was sent (sent_at), or, for
+# one that will never be sent (suppressed, capped, skipped, failed, unknown), when that was decided.
+PREVIOUS_SEND_SQL = """
+    select l.enrolment_id, bool_or(l.state in ('planned', 'sending')) as unsettled,
+           max(case when l.state = 'sent' then l.sent_at else l.updated_at end) as settled_at
+    from send_ledger l
+    where l.journey_id = $jid
+      and l.enrolment_id in (select enrolment_id from journey_enrolments
+                             where journey_id = $jid and status = 'active' and current_step = $sid)
+    group by l.enrolment_id, l.planned_at
+    qualify l.planned_at = max(l.planned_at) over (partition by l.enrolment_id)"""
 WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 OPT_IN = {"email": "email_opt_in", "sms": "sms_opt_in", "push": "push_opt_in"}
 
@@ -311,7 +324,12 @@ class JourneyTick:
         if isinstance(step, WaitStep):
             ready = ["true"]
             if step.duration is not None:
-                ready.append(f"e.step_entered_at + {sql_interval(step.duration)} <= $as_of")
+                since = "e.step_entered_at"
+                if step.from_ == "previous_send":
+                    profile_join += f" left join ({PREVIOUS_SEND_SQL}) prev on prev.enrolment_id = e.enrolment_id"
+                    ready.append("not coalesce(prev.unsettled, false)")
+                    since = "coalesce(prev.settled_at, e.step_entered_at)"
+                ready.append(f"{since} + {sql_interval(step.duration)} <= $as_of")
             if step.until is not None:
                 local = "cast(timezone(coalesce(vtz.name, $default_tz), $as_of) as timestamp)"
                 start, end = params.add(step.until.start.strftime("%H:%M:%S")), params.add(step.until.end.strftime("%H:%M:%S"))

@@ -369,16 +369,23 @@ class LocalWindow(Strict):
 
 
 class WaitStep(_StepBase):
-    """Wait a duration (as-of time), then, if given, until the user's local window opens."""
+    """Wait a duration (as-of time), then, if given, until the user's local window opens.
+
+    The duration counts from the tick that entered the step (`from: step_entered`, the default) or
+    from the moment the enrolment's previous message was sent (`from: previous_send`; the wait does
+    not start while that message is still planned or sending, e.g. deferred by quiet hours)."""
 
     type: Literal["wait"]
     duration: Duration | None = None
     until: LocalWindow | None = None
+    from_: Literal["step_entered", "previous_send"] = Field("step_entered", alias="from")
 
     @model_validator(mode="after")
     def _something(self) -> WaitStep:
         if self.duration is None and self.until is None:
             raise ValueError("a wait step needs a duration, an until window, or both")
+        if self.from_ == "previous_send" and self.duration is None:
+            raise ValueError("'from: previous_send' needs a duration to count from the previous send")
         return self
 
 

@@ -94,6 +94,9 @@ def semantic_errors(journey: Journey, file_key: str, columns: dict[str, str],
                 errors += _condition_errors(case.when, ("steps", i, "cases", c, "when"), journey, columns)
         if isinstance(step, WaitUntilStep):
             errors += _condition_errors(step.condition, ("steps", i, "condition"), journey, columns)
+        if isinstance(step, WaitStep) and step.from_ == "previous_send" \
+                and not any(isinstance(s, SendStep) for s in journey.steps):
+            errors.append((("steps", i, "from"), "'from: previous_send' needs a send step in this journey"))
         if isinstance(step, SendStep):
             names = [step.template] if step.template else [v.template for v in step.variants or []]
             for n, name in enumerate(names):
