@@ -302,9 +302,14 @@ class LocaleContent(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+DEFAULT_TEMPLATE_LOCALE = "en-US"
+
+
 class Template(Strict):
     channel: ChannelName
-    default_locale: str = "en-US"
+    # Content for users whose locale (and language) has none. Unset: the template's only locale,
+    # or en-US when it has several (then en-US must have content); docs/journeys.md, Templates.
+    default_locale: str | None = None
     locales: dict[str, LocaleContent] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -318,8 +323,14 @@ class Template(Strict):
                 raise ValueError(f"locale {locale}: {self.channel} template needs {', '.join(sorted(missing))}")
             if extra:
                 raise ValueError(f"locale {locale}: {', '.join(sorted(extra))} not allowed in a {self.channel} template")
-        if self.default_locale not in self.locales:
-            raise ValueError(f"default_locale {self.default_locale!r} has no content in locales")
+        written = ", ".join(self.locales)
+        if self.default_locale is None:
+            self.default_locale = next(iter(self.locales)) if len(self.locales) == 1 else DEFAULT_TEMPLATE_LOCALE
+            if self.default_locale not in self.locales:
+                raise ValueError(f"default_locale is not set, so it is {DEFAULT_TEMPLATE_LOCALE}, which has no "
+                                 f"content in locales ({written}): set default_locale to one of them")
+        elif self.default_locale not in self.locales:
+            raise ValueError(f"default_locale {self.default_locale!r} has no content in locales ({written})")
         return self
 
 
