@@ -50,6 +50,7 @@ SEEN = """(() => {
     smallest_bar_share: ltv ? Math.min(...bars) / ltv._fullLayout.xaxis._length : null,
     trend_y: trend ? trend._fullData.map(t => Array.from(t.y)) : null,
     caption_trend: text(document.querySelector('#trend .caption')),
+    tier_ticks: Array.from(document.querySelectorAll('#chart-tiers .ytick text')).map(text),
   };
 })()"""
 
@@ -137,6 +138,8 @@ def test_what_a_reader_sees_with_data(tmp_path):
     assert "day d uses only sends at least d + 1 days old" in seen["caption_trend"].lower()
     for curve in seen["trend_y"]:
         assert curve == sorted(curve) and curve[-1] > 0, curve
+    # A 0..2 count axis ticks at halves: they must print as 0.5, 1.5, not repeat 1 and 2.
+    assert len(seen["tier_ticks"]) > 2 and len(set(seen["tier_ticks"])) == len(seen["tier_ticks"]), seen["tier_ticks"]
     html = outcome.path.read_text(encoding="utf-8")
     assert "No estimate yet (no complete month after a purchase month): new." in html
     assert f"120.00 {currency}" in html  # uplift table: incremental revenue in the currency

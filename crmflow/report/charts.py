@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from crmflow.report import formats
-from crmflow.report.formats import COUNT_D3, MONEY_D3, PERCENT_D3
+from crmflow.report.formats import COUNT_AXIS_D3, COUNT_D3, MONEY_D3, PERCENT_D3
 
 ACCENT = "#3b5bdb"
 MUTED = "#adb5bd"
@@ -33,12 +33,12 @@ SERIES = ["#3b5bdb", "#f08c00", "#2f9e44", "#e03131", "#7048e8", "#15aabf", "#e6
 # small segments stay visible instead of collapsing to a sliver next to the largest.
 LTV_LOG_RATIO = 10.0
 
-COUNT_AXIS = {"tickformat": COUNT_D3, "rangemode": "tozero"}
+COUNT_AXIS = {"tickformat": COUNT_AXIS_D3, "rangemode": "tozero"}
 PERCENT_AXIS = {"tickformat": PERCENT_D3, "ticksuffix": " %", "rangemode": "tozero"}
 
 
 def money_axis(title: str, currency: str) -> dict[str, object]:
-    return {"title": f"{title} ({currency})", "tickformat": ",.0f", "rangemode": "tozero"}
+    return {"title": f"{title} ({currency})", "tickformat": MONEY_D3, "rangemode": "tozero"}
 
 
 def _layout(fig: go.Figure, height: int = 360, **kwargs: object) -> go.Figure:
@@ -107,8 +107,7 @@ def cohort_chart(df: pd.DataFrame) -> go.Figure:
 def arpu_chart(arpu: pd.DataFrame, currency: str) -> go.Figure:
     fig = go.Figure(go.Scatter(x=arpu["date_day"], y=arpu["arpu_7d"], name="ARPU (7 d)", line={"color": ACCENT},
                                hovertemplate=f"%{{x|%Y-%m-%d}}: {formats.money_hover('y', currency)}<extra></extra>"))
-    axis = money_axis("ARPU, trailing 7 days", currency) | {"tickformat": MONEY_D3}
-    return _layout(fig, showlegend=False, yaxis=axis)
+    return _layout(fig, showlegend=False, yaxis=money_axis("ARPU, trailing 7 days", currency))
 
 
 def ltv_with_estimate(ltv: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import math
 MISSING = "–"
 
 COUNT_D3 = ",d"
+COUNT_AXIS_D3 = ","  # ticks may fall between integers (0.5 on a 0..2 axis); ",d" would print 0, 1, 1, 2
 MONEY_D3 = ",.2f"
 PERCENT_D3 = ".1f"  # the chart values are already multiplied by 100
 

@@ -32,7 +32,7 @@ TEMPLATE = """<!DOCTYPE html>
   header h1 { margin: 0 0 6px; font-size: 26px; font-weight: 650; }
   header p { margin: 0; opacity: .85; }
   main { max-width: 1180px; margin: -52px auto 40px; padding: 0 24px; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 14px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(145px, 1fr)); gap: 14px; }
   .card { background: #fff; border-radius: 10px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
   .card .label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
   .card .value { font-size: 22px; font-weight: 650; margin: 4px 0 2px; color: var(--accent);
