@@ -198,8 +198,23 @@ def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
     """Everything held about `user_id`: every matching row of every table and view, the rows of
     export files (banners, tasks) that carry their user_id, and their outbox messages."""
     ids = identifiers(con, user_id)
+    found, files, outbox = _mentions(con, ids, export_dir, outbox_dir)
+    if not (found or files or outbox):  # a typo must not look like "we hold nothing about them"
+        raise UnknownPersonError(_unknown(user_id))
+    return {"user_id": user_id, "as_of": as_of.isoformat(), "identifiers": {
+        "anonymous_ids": ids.anonymous_ids, "emails": ids.emails, "phones": ids.phones,
+        "push_tokens": ids.push_tokens, "task_ids": ids.task_ids}, "tables": found, "export_files": files,
+        "outbox": outbox}
+
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def _mentions(con: duckdb.DuckDBPyConnection, ids: Identifiers, export_dir: Path | None,
+              outbox_dir: Path | None) -> tuple[Rows, Rows, Rows]:
+    """The person's rows: by table, by export file, by outbox file (only non-empty entries)."""
     params = _params(ids)
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: Rows = {}
     for table, entry in sorted(_columns(con).items()):
         where = _match_sql(entry["columns"])
         if not where:
@@ -207,25 +222,24 @@ def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
         rows = _fetch(con, f'select * from "{table}" where {where}', params)
         if rows:
             found[table] = rows
-    files: dict[str, list[dict[str, Any]]] = {}
+    files: Rows = {}
     for path in _export_files(export_dir):
-        rows = _fetch(con, f"select * from {_reader(path)} where cast(user_id as varchar) = $u", {"u": user_id}) \
-            if _has_user_id(con, path) else []
+        rows = _fetch(con, f"select * from {_reader(path)} where cast(user_id as varchar) = $u",
+                      {"u": ids.user_id}) if _has_user_id(con, path) else []
         if rows:
             files[str(path)] = rows
-    outbox: dict[str, list[dict[str, Any]]] = {}
+    outbox: Rows = {}
     for path in _outbox_files(outbox_dir):
         lines = con.execute(f"select json from {_lines(path)} where {_OUTBOX_MATCH}",
-                            {"u": user_id, "addr": ids.addresses or [""]}).fetchall()
+                            {"u": ids.user_id, "addr": ids.addresses or [""]}).fetchall()
         if lines:
             outbox[str(path)] = [json.loads(line) for (line,) in lines]
-    if not (found or files or outbox):  # a typo must not look like "we hold nothing about them"
-        raise UnknownPersonError(f"unknown user_id {user_id!r}: no table, export file or outbox mentions it "
-                                 "(an erased person still has their suppression entries)")
-    return {"user_id": user_id, "as_of": as_of.isoformat(), "identifiers": {
-        "anonymous_ids": ids.anonymous_ids, "emails": ids.emails, "phones": ids.phones,
-        "push_tokens": ids.push_tokens, "task_ids": ids.task_ids}, "tables": found, "export_files": files,
-        "outbox": outbox}
+    return found, files, outbox
+
+
+def _unknown(user_id: str) -> str:
+    return (f"unknown user_id {user_id!r}: no table, export file or outbox mentions it "
+            "(an erased person still has their suppression entries)")
 
 
 # Outbox lines (OutboundMessage as JSON) about the person: theirs by user_id, or sent to their address.
@@ -299,11 +313,14 @@ def _existing_pseudonym(con: duckdb.DuckDBPyConnection, user_id: str) -> str | N
 def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
                  export_dir: Path | None = None, outbox_dir: Path | None = None) -> ErasureReport:
     """Erase `user_id` (idempotent): one transaction over the warehouse, then the export files and
-    the outbox."""
+    the outbox. An id nothing mentions (and never erased) is an UnknownPersonError."""
     ensure_ops_tables(con)
     ensure_privacy_tables(con)
     ids = identifiers(con, user_id)
-    pseudonym = _existing_pseudonym(con, user_id) or f"erased-{uuid.uuid4().hex[:20]}"
+    earlier = _existing_pseudonym(con, user_id)
+    if earlier is None and not any(_mentions(con, ids, export_dir, outbox_dir)):
+        raise UnknownPersonError(_unknown(user_id))  # nothing recorded, suppressed or rewritten
+    pseudonym = earlier or f"erased-{uuid.uuid4().hex[:20]}"
     report = ErasureReport(user_id, pseudonym)
     params = {**_params(ids), "p": pseudonym, "as_of": as_of}
     with transaction(con):

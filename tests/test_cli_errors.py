@@ -5,6 +5,7 @@ step that fails inside Dagster is reported by its error's first line, not its tr
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -126,6 +127,17 @@ def test_export_of_an_unknown_user_is_an_error(warehouse: Path) -> None:
     one_error_line(["privacy", "export", "no_such_user"], "unknown user_id 'no_such_user'")
     code, out, _ = cli(["privacy", "export", "u1", "--as-of", AS_OF])
     assert code == 0 and '"u1@example.com"' in out
+
+
+def test_erase_of_an_unknown_user_is_an_error_and_records_nothing(warehouse: Path) -> None:
+    one_error_line(["privacy", "erase", "u01", "--yes", "--as-of", AS_OF], "unknown user_id 'u01'")
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("select count(*) from privacy_erasures").fetchone()[0] == 0
+        assert con.execute("select count(*) from suppression_list").fetchone()[0] == 0
+    code, out, err = cli(["privacy", "erase", "u1", "--yes", "--as-of", AS_OF])
+    assert code == 0, err
+    again = cli(["privacy", "erase", "u1", "--yes", "--as-of", AS_OF])  # idempotent: erased, so known
+    assert again[0] == 0 and json.loads(again[1])["pseudonym"] == json.loads(out)["pseudonym"]
 
 
 def test_unknown_command_and_option_are_one_line() -> None:
