@@ -11,7 +11,7 @@ from helpers_banners_tasks import AS_OF, make_lifecycle, make_profiles
 
 from crmflow.tasks.config import OperatorRoster, TaskRules
 from crmflow.tasks.engine import run_task_rules
-from crmflow.tasks.outcomes import ingest_task_outcomes
+from crmflow.tasks.outcomes import QUARANTINE_REASONS, ingest_task_outcomes
 
 
 def setup_tasks() -> tuple[duckdb.DuckDBPyConnection, list[str]]:
@@ -48,6 +48,8 @@ def test_outcomes_update_status_and_bad_rows_are_quarantined(tmp_path: Path):
     assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (9, 3, 6)
     assert stats.reasons == {"invalid_outcome": 1, "invalid_timestamp": 1, "invalid_duration": 1,
                              "unknown_task": 1, "malformed_row": 1, "missing_value": 1}
+    codes = {r.split(":")[0] for (r,) in con.execute("select reason from quarantine_task_outcomes").fetchall()}
+    assert codes == set(stats.reasons) and codes <= set(QUARANTINE_REASONS)  # the documented list
     status = dict(con.execute("select task_id, status from operator_tasks").fetchall())
     assert status == {ta: "converted", tb: "done", tc: "open"}
     quarantined = con.execute("select line_number, reason, field from quarantine_task_outcomes "

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import duckdb
 
+# The values of send_ledger.state and journey_decisions.decision, as the DDL comments below and
+# docs/data-contracts.md list them (tests/test_docs_consistency.py checks all three and the SQL).
+# A holdout is an `entered` decision with reason `holdout`, not a decision of its own.
+LEDGER_STATES = ("planned", "sending", "sent", "failed", "suppressed", "capped", "skipped", "unknown")
+DECISIONS = ("entered", "exited", "converted", "suppressed", "capped", "deferred", "skipped", "unknown", "requeued")
+
 JOURNEY_DDL = """
 create table if not exists journey_enrolments (
     enrolment_id varchar primary key,      -- sha256(journey_id|user_id|entry_key), first 32 hex chars
@@ -49,7 +55,7 @@ create table if not exists journey_decisions (
     enrolment_id varchar,
     message_key varchar,
     step_id varchar,
-    decision varchar not null,             -- entered|holdout|exited|converted|suppressed|capped|deferred|skipped|unknown|requeued
+    decision varchar not null,             -- entered|exited|converted|suppressed|capped|deferred|skipped|unknown|requeued
     reason varchar,
     decided_at timestamptz not null
 );

@@ -17,10 +17,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crmflow.tasks.schema import ensure_task_tables
+from crmflow.tasks.schema import TASK_OUTCOMES, ensure_task_tables
 from crmflow.warehouse import transaction
 
-OUTCOMES = ("done", "no_answer", "converted")
+OUTCOMES = TASK_OUTCOMES
+# quarantine_task_outcomes.reason, in the order they are checked (docs/data-contracts.md).
+QUARANTINE_REASONS = ("missing_columns", "malformed_row", "invalid_utf8", "missing_value", "invalid_outcome",
+                      "invalid_timestamp", "invalid_duration", "unknown_task", "duplicate")
 REQUIRED = ("task_id", "outcome", "handled_at", "handling_seconds")
 OPTIONAL = ("operator_id", "notes")
 
@@ -129,7 +132,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
             lines = [n for n in range(2, table.num_rows + len(bad_lines) + 2) if n not in bad_lines]
             table = table.append_column("line_number", pa.array(lines[: table.num_rows], pa.int64()))
             con.register("_to_raw", table)
-            con.execute("""
+            outcomes = ", ".join(f"'{o}'" for o in OUTCOMES)
+            con.execute(f"""
                 create or replace temp table _to_checked as
                 select r.*, try_cast(r.handled_at as timestamptz) as handled_ts,
                        try_cast(r.handling_seconds as bigint) as handling_secs,
@@ -137,7 +141,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, digest: str, loaded_a
                          when contains(concat_ws(',', r.task_id, r.outcome, r.handled_at, r.handling_seconds,
                                                  r.operator_id, r.notes), chr(65533)) then 'invalid_utf8|'
                          when r.task_id is null or trim(r.task_id) = '' then 'missing_value|task_id'
-                         when r.outcome is null or lower(trim(r.outcome)) not in ('done', 'no_answer', 'converted')
+                         when r.outcome is null or lower(trim(r.outcome)) not in ({outcomes})
                               then 'invalid_outcome|outcome'
                          when try_cast(r.handled_at as timestamptz) is null then 'invalid_timestamp|handled_at'
                          when try_cast(r.handling_seconds as bigint) is null

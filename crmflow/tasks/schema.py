@@ -9,6 +9,12 @@ import duckdb
 
 from crmflow.banners.relations import existing_relations
 
+# The values of operator_tasks.status / .source (docs/data-contracts.md, checked against it by
+# tests/test_docs_consistency.py). An outcome row sets the status to its outcome.
+TASK_OUTCOMES = ("done", "no_answer", "converted")
+TASK_STATUSES = ("open", *TASK_OUTCOMES, "expired", "unassigned")
+TASK_SOURCES = ("recall", "reassign", "journey")
+
 TASKS_DDL = """
 create table if not exists operator_tasks (
     task_id varchar not null,           -- deterministic: md5 of rule|user|day, request key, or expired task
