@@ -11,7 +11,9 @@
 
 With `emit_since` only rows on or after that day are written, into per-day files
 (events-YYYY-MM-DD.jsonl, ...): an "incremental day" on top of an earlier landing folder.
-With `emit_until` only rows on or before that day are written. The simulated world depends on
+With `sources` only those kinds are written (an orders-only or events-only shop: the same
+world, the other folders simply absent); with `order_items=False` orders carry no items (a purchase
+history with amounts only). With `emit_until` only rows on or before that day are written. The simulated world depends on
 (users, days, end, seed) only, so consecutive days of one world are: the history with
 `emit_until=D` (monthly files), then day by day `emit_since=emit_until=D+k` with the same
 (users, days, end, seed). Extending `days`/`end` instead simulates a different world (every
@@ -45,6 +47,7 @@ USERS_PER_CHUNK = 50_000  # part of the output's identity: changing it changes t
 GUEST_SHARE = 0.03  # guest buyers (orders without a registration) per registered user
 VISITOR_SHARE = 0.3  # anonymous visitors who never sign up, per registered user
 MANIFEST = "_generator_manifest.json"
+SOURCES = ("events", "registrations", "orders")
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,14 @@ class GeneratorConfig:
     dirty_fraction: float = 0.01
     emit_since: date | None = None  # write only rows on/after this day, into per-day files
     emit_until: date | None = None  # write only rows on/before this day (same world, earlier cut)
+    sources: tuple[str, ...] = SOURCES  # kinds written; the world simulated is the same either way
+    order_items: bool = True  # False: orders without items (amounts only)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.sources) - set(SOURCES))
+        if unknown or not self.sources:
+            raise ValueError(f"GeneratorConfig.sources must be a non-empty subset of {', '.join(SOURCES)}; "
+                             f"got {', '.join(self.sources) or 'nothing'}")
         if self.users < 1:
             raise ValueError(f"GeneratorConfig.users must be >= 1, got {self.users}")
         if self.days < 1:
@@ -161,14 +170,17 @@ def generate_landing(config: GeneratorConfig, out_dir: Path) -> dict[str, int]:
             batches: list[Batch] = []
             for new_batches, counts in (
                 registration_batches(rng, users, config.end_s, config.dirty_fraction),
-                order_batches(rng, orders, oids, uids, first, catalogue, config.dirty_fraction),
+                order_batches(rng, orders, oids, uids, first, catalogue, config.dirty_fraction,
+                              config.order_items),
                 event_batches(rng, events, fragments, config.dirty_fraction),
             ):
                 batches.extend(new_batches)
                 for key, value in counts.items():
-                    totals[key] = totals.get(key, 0) + value
+                    if not key.startswith("dirty.") or key.split(".")[1] in config.sources:
+                        totals[key] = totals.get(key, 0) + value
             for batch in batches:
-                written[batch.kind] += writer.write(batch)
+                if batch.kind in config.sources:
+                    written[batch.kind] += writer.write(batch)
             totals["users"] = totals.get("users", 0) + n
             totals["guest_buyers"] = totals.get("guest_buyers", 0) + n_guests
     finally:
@@ -192,7 +204,8 @@ def generate_landing(config: GeneratorConfig, out_dir: Path) -> dict[str, int]:
 
 def _write_manifest(out_dir: Path, config: GeneratorConfig, counts: dict[str, int], rows: dict[Path, int]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    config_json = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()}
+    config_json = {k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
+                   for k, v in asdict(config).items()}
     dirty: dict[str, dict[str, int]] = {}
     for key, value in counts.items():
         if key.startswith("dirty."):

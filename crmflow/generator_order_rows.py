@@ -60,7 +60,7 @@ def items_json(orders: Orders, cat: Catalogue) -> pa.Array:
 
 def order_batches(
     rng: np.random.Generator, orders: Orders, ids: pa.Array, user_ids: pa.Array, guest_first: int,
-    cat: Catalogue, dirty_fraction: float,
+    cat: Catalogue, dirty_fraction: float, with_items: bool = True,
 ) -> tuple[list[Batch], dict[str, int]]:
     n = len(orders)
     member = orders.user >= 0
@@ -78,7 +78,7 @@ def order_batches(
         "status": lookup(ORDER_STATUS, first_status),
         "amount": money_str(orders.amount_cents),
         "currency": lookup(("USD", "CNY"), orders.zh.astype(np.int64)),
-        "items": items_json(orders, cat),
+        "items": items_json(orders, cat) if with_items else pa.nulls(n, pa.string()),
         "channel": lookup(ORDER_CHANNELS, orders.channel),
     }
     kinds = {c: "str" for c in COLUMNS} | {"amount": "raw", "items": "raw"}

@@ -86,15 +86,22 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
     out: Annotated[Path | None, typer.Option(help="Landing folder; default CRMFLOW_LANDING_DIR.")] = None,
     dirty_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliberately bad rows.")] = 0.01,
+    sources: Annotated[str, typer.Option(
+        help="Comma-separated kinds to write, e.g. orders (an orders-only shop).")] = "events,registrations,orders",
+    order_items: Annotated[bool, typer.Option(help="Write order items (--no-order-items: amounts only).")] = True,
 ) -> None:
     """Write realistic sample landing files (events, registrations, orders)."""
-    from crmflow.generator import GeneratorConfig, generate_landing
+    from crmflow.generator import SOURCES, GeneratorConfig, generate_landing
 
+    kinds = tuple(k.strip() for k in sources.split(",") if k.strip())
+    if not kinds or set(kinds) - set(SOURCES):
+        raise CrmflowUserError(f"--sources {sources!r}: use a comma-separated list of {', '.join(SOURCES)}")
     out_dir = writable_folder(out or load_settings().landing_dir, "--out" if out else "CRMFLOW_LANDING_DIR")
     end_day = _parse_day(end, "--end") if end else datetime.now(UTC).date()
     started = time.perf_counter()
     counts = generate_landing(
-        GeneratorConfig(users=users, days=days, end=end_day, seed=seed, dirty_fraction=dirty_fraction),
+        GeneratorConfig(users=users, days=days, end=end_day, seed=seed, dirty_fraction=dirty_fraction,
+                        sources=kinds, order_items=order_items),
         out_dir,
     )
     elapsed = time.perf_counter() - started
