@@ -1,21 +1,23 @@
-"""DuckDB warehouse access: one place that opens connections and owns the raw-table DDL.
+"""The warehouse DDL crmflow owns, written once in portable SQL (migration 1) and rendered per engine.
 
-DuckDB allows one writer process per file, so every writer opens, works and closes; the Dagster job
-runs in one process (in_process_executor) so steps never write at the same time.
+Templates name their schema with `{raw}` / `{ops}` and their JSON type with `{json}`; `render_ddl`
+fills them in from a backend's schema and type maps (PostgreSQL: schemas crm_raw, crm_ops,
+crm_analytics, crm_exports and jsonb; DuckDB: everything in `main` for now, and json). Types are the ones both engines accept: varchar, bigint,
+integer, boolean, double precision, decimal(18, 2), timestamptz, date.
+
+`RAW_DDL`, `QUARANTINE_DDL`, `TAGS_DDL`, `OPS_DDL` and `ensure_raw_tables` / `ensure_ops_tables` are
+the DuckDB renderings that modules not yet ported to the warehouse interface use unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-import duckdb
+from collections.abc import Mapping
+from typing import Any
 
 # Raw tables written by ingestion (the contract is in docs/data-contracts.md). Every raw row keeps
 # its lineage: the file and line it came from and the run that loaded it.
-RAW_DDL = """
-create table if not exists raw_events (
+RAW_TEMPLATE = """
+create table if not exists {raw}.raw_events (
     -- unique by construction (first-copy-wins dedupe in connectors/sources/merge.py, tested; dbt's
     -- unique test on stg_tracking__events); no PRIMARY KEY index: it cost ~13 % of the events load
     message_id varchar not null,
@@ -24,13 +26,13 @@ create table if not exists raw_events (
     user_id varchar,
     anonymous_id varchar,
     event_at timestamptz not null,
-    properties json,
-    context json,
+    properties {json},
+    context {json},
     _source_file varchar not null,
     _source_line bigint not null,
     _loaded_at timestamptz not null
 );
-create table if not exists raw_registrations (
+create table if not exists {raw}.raw_registrations (
     user_id varchar primary key,
     registered_at timestamptz not null,
     updated_at timestamptz not null,
@@ -58,7 +60,7 @@ create table if not exists raw_registrations (
     _source_line bigint not null,
     _loaded_at timestamptz not null
 );
-create table if not exists raw_orders (
+create table if not exists {raw}.raw_orders (
     order_id varchar primary key,
     user_id varchar not null,
     ordered_at timestamptz not null,
@@ -66,13 +68,13 @@ create table if not exists raw_orders (
     status varchar not null,
     amount decimal(18, 2) not null,
     currency varchar not null,
-    items json,
+    items {json},
     channel varchar,
     _source_file varchar not null,
     _source_line bigint not null,
     _loaded_at timestamptz not null
 );
-create table if not exists ingested_files (
+create table if not exists {raw}.ingested_files (
     source varchar not null,
     path varchar not null,
     content_hash varchar not null,
@@ -85,12 +87,12 @@ create table if not exists ingested_files (
     mtime_ns bigint,
     primary key (path, content_hash)
 );
-alter table ingested_files add column if not exists file_size bigint;
-alter table ingested_files add column if not exists mtime_ns bigint;
+alter table {raw}.ingested_files add column if not exists file_size bigint;
+alter table {raw}.ingested_files add column if not exists mtime_ns bigint;
 """
 
-QUARANTINE_DDL = """
-create table if not exists quarantine_{source} (
+QUARANTINE_TEMPLATE = """
+create table if not exists {raw}.quarantine_{source} (
     source_file varchar not null,
     line_number bigint not null,
     raw_content varchar,
@@ -104,8 +106,8 @@ SOURCES = ("events", "registrations", "orders")
 
 # Manual customer tags (assets/manual_tags.py) and the compiled rule-based tag config
 # (crmflow/tags.py). Created with the raw tables so dbt's customer_tags always has its inputs.
-TAGS_DDL = """
-create table if not exists raw_manual_tags (
+TAGS_TEMPLATE = """
+create table if not exists {raw}.raw_manual_tags (
     user_id varchar not null,
     tag varchar not null,
     added_by varchar not null,
@@ -115,13 +117,13 @@ create table if not exists raw_manual_tags (
     _loaded_at timestamptz not null,
     primary key (user_id, tag)
 );
-create table if not exists tag_rules (
+create table if not exists {raw}.tag_rules (
     tag varchar not null,
     description varchar not null,
     condition_no integer not null,
     field varchar not null,
     operator varchar not null,
-    value_num double,
+    value_num double precision,
     value_text varchar,
     loaded_at timestamptz not null,
     primary key (tag, condition_no)
@@ -129,8 +131,8 @@ create table if not exists tag_rules (
 """
 
 # Operational tables shared by the channels (writers) and the journey policies (readers).
-OPS_DDL = """
-create table if not exists suppression_list (
+OPS_TEMPLATE = """
+create table if not exists {ops}.suppression_list (
     channel varchar not null,          -- email | sms | push | all
     address varchar not null,          -- email (lower-case), E.164 phone, push token, or user_id for 'all'
     user_id varchar,
@@ -139,7 +141,7 @@ create table if not exists suppression_list (
     suppressed_at timestamptz not null,
     primary key (channel, address)
 );
-create table if not exists delivery_events (
+create table if not exists {ops}.delivery_events (
     event_id varchar primary key,      -- provider event id, or a hash of the payload
     channel varchar not null,
     provider varchar not null,
@@ -154,7 +156,7 @@ create table if not exists delivery_events (
     _loaded_at timestamptz not null,
     user_id varchar                    -- from custom_args or the ledger (join by message_key)
 );
-create table if not exists delivery_event_files (
+create table if not exists {ops}.delivery_event_files (
     path varchar not null,             -- landing file of webhook envelopes (crmflow/delivery_events.py)
     content_hash varchar not null,
     provider varchar not null,
@@ -167,34 +169,43 @@ create table if not exists delivery_event_files (
 """
 
 
-@contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating its folder), yield a connection and always close it."""
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    # Session time zone UTC: timestamptz values print and cast the same on every machine.
-    con.execute("set TimeZone = 'UTC'")
-    try:
-        yield con
-    finally:
-        con.close()
+QUARANTINED_SOURCES = (*SOURCES, "manual_tags")
+
+# Migration 1: every table above, in the order ensure_raw_tables + ensure_ops_tables create them.
+# The `alter ... add column if not exists` lines upgrade DuckDB files made before those columns.
+MIGRATION_1_TEMPLATE = "".join(
+    [
+        RAW_TEMPLATE,
+        *(QUARANTINE_TEMPLATE.replace("{source}", source) for source in QUARANTINED_SOURCES),
+        TAGS_TEMPLATE,
+        OPS_TEMPLATE,
+        "alter table {ops}.delivery_events add column if not exists user_id varchar;\n",
+    ]
+)
+
+TEMPLATE_SCHEMAS = ("raw", "ops", "analytics", "exports")
 
 
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All of the block or none of it: begin, commit on success, roll back and re-raise on error."""
-    con.execute("begin transaction")
-    try:
-        yield con
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
+def render_ddl(template: str, schemas: Mapping[str, str], types: Mapping[str, str]) -> str:
+    """Fill `{raw}`/`{ops}`/`{analytics}`/`{exports}` and `{json}`; other braces (`{source}`) stay."""
+    for logical in TEMPLATE_SCHEMAS:
+        template = template.replace("{" + logical + "}", schemas[logical])
+    return template.replace("{json}", types["json"])
 
 
-def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+POSTGRES_SCHEMAS = {logical: f"crm_{logical}" for logical in TEMPLATE_SCHEMAS}
+POSTGRES_TYPES = {"json": "jsonb"}
+DUCKDB_SCHEMAS = dict.fromkeys(TEMPLATE_SCHEMAS, "main")  # today's layout; separate schemas come next
+DUCKDB_TYPES = {"json": "json"}
+
+RAW_DDL = render_ddl(RAW_TEMPLATE, DUCKDB_SCHEMAS, DUCKDB_TYPES)
+QUARANTINE_DDL = render_ddl(QUARANTINE_TEMPLATE, DUCKDB_SCHEMAS, DUCKDB_TYPES)
+TAGS_DDL = render_ddl(TAGS_TEMPLATE, DUCKDB_SCHEMAS, DUCKDB_TYPES)
+OPS_DDL = render_ddl(OPS_TEMPLATE, DUCKDB_SCHEMAS, DUCKDB_TYPES)
+
+
+def ensure_raw_tables(con: Any) -> None:
+    """Create the raw, quarantine and tag tables on a DuckDB connection (idempotent)."""
     con.execute(RAW_DDL)
     for source in SOURCES:
         con.execute(QUARANTINE_DDL.format(source=source))
@@ -202,7 +213,8 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUARANTINE_DDL.format(source="manual_tags"))
 
 
-def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_ops_tables(con: Any) -> None:
+    """Create the operational tables on a DuckDB connection (idempotent)."""
     con.execute(OPS_DDL)
     # Warehouses created before delivery_events.user_id existed get the column added.
     con.execute("alter table delivery_events add column if not exists user_id varchar")

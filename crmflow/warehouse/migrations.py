@@ -1,0 +1,66 @@
+"""Numbered schema migrations, recorded in `schema_migrations` (crm_ops on PostgreSQL, main on DuckDB).
+
+`apply_migrations(warehouse)` creates the project's schemas, then runs each migration not yet recorded,
+each in its own transaction together with its record, so a failed migration leaves neither its tables
+nor its record (PostgreSQL and DuckDB DDL are both transactional). Applying twice is applying once.
+Migrations are append-only: never edit one that has shipped, add the next number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crmflow.warehouse.base import Warehouse
+from crmflow.warehouse.ddl import MIGRATION_1_TEMPLATE
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    template: str  # portable DDL with {raw}/{ops}/{analytics}/{exports} and {json}
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "raw, quarantine, tag and operational tables", MIGRATION_1_TEMPLATE),
+)
+
+LEDGER_TEMPLATE = """
+create table if not exists {ops}.schema_migrations (
+    version integer primary key,
+    name varchar not null,
+    applied_at timestamptz not null
+)
+"""
+
+
+def applied_versions(warehouse: Warehouse) -> list[int]:
+    ledger = warehouse.relation("ops", "schema_migrations")
+    if not warehouse.table_exists(ledger):
+        return []
+    return [row[0] for row in warehouse.fetch_rows(f"select version from {ledger} order by version")]
+
+
+def apply_migrations(warehouse: Warehouse, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Bring the warehouse to the latest schema; returns the versions applied by this call."""
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"migration versions must be unique and ascending, got {versions}")
+    with warehouse.transaction():
+        warehouse.lock_for_migrations()
+        warehouse.ensure_schemas()
+        warehouse.execute(warehouse.render(LEDGER_TEMPLATE))
+    ledger = warehouse.relation("ops", "schema_migrations")
+    applied_now = []
+    for migration in migrations:
+        with warehouse.transaction():
+            warehouse.lock_for_migrations()  # re-read under the lock: another process may have won
+            if migration.version in applied_versions(warehouse):
+                continue
+            warehouse.execute(warehouse.render(migration.template))
+            warehouse.execute(
+                f"insert into {ledger} (version, name, applied_at) values ($version, $name, current_timestamp)",
+                {"version": migration.version, "name": migration.name},
+            )
+        applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,117 @@
+"""Where the warehouse is: `CRMFLOW_WAREHOUSE` parsed into a DuckDB file or a PostgreSQL server.
+
+The value is either a DuckDB file path (default `./var/warehouse.duckdb`, the embedded warehouse) or a
+URL `postgresql://user[:password]@host[:port]/dbname` (`postgres://` too; the password may instead come
+from `PGPASSWORD`). The password never appears in `str()`, `repr()`, errors or logs: everything that
+describes a target goes through `redacted()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+DEFAULT_DUCKDB_PATH = "./var/warehouse.duckdb"
+DEFAULT_POSTGRES_PORT = 5432
+DEFAULT_CONNECT_TIMEOUT_S = 5
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Query parameters a URL may carry (libpq names); anything else is a typo, not a silent default.
+POSTGRES_URL_OPTIONS = ("sslmode", "connect_timeout", "application_name")
+_URL_CREDENTIALS = re.compile(r"(://[^:/@]*):[^@]*@")
+
+
+class WarehouseConfigError(ValueError):
+    """CRMFLOW_WAREHOUSE names no warehouse crmflow can use (the message is one line, no password)."""
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    kind: Literal["duckdb", "postgres"]
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    dbname: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: tuple[tuple[str, str], ...] = ()
+
+    def redacted(self) -> str:
+        """The target as a user would write it, without the password."""
+        if self.kind == "duckdb":
+            return str(self.path)
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+    def __repr__(self) -> str:
+        return f"WarehouseTarget({self.redacted()!r})"
+
+    @property
+    def connect_timeout_s(self) -> int:
+        return int(dict(self.options).get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S))
+
+
+def redact_url(value: str) -> str:
+    """`scheme://user:secret@host` -> `scheme://user:***@host` for messages about a bad value."""
+    return _URL_CREDENTIALS.sub(r"\1:***@", value)
+
+
+def parse_target(value: str | Path | None = None, env: Mapping[str, str] | None = None) -> WarehouseTarget:
+    """Parse a CRMFLOW_WAREHOUSE value (None: read it from `env`, default os.environ)."""
+    env = os.environ if env is None else env
+    if value is None:
+        value = env.get("CRMFLOW_WAREHOUSE") or DEFAULT_DUCKDB_PATH
+    text = str(value).strip()
+    if "://" not in text:
+        return WarehouseTarget(kind="duckdb", path=Path(text).resolve())
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in POSTGRES_SCHEMES:
+        raise WarehouseConfigError(
+            f"CRMFLOW_WAREHOUSE={redact_url(text)!r}: unsupported scheme {scheme!r}; use a DuckDB file path "
+            "or postgresql://user[:password]@host[:port]/dbname"
+        )
+    return _parse_postgres_url(text, env)
+
+
+def _parse_postgres_url(text: str, env: Mapping[str, str]) -> WarehouseTarget:
+    shown = redact_url(text)
+
+    def bad(what: str) -> WarehouseConfigError:
+        return WarehouseConfigError(
+            f"CRMFLOW_WAREHOUSE={shown!r}: {what}; expected postgresql://user[:password]@host[:port]/dbname"
+        )
+
+    parts = urlsplit(text)
+    try:
+        port = parts.port or DEFAULT_POSTGRES_PORT
+    except ValueError:
+        raise bad("the port is not a number from 1 to 65535") from None
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.username:
+        raise bad("no user")
+    if not parts.hostname:
+        raise bad("no host")
+    if not dbname or "/" in dbname:
+        raise bad("no database name (or more than one path segment)")
+    options = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    for key, option_value in options:
+        if key not in POSTGRES_URL_OPTIONS:
+            raise bad(f"unknown option {key!r} (allowed: {', '.join(POSTGRES_URL_OPTIONS)})")
+        if key == "connect_timeout" and not option_value.isdigit():
+            raise bad(f"connect_timeout={option_value!r} is not a whole number of seconds")
+    password = unquote(parts.password) if parts.password is not None else env.get("PGPASSWORD")
+    return WarehouseTarget(
+        kind="postgres",
+        host=parts.hostname,
+        port=port,
+        dbname=dbname,
+        user=unquote(parts.username),
+        password=password or None,
+        options=options,
+    )
