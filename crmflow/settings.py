@@ -17,6 +17,10 @@ from crmflow.errors import CrmflowUserError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT  # dbt_project.yml lives at the repo root and points into dbt_project/
 MARKETING_DIR_DEFAULT = REPO_ROOT / "marketing"
+# Hostile landing files (connectors/sources/landing_reader.py): a longer line is quarantined as
+# too_large unparsed; a CSV quote still open after this many lines is an unclosed_quote.
+INGEST_MAX_LINE_BYTES = 1024 * 1024
+INGEST_MAX_CSV_FIELD_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Settings:
     timezone: str
     marketing_dir: Path
     export_dir: Path
+    ingest_max_line_bytes: int = INGEST_MAX_LINE_BYTES
+    ingest_max_csv_field_lines: int = INGEST_MAX_CSV_FIELD_LINES
 
     @property
     def tz(self) -> ZoneInfo:
@@ -47,7 +53,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         timezone=tz,
         marketing_dir=Path(env.get("CRMFLOW_MARKETING_DIR", str(MARKETING_DIR_DEFAULT))).resolve(),
         export_dir=Path(env.get("CRMFLOW_EXPORT_DIR", "./var/exports")).resolve(),
+        ingest_max_line_bytes=_positive_int(env, "CRMFLOW_INGEST_MAX_LINE_BYTES", INGEST_MAX_LINE_BYTES),
+        ingest_max_csv_field_lines=_positive_int(env, "CRMFLOW_INGEST_MAX_CSV_FIELD_LINES",
+                                                 INGEST_MAX_CSV_FIELD_LINES),
     )
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise CrmflowUserError(f"{name}={value!r} is not a whole number >= 1 (default {default})")
+    return int(value)
 
 
 def check_timezone(name: str, source: str) -> str:

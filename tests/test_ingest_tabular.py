@@ -79,7 +79,7 @@ def test_every_registration_quarantine_reason(tmp_path, fmt):
     lines = [good] + [r for r, _, _ in BAD_REGISTRATIONS]
     name = f"registrations/bad.{fmt}"
     if fmt == "csv":
-        lines += ["only,three,columns", 'u-q,"unterminated,quote']
+        lines += ["only,three,columns", 'u-q,"unterminated,quote', 'u-m,"a"b,c']
         write_csv(landing / name, REGISTRATION_HEADER, lines)
         first = 3  # header is line 1, the good row line 2
     else:
@@ -93,7 +93,8 @@ def test_every_registration_quarantine_reason(tmp_path, fmt):
     expected = [(name, first + i, reason, field) for i, (_, reason, field) in enumerate(BAD_REGISTRATIONS)]
     n = len(BAD_REGISTRATIONS)
     if fmt == "csv":
-        expected += [(name, first + n, "wrong_column_count", None), (name, first + n + 1, "malformed_csv", None)]
+        expected += [(name, first + n, "wrong_column_count", None), (name, first + n + 1, "unclosed_quote", None),
+                     (name, first + n + 2, "malformed_csv", None)]
     else:
         expected += [(name, first + n, "unparseable_json", None), (name, first + n + 1, "not_an_object", None)]
     assert got == expected
@@ -260,7 +261,10 @@ def test_csv_well_formed_check_equals_a_full_match_of_the_field_grammar():
                         "line": pa.array([data[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)],
                                          pa.large_binary()),
                         "ascii": pa.array([all(b < 128 for b in data[s:e]) for s, e in
-                                           zip([0, *ends[:-1]], ends, strict=True)])})
+                                           zip([0, *ends[:-1]], ends, strict=True)]),
+                        "problem": pa.nulls(len(lines) + 1, pa.string()),
+                        "preview": pa.nulls(len(lines) + 1, pa.large_binary()),
+                        "ctrl": pa.array([False] * (len(lines) + 1))})
     con = duckdb.connect()
     con.register("_records", records)
     got = con.execute(f"select line_number, pre_reason = 'malformed_csv' from ({csv_fields_sql('_records', ('h',))})"

@@ -1,8 +1,9 @@
 """The landing contracts of events, registrations and orders: fields, rules (in order), typed outputs.
 
 The rule order here is the documented order (docs/data-contracts.md, section 2): a structural
-failure (invalid_utf8, unparseable_json, not_an_object, invalid_header, malformed_csv,
-wrong_column_count) comes first, then these rules top to bottom; the first failing rule wins.
+failure (too_large, unclosed_quote, invalid_utf8, unparseable_json, not_an_object, invalid_id,
+invalid_header, malformed_csv, wrong_column_count, control_character) comes first, then these
+rules top to bottom; the first failing rule wins.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ EVENTS = SourceContract(
     ),
     key="message_id",
     version=None,
+    id_fields=("message_id", "user_id", "anonymous_id"),
 )
 
 REGISTRATION_FIELDS = (
@@ -156,6 +158,7 @@ REGISTRATIONS = SourceContract(
     ),
     key="user_id",
     version="updated_at",
+    id_fields=("user_id", "referred_by"),
 )
 
 ORDERS = SourceContract(
@@ -189,6 +192,7 @@ ORDERS = SourceContract(
     ),
     key="order_id",
     version="updated_at",
+    id_fields=("order_id", "user_id"),
 )
 
 CONTRACTS: dict[str, SourceContract] = {c.source: c for c in (EVENTS, REGISTRATIONS, ORDERS)}

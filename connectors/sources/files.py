@@ -7,6 +7,9 @@ limitation: a file rewritten in place with the same size and the same mtime is n
 New files are loaded in batches (up to BATCH_BYTES of file content per SQL pass) inside one
 transaction per batch, so a crash never leaves a half-loaded file recorded as ingested.
 Row accounting per call: rows_read = rows_loaded + duplicates_skipped + rows_quarantined.
+A file that makes the parser raise (say DuckDB runs out of memory on it) is quarantined whole as one
+`unreadable_file` row holding the error, and recorded, so it cannot fail every later run; the other
+files of its batch are loaded one by one.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import pyarrow as pa
 
 from connectors.sources.contracts import CONTRACTS
 from connectors.sources.landing_reader import (
+    DEFAULT_LIMITS,
     LandingFile,
+    ReadLimits,
     list_landing_files,
     read_bytes,
     split_csv_records,
@@ -35,6 +40,7 @@ from connectors.sources.rules import SourceContract, validated_sql
 from connectors.sources.sql_parts import csv_fields_sql, jsonl_fields_sql
 from connectors.sources.time_range import DEFAULT_ACCEPTED_TIMES, AcceptedTimes, load_accepted_times
 from crmflow.privacy import anonymise_staged_rows
+from crmflow.settings import load_settings
 from crmflow.warehouse import ensure_raw_tables
 
 # File content per SQL pass: big enough to amortise the pass, small enough for 2 cores / few GB.
@@ -44,6 +50,9 @@ BATCH_BYTES = 256 * 1024 * 1024
 # 1536MB -> 1024MB: loading the 1.2 GB October events file at 1M users alone peaked at 2,840 -> 2,460 MiB
 # RSS for the same CPU (28.5 / 28.9 s); the whole 1M ingest had peaked at 3,901 MiB.
 MEMORY_LIMIT = os.environ.get("CRMFLOW_INGEST_MEMORY_LIMIT", "1024MB")
+UNREADABLE_FILE = "unreadable_file"
+# Characters of the parser's error kept in an unreadable_file quarantine row.
+ERROR_CHARS = 1000
 
 
 @dataclass
@@ -71,6 +80,16 @@ class _PendingFile:
     mtime_ns: int | None = None
 
 
+class _ParseFailed(Exception):
+    """Reading or validating a pass's lines raised: the files' content broke the parser (not the
+    warehouse: a failed write or commit is not caught as this)."""
+
+
+def default_read_limits() -> ReadLimits:
+    settings = load_settings()
+    return ReadLimits(settings.ingest_max_line_bytes, settings.ingest_max_csv_field_lines)
+
+
 def ingest_source(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -78,21 +97,24 @@ def ingest_source(
     loaded_at: datetime,
     batch_bytes: int = BATCH_BYTES,
     accepted: AcceptedTimes = DEFAULT_ACCEPTED_TIMES,
+    limits: ReadLimits | None = None,
 ) -> IngestStats:
     """Load every new or changed landing file of `source` ("events", "registrations", "orders").
 
     `loaded_at` is the run's as-of: events later than it (plus `accepted.event_skew`) are quarantined.
+    `limits` (default: the CRMFLOW_INGEST_MAX_* settings) bound a line's size and a quoted CSV field.
     """
     if source not in CONTRACTS:
         raise ValueError(f"unknown source {source!r}; expected one of {sorted(CONTRACTS)}")
     if loaded_at.tzinfo is None:
         raise ValueError("loaded_at must be timezone-aware")
     contract = CONTRACTS[source]
+    limits = limits or default_read_limits()
     previous_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
     con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
     try:
         load_accepted_times(con, accepted, loaded_at)
-        return _ingest(con, source, contract, Path(landing_dir), loaded_at, batch_bytes)
+        return _ingest(con, source, contract, Path(landing_dir), loaded_at, batch_bytes, limits)
     finally:
         con.execute(f"set memory_limit = '{previous_limit}'")
 
@@ -104,6 +126,7 @@ def _ingest(
     landing_dir: Path,
     loaded_at: datetime,
     batch_bytes: int,
+    limits: ReadLimits,
 ) -> IngestStats:
     ensure_raw_tables(con)
     load_reference_tables(con)
@@ -133,10 +156,10 @@ def _ingest(
         batch.append(_PendingFile(landing_file, data, digest, st.st_size, st.st_mtime_ns))
         size += len(data)
         if size >= batch_bytes:
-            _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes)
+            _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
             batch, size = [], 0
     if batch:
-        _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes)
+        _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
     stats.quarantine_reasons = dict(sorted(reasons.items()))
     return stats
 
@@ -148,7 +171,57 @@ def _load_batch(
     loaded_at: datetime,
     stats: IngestStats,
     reasons: Counter[str],
-    batch_bytes: int = BATCH_BYTES,
+    batch_bytes: int,
+    limits: ReadLimits,
+) -> None:
+    """Load the batch; when its content breaks the parser, load its files one by one, and a single
+    file that still breaks it is quarantined whole (one row with the error) and recorded."""
+    try:
+        _load_files(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
+    except _ParseFailed as failure:
+        if len(batch) > 1:
+            for pending in batch:
+                _load_batch(con, contract, [pending], loaded_at, stats, reasons, batch_bytes, limits)
+        else:
+            _quarantine_whole_file(con, contract.source, batch[0], failure.__cause__, loaded_at)
+            stats.files_ingested += 1
+            stats.rows_read += 1
+            stats.rows_quarantined += 1
+            reasons[UNREADABLE_FILE] += 1
+
+
+def _quarantine_whole_file(con: duckdb.DuckDBPyConnection, source: str, pending: _PendingFile,
+                           error: BaseException | None, loaded_at: datetime) -> None:
+    """One quarantine row for the file (line 0, raw_content = the error) and its ingested_files
+    row (one row read, quarantined), in one transaction."""
+    lines = str(error).strip().splitlines() or [""]
+    message = f"{type(error).__name__}: {lines[0]}"[:ERROR_CHARS]
+    con.execute("begin transaction")
+    try:
+        con.execute(f"insert into quarantine_{source} (source_file, line_number, raw_content, reason, field,"
+                    " quarantined_at) values (?, 0, ?, ?, null, ?)",
+                    [pending.file.rel_path, message, UNREADABLE_FILE, loaded_at])
+        con.execute(
+            """insert into ingested_files (source, path, content_hash, rows_read, rows_loaded, duplicates_skipped,
+                                           rows_quarantined, ingested_at, file_size, mtime_ns)
+               values (?, ?, ?, 1, 0, 0, 1, ?, ?, ?)""",
+            [source, pending.file.rel_path, pending.content_hash, loaded_at, pending.file_size, pending.mtime_ns],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def _load_files(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    batch: list[_PendingFile],
+    loaded_at: datetime,
+    stats: IngestStats,
+    reasons: Counter[str],
+    batch_bytes: int,
+    limits: ReadLimits,
 ) -> None:
     """One transaction for the batch; inside it, one SQL pass per ~batch_bytes of lines.
 
@@ -170,7 +243,7 @@ def _load_batch(
         con.execute("""create or replace temp table _pass_counts (
                            file_id integer, rows_read bigint, rows_quarantined bigint, rows_loaded bigint);
                        create or replace temp table _pass_reasons (reason varchar, n bigint)""")
-        for jsonl, csv in _passes(batch, batch_bytes):
+        for jsonl, csv in _passes(batch, batch_bytes, limits):
             _stage_pass(con, contract, jsonl, csv, loaded_at)
         per_file = con.execute(
             f"""insert into ingested_files (source, path, content_hash, rows_read, rows_loaded,
@@ -188,6 +261,9 @@ def _load_batch(
         ).fetchall()
         batch_reasons = con.execute("select reason, sum(n)::bigint from _pass_reasons group by reason").fetchall()
         con.execute("commit")
+    except _ParseFailed:
+        con.execute("rollback")
+        raise
     except Exception as exc:
         con.execute("rollback")
         names = ", ".join(p.file.rel_path for p in batch[:5]) + (" ..." if len(batch) > 5 else "")
@@ -207,17 +283,21 @@ def _load_batch(
     reasons.update(dict(batch_reasons))
 
 
-def _passes(batch: list[_PendingFile], batch_bytes: int) -> Iterator[tuple[list[pa.Table], list[pa.Table]]]:
+def _passes(batch: list[_PendingFile], batch_bytes: int,
+            limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[tuple[list[pa.Table], list[pa.Table]]]:
     """(jsonl line tables, csv record tables) per SQL pass: the whole batch in one pass, except that a
     JSONL file over batch_bytes gets passes of its own, one per zero-copy row slice of about
     batch_bytes. (A CSV file is never cut: its first record is the header of all the others.)"""
     jsonl: list[pa.Table] = []
     csv: list[pa.Table] = []
     for i, pending in enumerate(batch):
-        if pending.file.fmt == "csv":
-            csv.append(split_csv_records(pending.data, i))
-            continue
-        lines = split_lines(pending.data, i)
+        try:
+            if pending.file.fmt == "csv":
+                csv.append(split_csv_records(pending.data, i, limits))
+                continue
+            lines = split_lines(pending.data, i, limits)
+        except (pa.ArrowException, ValueError, MemoryError) as exc:
+            raise _ParseFailed() from exc
         if len(pending.data) <= batch_bytes or lines.num_rows < 2:
             jsonl.append(lines)
             continue
@@ -243,13 +323,18 @@ def _stage_pass(
     parts = []
     if jsonl:
         con.register("_jsonl_lines", pa.concat_tables(jsonl))
-        parts.append(jsonl_fields_sql("_jsonl_lines", contract.fields, contract.json_fields))
+        parts.append(jsonl_fields_sql("_jsonl_lines", contract.fields, contract.json_fields, contract.id_fields))
     if csv:
         con.register("_csv_records", pa.concat_tables(csv))
         parts.append(csv_fields_sql("_csv_records", contract.fields))
     fields_relation = "(" + "\nunion all by name\n".join(f"({p})" for p in parts) + ")"
     source = contract.source
-    con.execute(f"create or replace temp table _staged as {validated_sql(contract, fields_relation)}")
+    try:
+        con.execute(f"create or replace temp table _staged as {validated_sql(contract, fields_relation)}")
+    except (duckdb.IOException, duckdb.InterruptException):
+        raise  # the disk or the operator, not the file
+    except duckdb.Error as exc:  # out of memory on a huge value, an internal parser error, ...
+        raise _ParseFailed() from exc
     con.execute(
         f"""insert into quarantine_{source}
             select f.rel_path, s.line_number, s.raw_content, s.reason, s.field, ?

@@ -26,6 +26,7 @@ class SourceContract:
     outputs: tuple[tuple[str, str], ...]  # raw column -> SQL expression over valid text fields
     key: str  # dedupe key
     version: str | None  # last-write-wins column (None: first copy wins)
+    id_fields: tuple[str, ...] = ()  # must be strings or numbers in JSONL (invalid_id)
 
 
 def reason_sql(rules: tuple[Rule, ...]) -> tuple[str, str]:

@@ -32,27 +32,60 @@ def sql_list(values: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join(sql_str(v) for v in values) + ")"
 
 
+# Control characters a text value must not hold (docs/data-contracts.md): C0 except tab, line feed
+# and carriage return, and DEL. They break terminals, CSV exports and PostgreSQL (no NUL in text).
+CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# JSON types an id may have: a string or a number (never an array, object or boolean).
+ID_JSON_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE")
+
+
 def decoded_sql(lines: str) -> str:
     """Decode UTF-8 (NULL when invalid) without the line's final newline; drop blank lines.
 
-    raw_content keeps undecodable lines visible as hex, so nothing is lost. (Slicing the blob and
-    a regex for blank lines are much cheaper than rtrim/trim over every line.) Pure-ASCII lines
-    (the `ascii` flag from landing_reader) are decoded without try(): see _ascii_flags there.
+    raw_content keeps undecodable lines visible as hex, so nothing is lost; a too-large line (NULL
+    line, see landing_reader) keeps its first bytes. (Slicing the blob and a regex for blank lines
+    are much cheaper than rtrim/trim over every line.) Pure-ASCII lines (the `ascii` flag from
+    landing_reader) are decoded without try(): see _table there.
     """
     return f"""
-    select file_id, line_number, text,
-           case when text is null then 'hex:' || hex(line[:-2]) else text end as raw_content
-    from (select file_id, line_number, line,
+    select file_id, line_number, text, problem, ctrl,
+           case when line is null then coalesce(try(decode(preview)), 'hex:' || hex(preview))
+                when text is null then 'hex:' || hex(line[:-2]) else text end as raw_content
+    from (select file_id, line_number, line, problem, preview, ctrl,
                  case when ascii then decode(line[:-2]) else try(decode(line[:-2])) end as text
           from {lines})
     where text is null or not regexp_full_match(text, '[ \\t\\r]*')
     """
 
 
-def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str, ...] = ()) -> str:
+def control_field_sql(fields: tuple[str, ...]) -> str:
+    """The first of `fields` holding a control character, only on lines the reader flagged (`ctrl`):
+    the regex never runs on the clean majority (CASE evaluates a branch only for its rows)."""
+    whens = " ".join(f"when regexp_matches(\"{_ident(f)}\", {sql_str(CONTROL_RE)}) then {sql_str(f)}"
+                     for f in fields)
+    return f"case when ctrl then case {whens} end end"
+
+
+def _bad_id_field_sql(id_fields: tuple[str, ...]) -> str:
+    """The first id field whose JSON value is an array, object or boolean. json_transform gave such
+    a value as its JSON text, so only a value that looks like one (starts with [ or {, or is
+    true/false) pays a second look at the line's JSON type."""
+    if not id_fields:
+        return "null::varchar"
+    looks = " or ".join(f"(starts_with(\"{f}\", '[') or starts_with(\"{f}\", '{{') or \"{f}\" in ('true', 'false'))"
+                        for f in map(_ident, id_fields))
+    whens = " ".join(
+        f"when json_type(text, '$.{f}') not in {sql_list(ID_JSON_TYPES)} then {sql_str(f)}" for f in id_fields)
+    return f"case when {looks} then case {whens} end end"
+
+
+def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str, ...] = (),
+                     id_fields: tuple[str, ...] = ()) -> str:
     """JSON lines: one object per line; each field as trimmed text (nested values as JSON text).
 
     `json_fields` keep their JSON encoding (a string stays quoted) so their JSON type can be checked.
+    `id_fields` must be JSON strings or numbers (invalid_id). Text fields must not hold a control
+    character (control_character); JSON fields keep their escapes, so they hold none.
     """
     structure = "{" + ", ".join(
         f'"{_ident(f)}": "{"JSON" if f in json_fields else "VARCHAR"}"' for f in fields + json_fields
@@ -62,11 +95,18 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
         + [f'obj."{f}" as "{f}"' for f in json_fields]  # JSON type, minified: no re-parse downstream
     )
     return f"""
-    select file_id, line_number, raw_content,
-           case when text is null then 'invalid_utf8'
+    select * exclude (text, jtype, problem, ctrl, bad_id, bad_control),
+           case when problem is not null then problem
+                when text is null then 'invalid_utf8'
                 when jtype is null then 'unparseable_json'
-                when jtype <> 'OBJECT' then 'not_an_object' end as pre_reason,
-           null::varchar as pre_field,
+                when jtype <> 'OBJECT' then 'not_an_object'
+                when bad_id is not null then 'invalid_id'
+                when bad_control is not null then 'control_character' end as pre_reason,
+           coalesce(bad_id, bad_control) as pre_field
+    from (
+    select *, {_bad_id_field_sql(id_fields)} as bad_id, {control_field_sql(fields)} as bad_control
+    from (
+    select file_id, line_number, raw_content, text, jtype, problem, ctrl,
            {picks}
     from (
         select *, case when jtype = 'OBJECT' then json_transform(text, {sql_str(structure)}) end as obj
@@ -77,7 +117,7 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
                                  case when regexp_matches(text, '^[ \\t\\r\\n]*[{{]') then 'OBJECT'
                                       else json_type(text) end end as jtype
               from ({decoded_sql(lines)}))
-    )
+    )))
     """
 
 
@@ -97,7 +137,7 @@ def csv_fields_sql(records: str, fields: tuple[str, ...]) -> str:
     )
     return f"""
     with decoded as (
-        select file_id, line_number, raw_content, rtrim(text, chr(13)) as text
+        select file_id, line_number, raw_content, rtrim(text, chr(13)) as text, problem, ctrl
         from ({decoded_sql(records)})
     ), firsts as (
         -- the struct keeps an undecodable first record (NULL text): its file has no header
@@ -112,14 +152,22 @@ def csv_fields_sql(records: str, fields: tuple[str, ...]) -> str:
     ), parsed as (
         select * from ({_csv_parse_sql("decoded")})
     )
-    select r.file_id, r.line_number, r.raw_content,
-           case when r.text is null then 'invalid_utf8'
-                when h.header is null then 'invalid_header'
-                when not r.well_formed then 'malformed_csv'
-                when len(r.cells) <> h.width then 'wrong_column_count' end as pre_reason,
-           null::varchar as pre_field,
+    select * exclude (text, problem, ctrl, well_formed, width, cell_count, bad_control),
+           case when problem is not null then problem
+                when text is null then 'invalid_utf8'
+                when width is null then 'invalid_header'
+                when not well_formed then 'malformed_csv'
+                when cell_count <> width then 'wrong_column_count'
+                when bad_control is not null then 'control_character' end as pre_reason,
+           bad_control as pre_field
+    from (
+    select *, {control_field_sql(fields)} as bad_control
+    from (
+    select r.file_id, r.line_number, r.raw_content, r.text, r.problem, r.ctrl, r.well_formed,
+           len(r.cells) as cell_count, h.width,
            {picks}
     from parsed r join headers h on r.file_id = h.file_id and r.line_number > h.header_line
+    ))
     """
 
 
