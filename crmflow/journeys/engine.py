@@ -2,7 +2,8 @@
 
 Everything is SQL over whole tables; Python loops only over the journey's steps. The same data,
 config and as-of give the same result, and rerunning a tick adds nothing (deterministic keys,
-insert-or-ignore, waits measured from the as-of at which a step was entered).
+insert-or-ignore, waits measured from the as-of at which a step was entered, or from the previous
+message's ledger sent_at with `from: previous_send`).
 """
 
 from __future__ import annotations
