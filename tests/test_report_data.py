@@ -73,6 +73,8 @@ def test_ltv_axis_is_log_when_one_segment_dominates_and_every_bar_keeps_a_share(
     assert (math.log10(12.5) - low) / (high - low) > 1 / 6
     assert list(fig.data[0].y) == ["occasional", "regular", "all customers", "vip"]  # sorted, "new" has no LTV
     assert list(fig.data[0].text) == ["12.50 EUR", "240.00 EUR", "310.00 EUR", "9,000.00 EUR"]
+    unsegmented = ltv.assign(dimension_value=["vip", "regular", None, "new", "all"])
+    assert "no segment" in charts.ltv_chart(unsegmented, "EUR").data[0].y  # users outside the value family
     close = ltv.assign(ltv_per_customer=[300.0, 240.0, 90.0, None, 200.0])
     assert charts.ltv_chart(close, "EUR").layout.xaxis.type != "log"  # 300 / 90 < 10: a linear axis reads fine
 

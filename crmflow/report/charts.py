@@ -110,6 +110,12 @@ def arpu_chart(arpu: pd.DataFrame, currency: str) -> go.Figure:
     return _layout(fig, showlegend=False, yaxis=money_axis("ARPU, trailing 7 days", currency))
 
 
+def ltv_labels(ltv: pd.DataFrame) -> list[str]:
+    """Bar names: the segment, 'all customers' for the total, 'no segment' for users outside the family."""
+    return ["all customers" if d == "all" else "no segment" if pd.isna(v) else str(v)
+            for d, v in zip(ltv["dimension"], ltv["dimension_value"], strict=True)]
+
+
 def ltv_with_estimate(ltv: pd.DataFrame) -> pd.DataFrame:
     """Rows with a positive LTV (a bar can show them); the others have no estimate yet."""
     return ltv[ltv["ltv_per_customer"].fillna(0) > 0]
@@ -119,8 +125,7 @@ def ltv_chart(ltv: pd.DataFrame, currency: str) -> go.Figure:
     """Sorted horizontal bars, each labelled with its value; a log axis when one segment dwarfs the
     others (LTV_LOG_RATIO), with the range chosen so the smallest bar keeps a readable length."""
     bars = ltv_with_estimate(ltv).sort_values("ltv_per_customer")
-    labels = [("all customers" if d == "all" else str(v)) for d, v in zip(bars["dimension"], bars["dimension_value"],
-                                                                           strict=True)]
+    labels = ltv_labels(bars)
     values = bars["ltv_per_customer"].astype(float)
     fig = go.Figure(go.Bar(
         y=labels, x=values, orientation="h", text=[formats.money(v, currency) for v in values],

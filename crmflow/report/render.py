@@ -88,7 +88,7 @@ def _ltv_section(data: ReportData, renderer: _Charts) -> Section:
     drawable = None if ltv is None else charts.ltv_with_estimate(ltv)
     if drawable is None or drawable.empty:
         return Section("ltv", "Lifetime value by value segment", caption, empty=_empty_note(data, "ltv", why))
-    unestimated = ltv.loc[~ltv.index.isin(drawable.index), "dimension_value"].astype(str).tolist()
+    unestimated = charts.ltv_labels(ltv.loc[~ltv.index.isin(drawable.index)])
     if unestimated:
         caption += f" No estimate yet (no complete month after a purchase month): {', '.join(unestimated)}."
     return Section("ltv", "Lifetime value by value segment", caption,
