@@ -80,6 +80,19 @@ class _PendingFile:
     mtime_ns: int | None = None
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every batch of one ingest_source call shares; stats and reasons accumulate over batches."""
+
+    con: duckdb.DuckDBPyConnection
+    contract: SourceContract
+    loaded_at: datetime
+    batch_bytes: int
+    limits: ReadLimits
+    stats: IngestStats
+    reasons: Counter[str]
+
+
 class _ParseFailed(Exception):
     """Reading or validating a pass's lines raised: the files' content broke the parser (not the
     warehouse: a failed write or commit is not caught as this)."""
@@ -137,6 +150,7 @@ def _ingest(
     ).fetchall()
     known = {(path, digest) for path, digest, _, _ in recorded}
     unchanged = {(path, file_size, mtime_ns) for path, _, file_size, mtime_ns in recorded}
+    run = _Run(con, contract, loaded_at, batch_bytes, limits, stats, reasons)
     batch: list[_PendingFile] = []
     size = 0
     for landing_file in list_landing_files(Path(landing_dir), source, contract.formats):
@@ -156,38 +170,29 @@ def _ingest(
         batch.append(_PendingFile(landing_file, data, digest, st.st_size, st.st_mtime_ns))
         size += len(data)
         if size >= batch_bytes:
-            _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
+            _load_batch(run, batch)
             batch, size = [], 0
     if batch:
-        _load_batch(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
+        _load_batch(run, batch)
     stats.quarantine_reasons = dict(sorted(reasons.items()))
     return stats
 
 
-def _load_batch(
-    con: duckdb.DuckDBPyConnection,
-    contract: SourceContract,
-    batch: list[_PendingFile],
-    loaded_at: datetime,
-    stats: IngestStats,
-    reasons: Counter[str],
-    batch_bytes: int,
-    limits: ReadLimits,
-) -> None:
+def _load_batch(run: _Run, batch: list[_PendingFile]) -> None:
     """Load the batch; when its content breaks the parser, load its files one by one, and a single
     file that still breaks it is quarantined whole (one row with the error) and recorded."""
     try:
-        _load_files(con, contract, batch, loaded_at, stats, reasons, batch_bytes, limits)
+        _load_files(run, batch)
     except _ParseFailed as failure:
         if len(batch) > 1:
             for pending in batch:
-                _load_batch(con, contract, [pending], loaded_at, stats, reasons, batch_bytes, limits)
+                _load_batch(run, [pending])
         else:
-            _quarantine_whole_file(con, contract.source, batch[0], failure.__cause__, loaded_at)
-            stats.files_ingested += 1
-            stats.rows_read += 1
-            stats.rows_quarantined += 1
-            reasons[UNREADABLE_FILE] += 1
+            _quarantine_whole_file(run.con, run.contract.source, batch[0], failure.__cause__, run.loaded_at)
+            run.stats.files_ingested += 1
+            run.stats.rows_read += 1
+            run.stats.rows_quarantined += 1
+            run.reasons[UNREADABLE_FILE] += 1
 
 
 def _quarantine_whole_file(con: duckdb.DuckDBPyConnection, source: str, pending: _PendingFile,
@@ -213,22 +218,14 @@ def _quarantine_whole_file(con: duckdb.DuckDBPyConnection, source: str, pending:
         raise
 
 
-def _load_files(
-    con: duckdb.DuckDBPyConnection,
-    contract: SourceContract,
-    batch: list[_PendingFile],
-    loaded_at: datetime,
-    stats: IngestStats,
-    reasons: Counter[str],
-    batch_bytes: int,
-    limits: ReadLimits,
-) -> None:
+def _load_files(run: _Run, batch: list[_PendingFile]) -> None:
     """One transaction for the batch; inside it, one SQL pass per ~batch_bytes of lines.
 
     A JSONL file bigger than batch_bytes (a month of events at 1M users is ~700 MB) is staged in
     several passes, so DuckDB's working set stays bounded; each pass dedupes against the rows the
     earlier passes wrote in this transaction, which gives the same rows as a single pass.
     """
+    con, contract, loaded_at, stats = run.con, run.contract, run.loaded_at, run.stats
     files = pa.table({
         "file_id": pa.array(range(len(batch)), pa.int32()),
         "rel_path": [p.file.rel_path for p in batch],
@@ -243,7 +240,7 @@ def _load_files(
         con.execute("""create or replace temp table _pass_counts (
                            file_id integer, rows_read bigint, rows_quarantined bigint, rows_loaded bigint);
                        create or replace temp table _pass_reasons (reason varchar, n bigint)""")
-        for jsonl, csv in _passes(batch, batch_bytes, limits):
+        for jsonl, csv in _passes(batch, run.batch_bytes, run.limits):
             _stage_pass(con, contract, jsonl, csv, loaded_at)
         per_file = con.execute(
             f"""insert into ingested_files (source, path, content_hash, rows_read, rows_loaded,
@@ -280,7 +277,7 @@ def _load_files(
         stats.rows_loaded += loaded
         stats.duplicates_skipped += duplicates
         stats.rows_quarantined += quarantined
-    reasons.update(dict(batch_reasons))
+    run.reasons.update(dict(batch_reasons))
 
 
 def _passes(batch: list[_PendingFile], batch_bytes: int,
