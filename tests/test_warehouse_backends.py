@@ -456,6 +456,52 @@ def test_migration_1_on_duckdb_matches_the_legacy_ensure_functions(tmp_path) -> 
 def test_timestamps_in_any_arrow_zone_are_stored_as_the_same_instant(wh: Warehouse) -> None:
     wh.execute("create table instants (seen_at timestamptz)")
     instant = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)  # 08:00 in New York (EDT)
-    wh.write_arrow(pa.table({"seen_at": pa.array([instant], pa.timestamp("us", tz="America/New_York"))}), "instants")
+    wh.write_arrow(
+        pa.table({"seen_at": pa.array([instant], pa.timestamp("us", tz="America/New_York"))}), "instants"
+    )
     assert wh.fetch_arrow("instants")["seen_at"].to_pylist() == [instant]
-    assert wh.fetch_rows("select cast(seen_at as varchar) from instants")[0][0].startswith("2024-07-01 12:00:00.123456")
+    assert wh.fetch_rows("select cast(seen_at as varchar) from instants")[0][0].startswith(
+        "2024-07-01 12:00:00.123456"
+    )
+
+
+def test_postgres_only_result_types_map_to_arrow(postgres_warehouse: Warehouse) -> None:
+    wh = postgres_warehouse
+    wh.execute("create type mood as enum ('happy', 'sad')")
+    got = wh.fetch_arrow(
+        "select 'happy'::mood as m, '7e720b8f-b7b6-4989-831f-9ca67fa30e93'::uuid as u, 1.25::numeric / 3 as ratio,"
+        " array['a', null]::text[] as tags, interval '1 day 2 seconds' as gap, '\\x00ff'::bytea as raw,"
+        ' \'{"b": 1, "a": [2]}\'::json as doc, null::mood as nothing'
+    )
+    assert got.schema == pa.schema(
+        [
+            ("m", pa.string()),
+            ("u", pa.string()),
+            ("ratio", pa.float64()),  # unconstrained numeric: no fixed scale for a decimal128
+            ("tags", pa.list_(pa.string())),
+            ("gap", pa.duration("us")),
+            ("raw", pa.binary()),
+            ("doc", pa.string()),
+            ("nothing", pa.string()),
+        ]
+    )
+    row = got.to_pylist()[0]
+    assert row["m"] == "happy" and row["u"] == "7e720b8f-b7b6-4989-831f-9ca67fa30e93"
+    assert row["ratio"] == pytest.approx(1.25 / 3) and row["tags"] == ["a", None]
+    assert row["gap"].total_seconds() == 86402 and row["raw"] == b"\x00\xff"
+    assert row["doc"] == '{"b": 1, "a": [2]}' and row["nothing"] is None  # json (not jsonb) keeps its text
+
+
+def test_concurrent_migrations_apply_each_version_once(
+    postgres_warehouse: Warehouse, postgres_url: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def migrate() -> list[int]:
+        with open_warehouse(postgres_url) as wh:
+            return apply_migrations(wh)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: migrate(), range(3)))
+    assert sorted(results) == [[], [], [m.version for m in MIGRATIONS]]
+    assert count(postgres_warehouse, "crm_ops.schema_migrations") == len(MIGRATIONS)
