@@ -505,3 +505,13 @@ def test_concurrent_migrations_apply_each_version_once(
         results = list(pool.map(lambda _: migrate(), range(3)))
     assert sorted(results) == [[], [], [m.version for m in MIGRATIONS]]
     assert count(postgres_warehouse, "crm_ops.schema_migrations") == len(MIGRATIONS)
+
+
+def test_a_warehouse_is_only_usable_while_connected(tmp_path) -> None:
+    wh = warehouse_for(tmp_path / "closed.duckdb")
+    with pytest.raises(RuntimeError, match="is not connected"):
+        wh.execute("select 1")
+    with wh.connect():
+        assert wh.fetch_rows("select 1") == [(1,)]
+    with pytest.raises(RuntimeError, match="is not connected"):
+        wh.fetch_rows("select 1")

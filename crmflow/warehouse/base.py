@@ -43,6 +43,18 @@ class Warehouse(ABC):
 
     def __init__(self, target: WarehouseTarget) -> None:
         self.target = target
+        self._con: Any = None  # the engine's connection while connected
+        self._in_transaction = False
+
+    @property
+    def native(self) -> Any:
+        """The engine's open connection (duckdb or psycopg), for modules not yet ported to the interface."""
+        if self._con is None:
+            raise RuntimeError(f"{self!r} is not connected; use it inside `with warehouse.connect():`")
+        return self._con
+
+    def _disconnected(self) -> None:
+        self._con = None
         self._in_transaction = False
 
     def __repr__(self) -> str:

@@ -65,14 +65,6 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, target: WarehouseTarget, read_only: bool = False) -> None:
         super().__init__(target)
         self.read_only = read_only
-        self._con: duckdb.DuckDBPyConnection | None = None
-
-    @property
-    def native(self) -> duckdb.DuckDBPyConnection:
-        """The open DuckDB connection, for modules not yet ported to the interface."""
-        if self._con is None:
-            raise RuntimeError(f"{self!r} is not connected; use it inside `with warehouse.connect():`")
-        return self._con
 
     @contextmanager
     def connect(self) -> Iterator[Self]:
@@ -87,8 +79,7 @@ class DuckDBWarehouse(Warehouse):
             yield self
         finally:
             self._con.close()
-            self._con = None
-            self._in_transaction = False
+            self._disconnected()
 
     def _run_native(self, sql: str, params: dict[str, Any] | None) -> None:
         self.native.execute(sql, params)

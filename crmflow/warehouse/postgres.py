@@ -176,16 +176,6 @@ class PostgresWarehouse(Warehouse):
     read_batch_rows = 50_000  # rows per server-side cursor fetch = per Arrow record batch
     write_batch_rows = 100_000  # rows per CSV chunk sent to COPY
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self._con: psycopg.Connection | None = None
-
-    @property
-    def native(self) -> psycopg.Connection:
-        if self._con is None:
-            raise RuntimeError(f"{self!r} is not connected; use it inside `with warehouse.connect():`")
-        return self._con
-
     @contextmanager
     def connect(self) -> Iterator[Self]:
         target = self.target
@@ -216,8 +206,7 @@ class PostgresWarehouse(Warehouse):
             yield self
         finally:
             con.close()
-            self._con = None
-            self._in_transaction = False
+            self._disconnected()
 
     def _run_native(self, sql: str, params: dict[str, Any] | None) -> None:
         self.native.execute(sql, params)
