@@ -7,9 +7,11 @@ import socket
 import time
 
 import pytest
-from helpers_postgres import PG_HOST, PG_PORT, PG_USER
 
-from crmflow.warehouse import WarehouseConnectionError, open_warehouse, parse_target
+pytest.register_assert_rewrite("helpers_postgres")  # imported here and loaded as a plugin below
+from helpers_postgres import PG_HOST, PG_PORT, PG_USER, _unavailable  # noqa: E402
+
+from crmflow.warehouse import WarehouseConnectionError, open_warehouse, parse_target  # noqa: E402
 
 pytest_plugins = ["helpers_postgres"]  # the postgres_url fixture
 
@@ -40,6 +42,27 @@ def test_nothing_listening_names_host_port_and_database() -> None:
     message = connect_error(f"postgresql://{PG_USER}:{SECRET}@127.0.0.1:{port}/crm_prod?connect_timeout=3")
     assert f"127.0.0.1:{port}" in message and "'crm_prod'" in message
     assert "connection refused" in message
+
+
+def test_a_server_that_never_answers_times_out(postgres_url: str) -> None:
+    # A listening socket that never accepts: the TCP handshake completes, PostgreSQL's reply never comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        message = connect_error(f"postgresql://{PG_USER}:{SECRET}@127.0.0.1:{port}/crm?connect_timeout=2")
+    assert time.monotonic() - started >= 1.5  # it did wait for connect_timeout, then gave up
+    assert f"127.0.0.1:{port}" in message and "no answer within 2 s (connect_timeout)" in message
+
+
+def test_no_server_skips_locally_and_fails_in_ci(monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        _unavailable("connection refused")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="no PostgreSQL server"):
+        _unavailable("connection refused")
 
 
 def test_a_missing_database_is_named(postgres_url: str) -> None:
