@@ -515,3 +515,22 @@ def test_a_warehouse_is_only_usable_while_connected(tmp_path) -> None:
         assert wh.fetch_rows("select 1") == [(1,)]
     with pytest.raises(RuntimeError, match="is not connected"):
         wh.fetch_rows("select 1")
+
+
+def test_postgres_names_the_column_whose_arrow_type_it_cannot_store(postgres_warehouse: Warehouse) -> None:
+    wh = postgres_warehouse
+    nested = pa.table({"user_id": ["u1"], "items": pa.array([[1, 2]], pa.list_(pa.int64()))})
+    for mode in ("replace", "append"):
+        with pytest.raises(
+            ValueError, match=r"carts: column 'items' has Arrow type list<item: int64>.*JSON string"
+        ):
+            wh.write_arrow(nested, "carts", mode=mode)
+    assert not wh.table_exists("carts")  # replace rolled back: nothing half-made
+
+
+def test_empty_tables_write_and_read(wh: Warehouse) -> None:
+    empty = pa.table({"k": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+    wh.write_arrow(empty, "nothing_yet", mode="replace")
+    wh.write_arrow(empty, "nothing_yet")
+    got = wh.fetch_arrow("nothing_yet")
+    assert got.num_rows == 0 and got.schema == empty.schema

@@ -270,6 +270,8 @@ class PostgresWarehouse(Warehouse):
         self.execute(f"create table {qualified} ({columns})")
 
     def _append_arrow(self, table: pa.Table, relation: str) -> None:
+        for field in table.schema:
+            _pg_type(field, relation)  # a type COPY cannot take is one clear error, before any row is sent
         table = _csv_ready(table)
         columns = ", ".join(quote_identifier(c) for c in table.column_names)
         # Strings are always quoted ('needed' quotes every string): "" is an empty string, and an
