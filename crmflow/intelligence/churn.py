@@ -168,9 +168,11 @@ def train_and_score(
             f"cannot be checked against the baseline, so the baseline is used")
     else:
         rows = _sample(len(y_train), cfg.fit_sample, cfg.seed)
-        x_train = train.frame.loc[rows, list(train.feature_names)].to_numpy()
+        model_features = informative_features(train.frame.loc[rows], train.feature_names)
+        metrics["features_without_values"] = sorted(set(train.feature_names) - set(model_features))
+        x_train = train.frame.loc[rows, model_features].to_numpy()
         model = _model(cfg, len(rows)).fit(x_train, y_train[rows])
-        valid_prob = model.predict_proba(valid_frame[list(train.feature_names)].to_numpy())[:, 1]
+        valid_prob = model.predict_proba(valid_frame[model_features].to_numpy())[:, 1]
         metrics["model"] = {**ranking_metrics(y_valid, valid_prob), "brier": brier(y_valid, valid_prob)}
         gains = bootstrap_auc_gain(y_valid, valid_prob, valid_base, cfg.bootstrap_rounds, cfg.seed)
         lower = float(np.quantile(gains, 1 - cfg.bootstrap_level)) if len(gains) else float("nan")
@@ -187,21 +189,32 @@ def train_and_score(
                 f"{metrics['baseline']['roc_auc']:.3f} (gain lower bound {lower:.3f} <= {cfg.min_auc_gain}): "
                 f"scores come from the days-since-last-purchase baseline")
 
+    if metrics.get("features_without_values"):
+        reason += ("; left out of the model, no customer has a value: "
+                   + ", ".join(metrics["features_without_values"]))
     ver = version(decision)
-    scores = _score(score.frame, model if decision == "model" else None, baseline, list(train.feature_names),
-                    ver, as_of, cfg)
+    model_features = model_features if model is not None else list(train.feature_names)
+    scores = _score(score.frame, model if decision == "model" else None, baseline, model_features, ver, as_of, cfg)
     metrics["risk_bands"] = _bands(scores)
     artifact = {
         "model": model if decision == "model" else None,
         "challenger": model,
         "baseline": baseline,
         "feature_names": list(train.feature_names),
+        "model_features": model_features,
         "categories": list(train.categories),
         "params": params,
         "metrics": metrics,
         "decision": decision,
     }
     return result(scores, decision, reason, metrics=metrics, artifact=artifact)
+
+
+def informative_features(frame: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
+    """The features with at least one value in the training rows. A column that is NaN for everyone
+    (no events at all: days_since_last_event) carries nothing, and HistGradientBoosting's binning
+    raises a ValueError on it, so it is left out of the model (and reported in the metrics)."""
+    return [name for name in names if frame[name].notna().any()]
 
 
 def _score(frame: pd.DataFrame, model: Any, baseline: IsotonicRegression, feature_names: list[str], version: str,
@@ -238,8 +251,10 @@ def score_with_stored(
     if list(score.feature_names) != list(artifact["feature_names"]):
         raise ValueError(f"churn: stored model {model_version} expects features {artifact['feature_names']}, "
                          f"the warehouse gives {list(score.feature_names)}")
+    # artefacts stored before model_features existed were fitted on every feature
+    model_features = list(artifact.get("model_features", artifact["feature_names"]))
     scores = _score(score.frame, artifact["model"] if artifact["decision"] == "model" else None,
-                    artifact["baseline"], list(artifact["feature_names"]), model_version, as_of, cfg)
+                    artifact["baseline"], model_features, model_version, as_of, cfg)
     return scores, {"scored_rows": int(len(scores)), "risk_bands": _bands(scores)}
 
 

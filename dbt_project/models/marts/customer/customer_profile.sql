@@ -1,4 +1,5 @@
--- One row per user as of var('as_of'): registered users plus users only seen in orders.
+-- One row per user as of var('as_of'): registered users plus users only seen in orders (and, in a
+-- shop without registrations, users only seen in identified events).
 -- Registrations after as_of are ignored; order-only users default to customer_type individual and
 -- no consent. Purchases, revenue and activity only count rows up to as_of.
 with registrations as (
@@ -15,6 +16,12 @@ with registrations as (
     select user_id from registrations
     union
     select user_id from order_facts
+    union
+    -- No registration feed (an events-only shop, or events and orders): identified event users are
+    -- customers too, so lifecycle, tiers and segments cover them. With registrations, customers
+    -- stay the registered users and the buyers.
+    select user_id from {{ ref('int_customer__event_days') }}
+    where not exists (select 1 from registrations)
 
 ), last_event as (
 
