@@ -42,6 +42,7 @@ __all__ = [
     "WarehouseConnectionError",
     "WarehouseTarget",
     "apply_migrations",
+    "as_warehouse",
     "connect",
     "ensure_ops_tables",
     "ensure_raw_tables",
@@ -74,3 +75,13 @@ def open_warehouse(
     """Connect to a target (None: CRMFLOW_WAREHOUSE), yield the warehouse, always close it."""
     with warehouse_for(target, read_only=read_only).connect() as warehouse:
         yield warehouse
+
+
+def as_warehouse(con_or_warehouse: Warehouse | object) -> Warehouse:
+    """A Warehouse for either a Warehouse (returned as is) or a raw DuckDB connection (wrapped).
+
+    Ported functions accept both while their callers move to the interface one module at a time.
+    """
+    if isinstance(con_or_warehouse, Warehouse):
+        return con_or_warehouse
+    return DuckDBWarehouse.wrap(con_or_warehouse)  # type: ignore[arg-type]

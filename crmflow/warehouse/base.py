@@ -102,6 +102,11 @@ class Warehouse(ABC):
         """Rows of a small result as Python tuples (counts, a few keys, `... returning`)."""
         return self._rows_native(*self._bind(sql, params))
 
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row (None when there is no row): counts, max(...), flags."""
+        rows = self.fetch_rows(sql, params)
+        return rows[0][0] if rows else None
+
     def fetch_arrow(self, sql_or_relation: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """A query's result, or a whole relation (`schema.table` or `table`), as an Arrow table."""
         sql = sql_or_relation

@@ -66,6 +66,21 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(target)
         self.read_only = read_only
 
+    @classmethod
+    def wrap(cls, con: duckdb.DuckDBPyConnection) -> DuckDBWarehouse:
+        """An already open DuckDB connection as a Warehouse (the caller keeps owning and closing it).
+
+        The bridge while modules move to the interface: a ported function called with a raw
+        connection by a caller not yet ported wraps it, and `warehouse.native` goes the other way.
+        """
+        path_rows = con.execute(
+            "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchall()
+        path = Path(path_rows[0][0]) if path_rows and path_rows[0][0] else Path(":memory:")
+        warehouse = cls(WarehouseTarget(kind="duckdb", path=path))
+        warehouse._con = con
+        return warehouse
+
     @contextmanager
     def connect(self) -> Iterator[Self]:
         try:
