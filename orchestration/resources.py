@@ -17,16 +17,24 @@ from connectors.sources.time_range import (
     AcceptedTimes,
 )
 from crmflow.settings import Settings, load_settings
-from crmflow.warehouse import connect
+from crmflow.warehouse import Warehouse, connect, open_warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file. Open a connection per step and close it: one writer at a time."""
+    """The warehouse (CRMFLOW_WAREHOUSE: a DuckDB file or a postgresql:// URL). Open it per step and
+    close it: DuckDB has one writer at a time."""
 
     path: str
 
     @contextmanager
+    def open(self, read_only: bool = False) -> Iterator[Warehouse]:
+        """The warehouse interface (crmflow.warehouse.Warehouse) on the configured target."""
+        with open_warehouse(self.path, read_only=read_only) as warehouse:
+            yield warehouse
+
+    @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A raw DuckDB connection, for the modules not yet ported to `open()` (DuckDB only)."""
         with connect(Path(self.path), read_only=read_only) as con:
             yield con
 
