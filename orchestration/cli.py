@@ -173,14 +173,22 @@ def demo(
 
     The demo first runs as of a few weeks ago, then weekly up to now, like a scheduled deployment
     catching up: journeys enrol and send in the early runs, and the later runs see who converted.
+    Each run's data lands just before it (one world, delivered up to the run's day): ingestion
+    quarantines events later than the run's as-of, as it would a device clock far ahead.
     """
+    from crmflow.generator import GeneratorConfig, generate_landing
+
     settings = load_settings()
     now = parse_as_of(None)
-    generate(users=users, days=365, end=now.date().isoformat(), seed=seed, out=settings.landing_dir,
-             dirty_fraction=0.01)
     as_ofs = [now - timedelta(weeks=weeks) for weeks in range(catch_up_weeks, -1, -1)]
     ok = True
+    delivered_until: date | None = None
     for as_of in as_ofs:
+        day = as_of.date()
+        generate_landing(GeneratorConfig(users=users, days=365, end=now.date(), seed=seed, dirty_fraction=0.01,
+                                         emit_since=delivered_until and delivered_until + timedelta(days=1),
+                                         emit_until=day), settings.landing_dir)
+        delivered_until = day
         ok = run_pipeline(as_of, log_level="WARNING", summary=as_of == now) and ok
     # Also after a failed run: the report shows what exists and says "no data yet" for the rest.
     from orchestration.cli_report import report

@@ -11,7 +11,6 @@ CLI in a subprocess like tests/test_e2e_pipeline.py:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from helpers_integration import environment
 
 CRMFLOW = str(Path(sys.executable).parent / "crmflow")
 REPO = Path(__file__).resolve().parent.parent
@@ -28,14 +28,7 @@ AS_OF_2026 = datetime(2026, 11, 21, 6, tzinfo=UTC)
 
 
 def _world(root: Path, as_of: datetime, *generate: str) -> str:
-    env = {
-        **os.environ,
-        "CRMFLOW_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "CRMFLOW_LANDING_DIR": str(root / "landing"),
-        "CRMFLOW_OUTBOX_DIR": str(root / "outbox"),
-        "CRMFLOW_EXPORT_DIR": str(root / "exports"),
-        "CRMFLOW_TIMEZONE": "UTC",
-    }
+    env = {**environment(root), "CRMFLOW_TIMEZONE": "UTC"}  # UTC days: the RFM reference below
     out = ""
     for args in (["generate", "--seed", "11", *generate], ["run", "--as-of", as_of.isoformat()]):
         result = subprocess.run([CRMFLOW, *args], env=env, capture_output=True, text=True, timeout=900)
