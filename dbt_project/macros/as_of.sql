@@ -1,7 +1,7 @@
 {#- The run's as-of time as a timestamptz literal, and the as-of calendar date in the business
     time zone. Models never call now(): the same data and as-of always give the same result. -#}
 {% macro as_of_ts() -%}
-    cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }}tz)
+    cast('{{ var("as_of") }}' as {{ type_timestamptz() }})
 {%- endmacro %}
 
 {% macro to_business_ts(column) -%}

@@ -4,6 +4,6 @@
 {% macro to_reporting_currency(amount, fx_rate) -%}
     case
         when {{ fx_rate }} = 1.0 then {{ amount }}
-        else cast(round({{ amount }} * {{ fx_rate }}, 2) as decimal(18, 2))
+        else cast({{ round_double(amount ~ ' * ' ~ fx_rate, 2) }} as decimal(18, 2))
     end
 {%- endmacro %}

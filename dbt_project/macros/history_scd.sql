@@ -37,7 +37,7 @@ with current_state as (
     select
         {% for column in all_columns %}current_state.{{ column }},
         {% endfor %}{{ as_of }} as valid_from,
-        cast(null as {{ dbt.type_timestamp() }}tz) as valid_to
+        cast(null as {{ type_timestamptz() }}) as valid_to
     from current_state
     left join open_rows
         on {% for column in key_columns %}current_state.{{ column }} = open_rows.{{ column }}{% if not loop.last %}
@@ -76,7 +76,7 @@ where last_run.last_as_of is null or {{ as_of }} > last_run.last_as_of
 select
     {{ all_columns | join(', ') }},
     {{ as_of }} as valid_from,
-    cast(null as {{ dbt.type_timestamp() }}tz) as valid_to
+    cast(null as {{ type_timestamptz() }}) as valid_to
 from current_state
 {% endif %}
 {%- endmacro %}

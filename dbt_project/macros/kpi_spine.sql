@@ -26,15 +26,7 @@
     where numbers.n <= {{ dbt.datediff('bounds.' ~ start_col, 'bounds.' ~ end_col, 'month') }}
 {%- endmacro %}
 
-{#- A 64-bit float for rates and averages (dbt.type_float() is a 32-bit float on DuckDB). -#}
+{#- A 64-bit float for rates and averages (the KPI models' name for type_double, cross_db/types.sql). -#}
 {% macro kpi_double() -%}
-    {{ return(adapter.dispatch('kpi_double', 'crmflow')()) }}
-{%- endmacro %}
-
-{% macro default__kpi_double() -%}
-    double precision
-{%- endmacro %}
-
-{% macro bigquery__kpi_double() -%}
-    float64
+    {{ return(crmflow.type_double()) }}
 {%- endmacro %}

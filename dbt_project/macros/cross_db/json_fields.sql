@@ -1,5 +1,6 @@
 {#- JSON access behind adapter.dispatch: staging is the only layer that reads JSON, and another
-    adapter only needs its own implementation of these two macros. -#}
+    adapter only needs its own implementation of these macros. The PostgreSQL forms work on json
+    and jsonb columns alike (crmflow's PostgreSQL backend stores JSON as jsonb). -#}
 
 {#- Text value at a JSON path given as a list of keys, e.g. json_text('context', ['device', 'type']).
     Missing keys give null, never an error. -#}
@@ -15,6 +16,10 @@
     json_extract_string({{ column }}, '$.{{ keys | join(".") }}')
 {%- endmacro %}
 
+{% macro postgres__json_text(column, keys) -%}
+    ({{ column }} #>> '{ {{- keys | join(",") -}} }')
+{%- endmacro %}
+
 {#- FROM-clause fragment that turns the JSON array in `column` of `relation_alias` into one row per
     element, exposing `<element_alias>` (json) and `<index_alias>` (1-based position). Rows whose
     array is null or empty produce no elements (inner join semantics). -#}
@@ -28,6 +33,13 @@
 
 {% macro duckdb__json_array_elements(column, element_alias, index_alias) -%}
     cross join unnest(cast({{ column }} as json[])) with ordinality as json_elements({{ element_alias }}, {{ index_alias }})
+{%- endmacro %}
+
+{#- A value that is not an array (JSON null) has no elements, as on DuckDB, instead of an error. -#}
+{% macro postgres__json_array_elements(column, element_alias, index_alias) -%}
+    cross join lateral jsonb_array_elements(
+        case when jsonb_typeof(cast({{ column }} as jsonb)) = 'array' then cast({{ column }} as jsonb) end
+    ) with ordinality as json_elements({{ element_alias }}, {{ index_alias }})
 {%- endmacro %}
 
 {#- Like json_array_elements, for arrays of objects whose text fields `keys` are all a model reads:
@@ -57,4 +69,8 @@
 
 {% macro duckdb__json_element_text(element_alias, key) -%}
     struct_extract({{ element_alias }}, '{{ key }}')
+{%- endmacro %}
+
+{% macro postgres__json_element_text(element_alias, key) -%}
+    ({{ element_alias }} ->> '{{ key }}')
 {%- endmacro %}

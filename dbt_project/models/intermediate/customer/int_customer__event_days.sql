@@ -28,8 +28,8 @@
     on_schema_change='fail',
     post_hook=[
         "delete from {{ this }} where event_count = 0",
-        "create or replace table {{ this.incorporate(path={'identifier': this.identifier ~ '__watermark'}) }} as
-         select max(_loaded_at) as loaded_wm, count(*) as rows_loaded from {{ source('raw', 'raw_events') }}",
+        "{{ replace_table_as(this.incorporate(path={'identifier': this.identifier ~ '__watermark'}),
+            'select max(_loaded_at) as loaded_wm, count(*) as rows_loaded from ' ~ source('raw', 'raw_events')) }}",
     ],
 ) }}
 
@@ -57,7 +57,7 @@
 {%- endif -%}
 
 {%- set pairs_ctes -%}
-events as not materialized (
+events as {{ cte_not_materialized() }} (
 
     select user_id, anonymous_id, event_name, event_at, device_type, _loaded_at
     from {{ ref('stg_tracking__events') }}
@@ -70,8 +70,8 @@ events as not materialized (
 ), changed as (
 
     select user_id, anonymous_id, event_at from events
-    where _loaded_at > cast('{{ loaded_wm }}' as timestamptz)
-        or event_at > cast('{{ event_wm }}' as timestamptz)
+    where _loaded_at > cast('{{ loaded_wm }}' as {{ type_timestamptz() }})
+        or event_at > cast('{{ event_wm }}' as {{ type_timestamptz() }})
 
 ), relinked_events as (
 
@@ -101,8 +101,9 @@ events as not materialized (
 {%- endset -%}
 
 {%- if mode == 'incremental' -%}
-    {%- set bounds = run_query("with " ~ pairs_ctes ~ " select cast(min(event_at) - interval 2 day as varchar),
-        cast(max(event_at) + interval 2 day as varchar) from pair_events where user_id is not null").rows[0] -%}
+    {%- set bounds = run_query("with " ~ pairs_ctes ~ " select cast(" ~ dbt.dateadd('day', -2, 'min(event_at)')
+        ~ " as varchar), cast(" ~ dbt.dateadd('day', 2, 'max(event_at)')
+        ~ " as varchar) from pair_events where user_id is not null").rows[0] -%}
     {%- if bounds[0] is none -%}
         {%- set mode = 'nothing' -%}
     {%- endif -%}
@@ -121,22 +122,25 @@ with
         coalesce(events.user_id, identity_map.user_id) as user_id,
         events.event_name,
         events.event_at,
-        lower(events.device_type) as device_type
+        lower(events.device_type) as device_type,
+        {{ business_date('events.event_at') }} as activity_date
     from events
     left join identity_map on events.anonymous_id = identity_map.anonymous_id
     {%- if mode == 'incremental' %}
-    where events.event_at >= cast('{{ bounds[0] }}' as timestamptz)
-        and events.event_at <= cast('{{ bounds[1] }}' as timestamptz)
+    where events.event_at >= cast('{{ bounds[0] }}' as {{ type_timestamptz() }})
+        and events.event_at <= cast('{{ bounds[1] }}' as {{ type_timestamptz() }})
     {%- else %}
     where false
     {%- endif %}
 
 ), stitched as (
 
+    -- exists on plain columns: DuckDB plans it as a semi join (on an expression, a mark join)
     select scoped.* from scoped
-    semi join pairs
-        on scoped.user_id = pairs.user_id
-        and {{ business_date('scoped.event_at') }} = pairs.activity_date
+    where exists (
+        select 1 from pairs
+        where pairs.user_id = scoped.user_id and pairs.activity_date = scoped.activity_date
+    )
 
 ),
 {%- else %} stitched as (

@@ -11,7 +11,8 @@ with purchases as (
         user_id,
         order_date as purchase_date,
         count(*) as order_count,
-        sum(amount) as day_amount
+        -- typed: sum() of a decimal(18, 2) is decimal(38, 2) on DuckDB, numeric of any scale on PostgreSQL
+        cast(sum(amount) as decimal(18, 2)) as day_amount
 
     from purchases
     group by user_id, order_date

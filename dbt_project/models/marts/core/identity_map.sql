@@ -24,7 +24,7 @@ with links as (
 
 ), identity_map as (
 
-    select links.anonymous_id, min(links.user_id) as user_id, first_links.first_linked_at
+    select links.anonymous_id, min({{ binary_collation('links.user_id') }}) as user_id, first_links.first_linked_at
     from links
     inner join first_links
         on links.anonymous_id = first_links.anonymous_id

@@ -37,7 +37,7 @@ with registrations as (
         select
             user_id,
             category,
-            row_number() over (partition by user_id order by spend desc, category) as spend_rank
+            row_number() over (partition by user_id order by spend desc, {{ binary_collation('category') }}) as spend_rank
         from {{ ref('int_customer__category_spend') }}
     ) as ranked
     where spend_rank = 1

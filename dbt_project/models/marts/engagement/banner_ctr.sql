@@ -84,8 +84,8 @@ select
     clicks,
     unique_viewers,
     unique_clickers,
-    case when impressions > 0 then cast(clicks as double) / impressions end as ctr,
-    case when unique_viewers > 0 then cast(unique_clickers as double) / unique_viewers end as viewer_ctr,
+    case when impressions > 0 then cast(clicks as {{ type_double() }}) / impressions end as ctr,
+    case when unique_viewers > 0 then cast(unique_clickers as {{ type_double() }}) / unique_viewers end as viewer_ctr,
     first_event_at,
     last_event_at,
     {{ as_of_ts() }} as as_of

@@ -10,9 +10,10 @@
 -- read them). Declaring them as dbt sources would put a Python asset between two parts of the dbt
 -- graph and make Dagster split the dbt step; so they are looked up directly and this mart reflects
 -- the tasks as of the previous run (one run behind; conversion windows are 7 days anyway).
+-- They are operational state: looked up in ops_schema() (main on DuckDB, crm_ops on PostgreSQL).
 {%- set window_days = var('operator_conversion_window_days', 7) %}
-{%- set tasks_rel = adapter.get_relation(database=this.database, schema=this.schema, identifier='operator_tasks') if execute else none %}
-{%- set outcomes_rel = adapter.get_relation(database=this.database, schema=this.schema, identifier='task_outcomes') if execute else none %}
+{%- set tasks_rel = adapter.get_relation(database=this.database, schema=ops_schema(), identifier='operator_tasks') if execute else none %}
+{%- set outcomes_rel = adapter.get_relation(database=this.database, schema=ops_schema(), identifier='task_outcomes') if execute else none %}
 {%- if tasks_rel is none or outcomes_rel is none %}
 
 -- The task assets have not run yet in this warehouse: an empty mart with the contract's columns.
@@ -23,14 +24,14 @@ select
     cast(null as {{ dbt.type_bigint() }}) as tasks_contacted,
     cast(null as {{ dbt.type_bigint() }}) as tasks_converted_reported,
     cast(null as {{ dbt.type_bigint() }}) as tasks_expired,
-    cast(null as {{ dbt.type_float() }}) as completion_rate,
-    cast(null as {{ dbt.type_float() }}) as avg_handling_seconds,
+    cast(null as {{ type_double() }}) as completion_rate,
+    cast(null as {{ type_double() }}) as avg_handling_seconds,
     cast(null as {{ dbt.type_bigint() }}) as total_handling_seconds,
     cast(null as {{ dbt.type_bigint() }}) as mature_contacts,
     cast(null as {{ dbt.type_bigint() }}) as converted_within_window,
-    cast(null as {{ dbt.type_float() }}) as conversion_rate,
-    cast(null as {{ dbt.type_float() }}) as baseline_conversion_rate,
-    cast(null as {{ dbt.type_float() }}) as conversion_uplift,
+    cast(null as {{ type_double() }}) as conversion_rate,
+    cast(null as {{ type_double() }}) as baseline_conversion_rate,
+    cast(null as {{ type_double() }}) as conversion_uplift,
     {{ as_of_ts() }} as as_of
 where 1 = 0
 
@@ -132,16 +133,16 @@ select
     tasks_contacted,
     tasks_converted_reported,
     tasks_expired,
-    cast(tasks_handled as {{ dbt.type_float() }}) / tasks_assigned as completion_rate,
+    cast(tasks_handled as {{ type_double() }}) / tasks_assigned as completion_rate,
     avg_handling_seconds,
     total_handling_seconds,
     mature_contacts,
     converted_within_window,
     case when mature_contacts > 0
-         then cast(converted_within_window as {{ dbt.type_float() }}) / mature_contacts end as conversion_rate,
+         then cast(converted_within_window as {{ type_double() }}) / mature_contacts end as conversion_rate,
     baseline_conversion_rate,
     case when mature_contacts > 0 and baseline_conversion_rate is not null
-         then cast(converted_within_window as {{ dbt.type_float() }}) / mature_contacts - baseline_conversion_rate
+         then cast(converted_within_window as {{ type_double() }}) / mature_contacts - baseline_conversion_rate
     end as conversion_uplift,
     {{ as_of_ts() }} as as_of
 from per_operator

@@ -53,7 +53,7 @@ with purchase_months as (
         customers_prev_month,
         customers_prev_month - churned_customers as retained_customers,
         churned_customers,
-        round(cast(churned_customers as {{ kpi_double() }}) / nullif(customers_prev_month, 0), 4) as churn_rate,
+        {{ round_double('cast(churned_customers as ' ~ kpi_double() ~ ') / nullif(customers_prev_month, 0)', 4) }} as churn_rate,
         {{ dbt.dateadd('month', 1, 'month_start') }} <= {{ as_of_date() }} as is_complete_month,
         {{ as_of_ts() }} as as_of
     from per_month

@@ -57,7 +57,7 @@ with cohorts as (
         cohort_months.activity_month,
         cohort_months.cohort_size,
         coalesce(retained.retained_users, 0) as retained_users,
-        round(cast(coalesce(retained.retained_users, 0) as {{ kpi_double() }}) / cohort_months.cohort_size, 4)
+        {{ round_double('cast(coalesce(retained.retained_users, 0) as ' ~ kpi_double() ~ ') / cohort_months.cohort_size', 4) }}
             as retention_rate,
         {{ as_of_ts() }} as as_of
     from cohort_months

@@ -107,10 +107,8 @@ with activity as (
         coalesce(daily_purchases.paying_users, 0) as paying_users,
         coalesce(daily_purchases.orders, 0) as orders,
         cast(coalesce(daily_purchases.revenue, 0) as decimal(18, 2)) as revenue,
-        round(cast(coalesce(daily_purchases.revenue, 0) as {{ kpi_double() }})
-            / nullif(daily_active.active_users, 0), 4) as arpu,
-        round(cast(daily_purchases.revenue as {{ kpi_double() }})
-            / nullif(daily_purchases.paying_users, 0), 4) as arppu
+        {{ round_double('cast(coalesce(daily_purchases.revenue, 0) as ' ~ kpi_double() ~ ') / nullif(daily_active.active_users, 0)', 4) }} as arpu,
+        {{ round_double('cast(daily_purchases.revenue as ' ~ kpi_double() ~ ') / nullif(daily_purchases.paying_users, 0)', 4) }} as arppu
     from days
     left join daily_active on days.date_day = daily_active.date_day
     left join daily_purchases on days.date_day = daily_purchases.date_day

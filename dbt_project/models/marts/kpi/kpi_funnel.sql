@@ -44,11 +44,11 @@ with registered as (
         registered_users,
         coalesce(first_order_users, 0) as first_order_users,
         coalesce(repeat_order_users, 0) as repeat_order_users,
-        round(cast(first_order_users as {{ kpi_double() }}) / nullif(registered_users, 0), 4)
+        {{ round_double('cast(first_order_users as ' ~ kpi_double() ~ ') / nullif(registered_users, 0)', 4) }}
             as registration_to_first_order_rate,
-        round(cast(repeat_order_users as {{ kpi_double() }}) / nullif(first_order_users, 0), 4)
+        {{ round_double('cast(repeat_order_users as ' ~ kpi_double() ~ ') / nullif(first_order_users, 0)', 4) }}
             as first_to_repeat_order_rate,
-        round(cast(repeat_order_users as {{ kpi_double() }}) / nullif(registered_users, 0), 4)
+        {{ round_double('cast(repeat_order_users as ' ~ kpi_double() ~ ') / nullif(registered_users, 0)', 4) }}
             as registration_to_repeat_order_rate,
         {{ as_of_ts() }} as as_of
     from combined

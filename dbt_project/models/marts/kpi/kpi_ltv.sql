@@ -91,7 +91,12 @@ with profile as (
         sum(observations) as churn_observations,
         sum(churned) as churned
     from users
+    {% if dimension == 'all' -%}
+    -- one group: PostgreSQL rejects group by a constant; having keeps "no users, no row"
+    having count(*) > 0
+    {%- else -%}
     group by {{ expression }}
+    {%- endif %}
     {% if not loop.last %}union all{% endif %}
 {% endfor %}
 
@@ -124,13 +129,13 @@ with profile as (
         paying_users,
         revenue,
         active_customer_months,
-        round(monthly_arpu, 4) as monthly_arpu,
+        {{ round_double('monthly_arpu', 4) }} as monthly_arpu,
         churn_observations,
         churned,
-        round(monthly_churn_rate, 4) as monthly_churn_rate,
-        round(avg_lifetime_months, 4) as avg_lifetime_months,
-        round(avg_lifetime_months * monthly_arpu, 2) as ltv_per_customer,
-        round(avg_lifetime_months * monthly_arpu * paying_users / users, 2) as ltv_per_user,
+        {{ round_double('monthly_churn_rate', 4) }} as monthly_churn_rate,
+        {{ round_double('avg_lifetime_months', 4) }} as avg_lifetime_months,
+        {{ round_double('avg_lifetime_months * monthly_arpu', 2) }} as ltv_per_customer,
+        {{ round_double('avg_lifetime_months * monthly_arpu * paying_users / users', 2) }} as ltv_per_user,
         {{ as_of_ts() }} as as_of
     from lifetimes
 

@@ -10,7 +10,7 @@
 -- Incremental (docs/data-contracts.md section 3): raw_orders holds one row per order_id (the
 -- newest version, last write wins by updated_at), so a run only re-unnests the orders whose row
 -- changed since the previous build and replaces all of their lines (delete+insert by order_id).
--- The post-hook keeps <this>__watermark: one row per raw_orders row, k = hash(order_id) and
+-- The post-hook keeps <this>__watermark: one row per raw_orders row, k = row_hash(order_id) and
 -- h = order_version_hash() (order_id, updated_at, _loaded_at, the fx_rates seed and var
 -- reporting_currency). Changed orders: rows whose h is not in the watermark (a new order, a new
 -- version such as a status change or a refund, also a back-dated load; every order when a rate
@@ -26,8 +26,9 @@
     on_schema_change='fail',
     post_hook=[
         "delete from {{ this }} where line_number is null",
-        "create or replace table {{ this.incorporate(path={'identifier': this.identifier ~ '__watermark'}) }} as
-         select hash(order_id) as k, {{ order_version_hash() }} as h from {{ source('raw', 'raw_orders') }}",
+        "{{ replace_table_as(this.incorporate(path={'identifier': this.identifier ~ '__watermark'}),
+            'select ' ~ row_hash(['order_id']) ~ ' as k, ' ~ order_version_hash() ~ ' as h from '
+            ~ source('raw', 'raw_orders')) }}",
     ],
 ) }}
 
@@ -40,9 +41,9 @@
         {#- orders gone from raw_orders, and the earliest _loaded_at of a changed row: the model
             reads raw_orders from there on (zone maps skip the older row groups) -#}
         {%- set wm = run_query(
-            "select count(*) filter (where r.k is null),
-                    cast(min(r._loaded_at) filter (where w.k is null or w.h <> r.h) as varchar)
-             from (select hash(order_id) as k, " ~ order_version_hash() ~ " as h, _loaded_at
+            "select count(case when r.k is null then 1 end),
+                    cast(min(case when w.k is null or w.h <> r.h then r._loaded_at end) as varchar)
+             from (select " ~ row_hash(['order_id']) ~ " as k, " ~ order_version_hash() ~ " as h, _loaded_at
                    from " ~ source('raw', 'raw_orders') ~ ") r
              full join " ~ wm_rel ~ " w on r.k = w.k").rows[0] -%}
         {%- if wm[0] == 0 -%}
@@ -55,12 +56,16 @@ with orders as (
 
     select * from {{ ref('stg_shop__orders') }}
     {%- if mode == 'incremental' %}
-    where _loaded_at >= cast('{{ changed_from }}' as timestamptz)
+    where _loaded_at >= cast('{{ changed_from }}' as {{ type_timestamptz() }})
         and order_id in (
+            -- rows whose version hash is not in the watermark. A left join keeping the unmatched
+            -- rows is portable and DuckDB plans it as an anti join; "not exists" on the hash
+            -- expression became a mark join there (3x slower on 3M orders)
             select raw.order_id from {{ source('raw', 'raw_orders') }} as raw
-            anti join {{ this.incorporate(path={'identifier': this.identifier ~ '__watermark'}) }} as wm
+            left join {{ this.incorporate(path={'identifier': this.identifier ~ '__watermark'}) }} as wm
                 on {{ order_version_hash('raw.') }} = wm.h
-            where raw._loaded_at >= cast('{{ changed_from }}' as timestamptz)
+            where raw._loaded_at >= cast('{{ changed_from }}' as {{ type_timestamptz() }})
+                and wm.h is null
         )
     {%- elif mode == 'nothing' %}
     where false
@@ -129,9 +134,13 @@ select * from final
 union all
 -- a tombstone (line_number null) per order (re)computed here, or no longer in raw_orders: the
 -- delete+insert removes all of the order's old lines, the post-hook deletes the tombstone
+-- (typed nulls for the decimals: a bare null would turn the union's decimal(18, 2) into an
+-- unconstrained numeric on PostgreSQL and fail on_schema_change)
 select
     tombstones.order_id,
-    null, null, null, null, null, null, null, null, null, null, null, null
+    null, null, null, null, null, null, null,
+    cast(null as decimal(18, 2)), cast(null as decimal(18, 2)), null,
+    cast(null as decimal(18, 2)), cast(null as decimal(18, 2))
 from (
     select order_id from orders
     {%- if mode == 'rebuild' %}

@@ -45,8 +45,8 @@ with source as (
         -- Same currency: factor exactly 1 (no float round trip); no rate: null.
         case
             when renamed.currency = upper(trim('{{ var("reporting_currency") }}')) then 1.0
-            else cast(fx_rates.rate_to_reporting as double)
-                / cast(reporting_rate.rate_to_reporting as double)
+            else cast(fx_rates.rate_to_reporting as {{ type_double() }})
+                / cast(reporting_rate.rate_to_reporting as {{ type_double() }})
         end as fx_rate
 
     from renamed
