@@ -24,8 +24,8 @@ def delivery_events(
     delivery_verification: DeliveryVerificationResource,
 ):
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        stats = load_delivery_events(con, settings.landing_dir, delivery_verification.delivery_keys(), as_of)
+    with warehouse.open() as wh:
+        stats = load_delivery_events(wh, settings.landing_dir, delivery_verification.delivery_keys(), as_of)
     for rejection in stats.rejections[:20]:
         context.log.warning(f"rejected: {rejection}")
     if stats.files_waiting:

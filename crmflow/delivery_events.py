@@ -2,9 +2,11 @@
 feed suppression_list.
 
 Per file: read, re-verify every envelope's signature (a tampered or unsigned envelope is rejected and
-counted, never loaded). Everything after that is set-based SQL: JSON arrays are unnested by DuckDB,
-events are de-duplicated by event id (sg_event_id, or a hash for Twilio), joined to the send ledger
-when it exists, and suppressions are derived with one insert per channel.
+counted, never loaded). The verified payloads (already parsed to be verified) become one staged row
+per event; everything after that is set-based portable SQL through the warehouse interface (DuckDB
+and PostgreSQL): events are de-duplicated by event id (sg_event_id, or a sha256 of the event for
+SendGrid events without one / of sid|status|error code for Twilio), joined to the send ledger when it
+exists, and suppressions are derived with one insert. One transaction per load.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
 
-import duckdb
 import pyarrow as pa
 
 from connectors.channels.base import OutboundMessage, SendResult
@@ -31,7 +34,7 @@ from connectors.delivery.signatures import (
     verify_sendgrid,
     verify_twilio,
 )
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 log = logging.getLogger("crmflow.delivery_events")
 
@@ -104,11 +107,11 @@ def _is_json_array(text: str) -> bool:
         return False
 
 
-def _collect(con: duckdb.DuckDBPyConnection, landing_dir: Path, keys: DeliveryKeys,
+def _collect(wh: Warehouse, landing_dir: Path, keys: DeliveryKeys,
              stats: DeliveryLoadStats) -> _Batch:
     batch = _Batch()
     sendgrid_key = load_sendgrid_public_key(keys.sendgrid_public_key) if keys.sendgrid_public_key else None
-    done = set(con.execute("select path, content_hash from delivery_event_files").fetchall())
+    done = set(wh.fetch_rows("select path, content_hash from delivery_event_files"))
     root = landing_dir / "delivery_events"
     for provider, pattern in (("sendgrid", "*.json"), ("twilio", "*.jsonl")):
         files = sorted((root / provider).glob(pattern)) if (root / provider).exists() else []
@@ -162,148 +165,196 @@ def _collect(con: duckdb.DuckDBPyConnection, landing_dir: Path, keys: DeliveryKe
     return batch
 
 
-_STAGE_SENDGRID = """
-create or replace temp table _delivery_stage as
-with events as (
-    select source_file, cast(received_at as timestamptz) as received_at,
-           unnest(from_json(body, '["JSON"]')) as e
-    from _sg_bodies
-)
-select
-    coalesce(e->>'sg_event_id', 'sg:' || sha256(cast(e as varchar))) as event_id,
-    'email' as channel, 'sendgrid' as provider,
-    e->>'message_key' as message_key,
-    e->>'sg_message_id' as provider_message_id,
-    e->>'event' as event,
-    lower(e->>'email') as address,
-    coalesce(e->>'reason', e->>'response') as reason,
-    coalesce(to_timestamp(try_cast(e->>'timestamp' as double)), received_at) as occurred_at,
-    e->>'url' as url,
-    source_file,
-    e->>'user_id' as user_id,
-    e->>'type' as bounce_type,
-    cast(null as varchar) as error_code
-from events
-"""
-
-_STAGE_TWILIO = """
-insert into _delivery_stage
-with callbacks as (
-    select source_file, cast(received_at as timestamptz) as received_at, url, cast(params as json) as p
-    from _tw_params
-), typed as (
-    select *,
-        p->>'MessageStatus' is null as inbound,
-        upper(trim(coalesce(p->>'Body', ''))) as keyword
-    from callbacks
-)
-select
-    case when inbound then 'tw-in:' || coalesce(p->>'MessageSid', p->>'SmsSid', sha256(cast(p as varchar)))
-         else 'tw:' || sha256(concat_ws('|', p->>'MessageSid', p->>'MessageStatus', p->>'ErrorCode')) end,
-    'sms', 'twilio',
-    nullif(url_decode(regexp_extract(url, '[?&]message_key=([^&#]*)', 1)), ''),
-    coalesce(p->>'MessageSid', p->>'SmsSid'),
-    case when not inbound then lower(p->>'MessageStatus')
-         when list_contains({stop_keywords}, keyword) then 'unsubscribe'
-         else 'inbound' end,
-    case when inbound then p->>'From' else p->>'To' end,
-    coalesce(p->>'ErrorMessage', p->>'ErrorCode'),
-    received_at, cast(null as varchar), source_file, cast(null as varchar), cast(null as varchar),
-    p->>'ErrorCode'
-from typed
-"""
+# Staging columns (in this order): one row per event, built in Python from the verified envelopes
+# (they are parsed to be verified anyway), so the SQL after it is the same on every engine.
+STAGE_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("channel", pa.string()), ("provider", pa.string()), ("message_key", pa.string()),
+    ("provider_message_id", pa.string()), ("event", pa.string()), ("address", pa.string()),
+    ("reason", pa.string()), ("occurred_at", pa.timestamp("us", tz="UTC")), ("url", pa.string()),
+    ("source_file", pa.string()), ("user_id", pa.string()), ("bounce_type", pa.string()),
+    ("error_code", pa.string()),
+])
+STAGE = "_delivery_stage"
+_MESSAGE_KEY_IN_URL = re.compile(r"[?&]message_key=([^&#]*)")
 
 
-def _ledger_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "select column_name from information_schema.columns where table_name = 'send_ledger'"
-    ).fetchall()
+def _text(value: object) -> str | None:
+    """A JSON value as SQL's `->>` gives it: strings as they are, anything else as its JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _epoch_or(value: object, fallback: datetime) -> datetime:
+    if isinstance(value, bool):
+        return fallback
+    try:
+        return datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return fallback
+
+
+def _received(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sendgrid_rows(source_file: str, received_at: str, body: str) -> Iterator[tuple]:
+    received = _received(received_at)
+    for event in json.loads(body):
+        e = event if isinstance(event, dict) else {}
+        get = lambda key: _text(e.get(key))  # noqa: E731 - one field of this event as text
+        email = get("email")
+        yield (get("sg_event_id") or "sg:" + _sha256(_text(event) or "null"), "email", "sendgrid",
+               get("message_key"), get("sg_message_id"), get("event"), email.lower() if email else email,
+               get("reason") or get("response"), _epoch_or(e.get("timestamp"), received), get("url"),
+               source_file, get("user_id"), get("type"), None)
+
+
+def _twilio_row(source_file: str, received_at: str, url: str, params: dict[str, str]) -> tuple:
+    get = params.get
+    inbound = get("MessageStatus") is None
+    keyword = (get("Body") or "").strip().upper()
+    if inbound:
+        event_id = "tw-in:" + (get("MessageSid") or get("SmsSid") or _sha256(json.dumps(params)))
+        event = "unsubscribe" if keyword in STOP_KEYWORDS else "inbound"
+    else:
+        parts = (get("MessageSid"), get("MessageStatus"), get("ErrorCode"))
+        event_id = "tw:" + _sha256("|".join(p for p in parts if p is not None))
+        event = get("MessageStatus", "").lower()
+    found = _MESSAGE_KEY_IN_URL.search(url or "")
+    return (event_id, "sms", "twilio", (unquote_plus(found.group(1)) if found else "") or None,
+            get("MessageSid") or get("SmsSid"), event, get("From") if inbound else get("To"),
+            get("ErrorMessage") or get("ErrorCode"), _received(received_at), None, source_file, None, None,
+            get("ErrorCode"))
+
+
+def _stage_rows(batch: _Batch) -> list[tuple]:
+    sendgrid = batch.sendgrid
+    rows = [row for file, received, body in zip(sendgrid["source_file"], sendgrid["received_at"],
+                                                   sendgrid["body"], strict=True)
+            for row in _sendgrid_rows(file, received, body)]
+    twilio = batch.twilio
+    rows += [_twilio_row(file, received, url, json.loads(params)) for file, received, url, params
+             in zip(twilio["source_file"], twilio["received_at"], twilio["url"], twilio["params"], strict=True)]
+    return rows
+
+
+def _ledger_columns(wh: Warehouse) -> set[str]:
+    rows = wh.fetch_rows("select column_name from information_schema.columns where table_name = 'send_ledger'")
     return {r[0] for r in rows}
 
 
-def _join_ledger(con: duckdb.DuckDBPyConnection) -> None:
+def _join_ledger(wh: Warehouse) -> None:
     """Fill message_key (by a unique provider message id) and user_id (by message_key) from the
     ledger. The ledger is another stage's table and may not exist yet: then nothing is joined."""
-    columns = _ledger_columns(con)
+    columns = _ledger_columns(wh)
     if {"message_key", "provider_message_id"} <= columns:
-        con.execute("""
-            update _delivery_stage s set message_key = l.message_key
-            from (select provider_message_id, any_value(message_key) as message_key from send_ledger
-                  where provider_message_id is not null group by 1 having count(*) = 1) l
+        wh.execute(f"""
+            update {STAGE} s set message_key = l.message_key
+            from (select provider_message_id, min(message_key) as message_key from send_ledger
+                  where provider_message_id is not null group by provider_message_id having count(*) = 1) l
             where s.message_key is null and s.provider_message_id = l.provider_message_id
         """)
     if {"message_key", "user_id"} <= columns:
-        con.execute("""
-            update _delivery_stage s set user_id = l.user_id
+        wh.execute(f"""
+            update {STAGE} s set user_id = l.user_id
             from send_ledger l where s.user_id is null and s.message_key = l.message_key
         """)
 
 
 def load_delivery_events(
-    con: duckdb.DuckDBPyConnection, landing_dir: str | Path, keys: DeliveryKeys, loaded_at: datetime
+    con: Warehouse | Any, landing_dir: str | Path, keys: DeliveryKeys, loaded_at: datetime
 ) -> DeliveryLoadStats:
-    ensure_ops_tables(con)
+    """Load the new envelope files; `con` is a Warehouse or a raw DuckDB connection (wrapped)."""
+    wh = as_warehouse(con)
+    apply_migrations(wh)
     stats = DeliveryLoadStats()
-    batch = _collect(con, Path(landing_dir), keys, stats)
-    if batch.sendgrid["body"] or batch.twilio["params"]:
-        con.register("_sg_bodies", pa.table(batch.sendgrid, schema=pa.schema(
-            [("source_file", pa.string()), ("received_at", pa.string()), ("body", pa.string())])))
-        con.register("_tw_params", pa.table(batch.twilio, schema=pa.schema(
-            [("source_file", pa.string()), ("received_at", pa.string()), ("url", pa.string()),
-             ("params", pa.string())])))
-        con.execute(_STAGE_SENDGRID)
-        con.execute(_STAGE_TWILIO.format(stop_keywords=list(STOP_KEYWORDS)))
-        con.unregister("_sg_bodies")
-        con.unregister("_tw_params")
-        bad = con.execute("select source_file, count(*) from _delivery_stage where event is null group by 1").fetchall()
-        stats.rejections.extend(f"{f}: {n} event(s) without an 'event' field" for f, n in bad)
-        con.execute("delete from _delivery_stage where event is null")
-        _join_ledger(con)
-        stats.events_read = con.execute("select count(*) from _delivery_stage").fetchall()[0][0]
-        before = con.execute("select count(*) from delivery_events").fetchall()[0][0]
-        con.execute("""
-            insert into delivery_events by name
-            select event_id, channel, provider, message_key, provider_message_id, event, address, reason,
-                   occurred_at, url, source_file as _source_file, ? as _loaded_at, user_id
-            from _delivery_stage
-            qualify row_number() over (partition by event_id order by occurred_at, source_file) = 1
-            on conflict do nothing
-        """, [loaded_at])
-        stats.events_inserted = con.execute("select count(*) from delivery_events").fetchall()[0][0] - before
-        stats.duplicates_skipped = stats.events_read - stats.events_inserted
-        stats.suppressions_added = _suppress_from_stage(con)
-        con.execute("drop table _delivery_stage")
-    if batch.files:
-        con.executemany(
-            "insert or replace into delivery_event_files values (?, ?, ?, ?, ?, "
-            "(select count(*) from delivery_events where _source_file = ?), ?)",
-            [(p, h, prov, n, r, p, loaded_at) for p, h, prov, n, r in batch.files],
-        )
+    batch = _collect(wh, Path(landing_dir), keys, stats)
+    rows = _stage_rows(batch)
+    with wh.transaction():
+        if rows:
+            _load_stage(wh, rows, loaded_at, stats)
+        if batch.files:
+            _record_files(wh, batch.files, loaded_at)
     return stats
 
 
-def _suppress_from_stage(con: duckdb.DuckDBPyConnection) -> int:
-    before = con.execute("select count(*) from suppression_list").fetchall()[0][0]
-    con.execute(f"""
-        insert into suppression_list by name
-        select channel, address, user_id, reason, provider as source, occurred_at as suppressed_at
-        from (
-            select 'email' as channel, address, user_id, provider, occurred_at,
-                   case event when 'group_unsubscribe' then 'unsubscribe' else event end as reason
-            from _delivery_stage
-            where provider = 'sendgrid' and event in {EMAIL_SUPPRESSING_EVENTS}
-              -- 'blocked' bounces are temporary (IP reputation, throttling): not the address's fault
-              and not (event = 'bounce' and coalesce(bounce_type, '') = 'blocked')
-            union all
-            select 'sms', address, user_id, provider, occurred_at, 'unsubscribe'
-            from _delivery_stage
-            where provider = 'twilio' and (error_code = '{TWILIO_OPT_OUT_ERROR}' or event = 'unsubscribe')
-        )
-        where address is not null and address <> ''
-        qualify row_number() over (partition by channel, address order by suppressed_at) = 1
+def _load_stage(wh: Warehouse, rows: list[tuple], loaded_at: datetime, stats: DeliveryLoadStats) -> None:
+    """Staged events -> delivery_events (first copy of each event id wins) and suppression_list."""
+    event_at = STAGE_SCHEMA.names.index("event")
+    without_event: dict[str, int] = {}
+    for row in rows:
+        if row[event_at] is None:
+            without_event[row[10]] = without_event.get(row[10], 0) + 1
+    stats.rejections.extend(f"{f}: {n} event(s) without an 'event' field" for f, n in sorted(without_event.items()))
+    rows = [row for row in rows if row[event_at] is not None]
+    wh.create_temp_table(STAGE, pa.Table.from_pylist(
+        [dict(zip(STAGE_SCHEMA.names, row, strict=True)) for row in rows], schema=STAGE_SCHEMA))
+    _join_ledger(wh)
+    stats.events_read = len(rows)
+    stats.events_inserted = len(wh.fetch_rows(f"""
+        insert into delivery_events (event_id, channel, provider, message_key, provider_message_id, event,
+                                     address, reason, occurred_at, url, _source_file, _loaded_at, user_id)
+        select event_id, channel, provider, message_key, provider_message_id, event, address, reason,
+               occurred_at, url, source_file, $loaded_at, user_id
+        from (select *, row_number() over (partition by event_id order by occurred_at, source_file) as copy_no
+              from {STAGE}) s
+        where copy_no = 1
         on conflict do nothing
-    """)
-    return con.execute("select count(*) from suppression_list").fetchall()[0][0] - before
+        returning event_id""", {"loaded_at": loaded_at}))
+    stats.duplicates_skipped = stats.events_read - stats.events_inserted
+    stats.suppressions_added = _suppress_from_stage(wh)
+    wh.drop_table(STAGE)
+
+
+def _record_files(wh: Warehouse, files: list[tuple[str, str, str, int, int]], loaded_at: datetime) -> None:
+    """One delivery_event_files row per completely read file (replacing an earlier row of it)."""
+    paths = sorted({path for path, *_ in files})
+    placeholders = {f"path_{i}": path for i, path in enumerate(paths)}
+    counts = dict(wh.fetch_rows(
+        f"""select _source_file, count(*) from delivery_events
+            where _source_file in ({", ".join("$" + p for p in placeholders)}) group by _source_file""",
+        placeholders))
+    wh.upsert("delivery_event_files", pa.table({
+        "path": pa.array([f[0] for f in files], pa.string()),
+        "content_hash": pa.array([f[1] for f in files], pa.string()),
+        "provider": pa.array([f[2] for f in files], pa.string()),
+        "envelopes": pa.array([f[3] for f in files], pa.int64()),
+        "envelopes_rejected": pa.array([f[4] for f in files], pa.int64()),
+        "events": pa.array([counts.get(f[0], 0) for f in files], pa.int64()),
+        "loaded_at": pa.array([loaded_at] * len(files), pa.timestamp("us", tz="UTC")),
+    }), ["path", "content_hash"])
+
+
+def _suppress_from_stage(wh: Warehouse) -> int:
+    return len(wh.fetch_rows(f"""
+        insert into suppression_list (channel, address, user_id, reason, source, suppressed_at)
+        select channel, address, user_id, reason, provider, occurred_at
+        from (
+            select *, row_number() over (partition by channel, address
+                                         order by occurred_at, reason, user_id nulls last) as copy_no
+            from (
+                select 'email' as channel, address, user_id, provider, occurred_at,
+                       case event when 'group_unsubscribe' then 'unsubscribe' else event end as reason
+                from {STAGE}
+                where provider = 'sendgrid' and event in {EMAIL_SUPPRESSING_EVENTS}
+                  -- 'blocked' bounces are temporary (IP reputation, throttling): not the address's fault
+                  and not (event = 'bounce' and coalesce(bounce_type, '') = 'blocked')
+                union all
+                select 'sms', address, user_id, provider, occurred_at, 'unsubscribe'
+                from {STAGE}
+                where provider = 'twilio' and (error_code = '{TWILIO_OPT_OUT_ERROR}' or event = 'unsubscribe')
+            ) suppressing
+            where address is not null and address <> ''
+        ) s
+        where copy_no = 1
+        on conflict do nothing
+        returning channel"""))
 
 
 # ---- dispatch path: dead addresses reported by the channels ---------------------------------------
@@ -311,38 +362,38 @@ _DEAD_REASON = {"push": ("dead_token", "fcm"), "email": ("bounce", "sendgrid"), 
 
 
 def record_dead_addresses(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | Any,
     messages: Sequence[OutboundMessage],
     results: Sequence[SendResult],
     at: datetime,
 ) -> int:
     """Suppress every address a channel reported dead (SendResult.address_dead): a push token FCM
-    calls UNREGISTERED becomes suppression_list(channel=push, reason=dead_token). For the dispatcher
-    to call after recording results. Returns the number of new suppressions."""
-    ensure_ops_tables(con)
+    calls UNREGISTERED becomes suppression_list(channel=push, reason=dead_token). Returns the number
+    of new suppressions."""
+    wh = as_warehouse(con)
+    apply_migrations(wh)
     by_key = {m.message_key: m for m in messages}
     rows = [(by_key[r.message_key], r) for r in results if r.address_dead and r.message_key in by_key]
-    return suppress(con, ((m.channel, m.to, m.user_id, *_DEAD_REASON.get(m.channel, ("manual", "manual")))
-                          for m, _ in rows), at)
+    return suppress(wh, ((m.channel, m.to, m.user_id, *_DEAD_REASON.get(m.channel, ("manual", "manual")))
+                         for m, _ in rows), at)
 
 
-def suppress(con: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, str | None, str, str]],
+def suppress(con: Warehouse | Any, entries: Iterable[tuple[str, str, str | None, str, str]],
              at: datetime) -> int:
-    """Insert (channel, address, user_id, reason, source) suppressions; existing ones are kept."""
-    entries = list(entries)
-    if not entries:
+    """Insert (channel, address, user_id, reason, source) suppressions; existing ones are kept, and of
+    several entries for one (channel, address) the first wins. Returns the number added."""
+    first: dict[tuple[str, str], tuple[str | None, str, str]] = {}
+    for channel, address, user_id, reason, source in entries:
+        address = address.lower() if channel == "email" else address
+        first.setdefault((channel, address), (user_id, reason, source))
+    if not first:
         return 0
-    channel, address, user_id, reason, source = (list(col) for col in zip(*entries, strict=True))
-    table = pa.table({"channel": channel, "address": [a.lower() if c == "email" else a
-                                                       for c, a in zip(channel, address, strict=True)],
-                      "user_id": user_id, "reason": reason, "source": source})
-    before = con.execute("select count(*) from suppression_list").fetchall()[0][0]
-    con.register("_new_suppressions", table)
-    con.execute("""
-        insert into suppression_list by name
-        select channel, address, user_id, reason, source, ? as suppressed_at from _new_suppressions
-        qualify row_number() over (partition by channel, address) = 1
-        on conflict do nothing
-    """, [at])
-    con.unregister("_new_suppressions")
-    return con.execute("select count(*) from suppression_list").fetchall()[0][0] - before
+    table = pa.table({
+        "channel": pa.array([c for c, _ in first], pa.string()),
+        "address": pa.array([a for _, a in first], pa.string()),
+        "user_id": pa.array([v[0] for v in first.values()], pa.string()),
+        "reason": pa.array([v[1] for v in first.values()], pa.string()),
+        "source": pa.array([v[2] for v in first.values()], pa.string()),
+        "suppressed_at": pa.array([at] * len(first), pa.timestamp("us", tz="UTC")),
+    })
+    return as_warehouse(con).insert_new_returning("suppression_list", table, ["channel", "address"]).num_rows

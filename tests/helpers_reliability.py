@@ -380,3 +380,19 @@ def scan_text_columns(con: Any, needles: list[str], exact: list[str] = (), skip:
 
 def _escape(text: str) -> str:
     return "".join(ch if ch.isalnum() else "\\" + ch for ch in text)
+
+
+# ---- comparing one table between backends ----------------------------------------------------------
+def table_rows(warehouse: Any, relation: str, columns: list[str] | None = None) -> list[tuple[Any, ...]]:
+    """A table's rows (or some columns of them) as sorted tuples, comparable between engines:
+    timestamps as UTC instants, floats to 1e-9."""
+    table = warehouse.fetch_arrow(relation if columns is None else f"select {', '.join(columns)} from {relation}")
+
+    def normal(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        if isinstance(value, float):
+            return round(value, 9)
+        return value
+
+    return sorted((tuple(normal(v) for v in row.values()) for row in table.to_pylist()), key=repr)
