@@ -34,17 +34,17 @@ def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefiniti
                            settings: CrmflowSettingsResource, banner_push: ExportPushResource):
         as_of = as_of_from_context(context)
         config = load_banner_config(Path(settings.marketing_dir) / "banners.yaml")
-        with warehouse.connect() as con:
-            result = run_banner_assignment(con, config, as_of, ZoneInfo(settings.timezone), Path(settings.export_dir),
+        with warehouse.open() as wh:
+            result = run_banner_assignment(wh, config, as_of, ZoneInfo(settings.timezone), Path(settings.export_dir),
                                            with_changed=False)
-            duplicates = con.execute("select count(*) from (select user_id, slot from banner_assignments "
-                                     "group by all having count(*) > 1)").fetchall()[0][0]
+            duplicates = wh.scalar("select count(*) from (select user_id, slot from banner_assignments "
+                                   "group by user_id, slot having count(*) > 1) as pairs")
             pushed = "not configured"
             if banner_push.configured:
                 # this run's changes plus any an earlier run failed to deliver
                 push, delivered = push_table(banner_push.push_config(), "banner_assignments",
-                                             unpushed_records(con))
-                mark_pushed(con, delivered, as_of)
+                                             unpushed_records(wh))
+                mark_pushed(wh, delivered, as_of)
                 pushed = push.summary()
                 if not push.ok:
                     context.log.warning(f"banner push kept for the next run: {push.errors[:5]}")

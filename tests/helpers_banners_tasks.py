@@ -71,3 +71,37 @@ def write_yaml(path: Path, data: Any) -> Path:
 def content(text: str, locales: Sequence[str] = ("en",)) -> dict[str, dict[str, str]]:
     return {loc: {"image_url": f"https://cdn.example/{text}-{loc}.png", "text": f"{text} ({loc})",
                   "deep_link": f"app://{text}"} for loc in locales}
+
+
+# ---- the same crafted inputs on any backend (DuckDB or PostgreSQL), and engine-neutral results ----
+
+
+def write_tables(wh: Any, tables: dict[str, Any]) -> None:
+    """Each Arrow table replaces the relation of its name (inputs dbt or intelligence would build)."""
+    for name, table in tables.items():
+        wh.write_arrow(table, name, mode="replace")
+
+
+def normalised_rows(wh: Any, sql_or_relation: str) -> list[tuple]:
+    """Rows of a query as sorted tuples that compare across engines: timestamps as UTC instants,
+    floats to 1e-9, JSON text parsed (key order and spacing differ between engines)."""
+    import json
+    from decimal import Decimal
+
+    def value(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.astimezone(UTC)
+        if isinstance(v, float | Decimal):
+            return round(float(v), 9)
+        if isinstance(v, str) and v[:1] in "{[":
+            try:
+                return json.dumps(json.loads(v, parse_float=_number, parse_int=_number), sort_keys=True)
+            except ValueError:
+                return v
+        return v
+
+    def _number(text: str) -> float:  # 900 and 900.0 are the same number in JSON
+        return round(float(text), 9)
+
+    rows = wh.fetch_arrow(sql_or_relation).to_pylist()
+    return sorted((tuple(value(v) for v in row.values()) for row in rows), key=repr)

@@ -1,4 +1,4 @@
-"""Assign every user one creative per slot, set-based in DuckDB.
+"""Assign every user one creative per slot, set-based SQL that runs unchanged on DuckDB and PostgreSQL.
 
 Config becomes three small tables (creatives, targeting conditions, per-locale content); user
 attributes become one long table (user_id, dim, val); a creative is eligible for a user when every
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 
 from crmflow.banners.config import BannerConfig
-from crmflow.banners.relations import existing_relations
+from crmflow.banners.relations import existing_relations, replace_table, replace_temp_table
 from crmflow.banners.tiebreak import sql_slot_bucket
+from crmflow.warehouse import Warehouse, as_warehouse
 
 ASSIGNMENT_COLUMNS = (
     "user_id", "slot", "creative_id", "reason", "journey_id", "valid_until", "as_of",
@@ -107,7 +107,7 @@ def _user_attribute_sql(present: set[str], dims: set[str]) -> str:
         # A user with locale de-CH matches targeting "de-ch" and "de".
         ("locale", "select user_id, lower(replace(locale, '_', '-')) from customer_profile where locale is not null"),
         ("locale", "select user_id, lower(split_part(replace(locale, '_', '-'), '-', 1)) from customer_profile "
-                   "where locale is not null and contains(replace(locale, '_', '-'), '-')"),
+                   "where locale is not null and strpos(replace(locale, '_', '-'), '-') > 0"),
     ]
     if "customer_lifecycle" in present:
         parts.append(("lifecycle_stage", "select user_id, lifecycle_stage from customer_lifecycle"))
@@ -123,75 +123,87 @@ def _user_attribute_sql(present: set[str], dims: set[str]) -> str:
         parts.append(("cluster", "select user_id, cast(cluster_id as varchar) from customer_clusters"))
         parts.append(("cluster", "select user_id, cluster_label from customer_clusters where cluster_label is not null"))
     if "customer_recommendations" in present:
-        parts.append(("recommendation", "select user_id, 'yes' from _bn_top_rec"))
-    selects = [f"(select user_id, '{dim}' as dim, val from ({sql}) as a(user_id, val) "
+        parts.append(("recommendation", "select user_id, cast('yes' as varchar) from _bn_top_rec"))
+    selects = [f"(select user_id, cast('{dim}' as varchar) as dim, val from ({sql}) as a(user_id, val) "
                f"where val in (select val from _bn_targets where dim = '{dim}'))"
                for dim, sql in parts if dim in dims]
     if not selects:
-        return "select null::varchar as user_id, null::varchar as dim, null::varchar as val where false"
+        return ("select cast(null as varchar) as user_id, cast(null as varchar) as dim, "
+                "cast(null as varchar) as val where false")
     return "\nunion all\n".join(selects)
 
 
-def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as_of: datetime,
+EMPTY_OVERRIDES = ("select cast(null as varchar) as user_id, cast(null as varchar) as slot, "
+                   "cast(null as varchar) as creative_id, cast(null as varchar) as journey_id, "
+                   "cast(null as timestamptz) as valid_until where false")
+
+# Several journeys may override one slot: the most recently started step wins.
+LIVE_OVERRIDES = """
+    select user_id, slot, creative_id, journey_id, valid_until from (
+        select o.*, row_number() over (partition by user_id, slot
+                                       order by valid_from desc nulls last, journey_id nulls last,
+                                                creative_id nulls last) as pick
+        from journey_banner_overrides o
+        where valid_from <= $as_of and (valid_until is null or valid_until > $as_of)
+    ) as ranked
+    where pick = 1"""
+
+ASSIGNMENT_COLUMNS_DDL = (
+    "user_id varchar, slot varchar, creative_id varchar, reason varchar, journey_id varchar, "
+    "valid_until timestamptz, as_of timestamptz, content_locale varchar, image_url varchar, text varchar, "
+    "deep_link varchar"
+)
+
+
+def compute_assignments(con: Warehouse | object, config: BannerConfig, as_of: datetime,
                         tz: ZoneInfo, target: str = "_banner_assignments_new") -> AssignmentStats:
-    """Write the assignments as of `as_of` into table `target` (replaced) and return counts."""
-    present = existing_relations(con)
+    """Write the assignments as of `as_of` into table `target` (replaced) and return counts.
+
+    `con` is a Warehouse (DuckDB or PostgreSQL) or a raw DuckDB connection."""
+    wh = as_warehouse(con)
+    present = existing_relations(wh)
     optional = ["customer_lifecycle", "customer_value_tier", "customer_segments", "customer_tags",
                 "customer_clusters", "customer_recommendations", "journey_banner_overrides"]
     missing = [name for name in ["customer_profile", *optional] if name not in present]
     creatives_t, targets_t, content_t, slots_t = _creative_tables(config, as_of, tz)
     for name, table in (("_bn_creatives", creatives_t), ("_bn_targets", targets_t),
                         ("_bn_content", content_t), ("_bn_slots", slots_t)):
-        con.register(f"{name}_arrow", table)
-        con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
-        con.unregister(f"{name}_arrow")
+        wh.create_temp_table(name, table)
 
-    columns_ddl = (
-        "user_id varchar, slot varchar, creative_id varchar, reason varchar, journey_id varchar, "
-        "valid_until timestamptz, as_of timestamptz, content_locale varchar, image_url varchar, text varchar, "
-        "deep_link varchar"
-    )
     if "customer_profile" not in present:
-        con.execute(f"create or replace table {target} ({columns_ddl})")
+        wh.execute(f"drop table if exists {target}")
+        wh.execute(f"create table {target} ({ASSIGNMENT_COLUMNS_DDL})")
         return AssignmentStats(0, 0, {}, 0, missing)
 
-    con.execute("create or replace temp table _bn_users as "
-                "select distinct user_id, lower(replace(locale, '_', '-')) as locale from customer_profile")
+    replace_temp_table(wh, "_bn_users", "select distinct user_id, lower(replace(locale, '_', '-')) as locale "
+                                        "from customer_profile")
     # The top recommendation per user (rank 1), read once: it fills {sku} and is the 'recommendation'
     # condition of {sku} creatives. Not read at all when no creative says {sku}.
     uses_sku = any(creative.uses_sku() for creative in config.creatives)
     if "customer_recommendations" in present and uses_sku:
-        con.execute("create or replace temp table _bn_top_rec as select user_id, min(sku) as sku "
-                    "from customer_recommendations where rank = 1 group by user_id")
+        replace_temp_table(wh, "_bn_top_rec", "select user_id, min(sku) as sku from customer_recommendations "
+                                              "where rank = 1 group by user_id")
     else:
-        con.execute("create or replace temp table _bn_top_rec (user_id varchar, sku varchar)")
+        replace_temp_table(wh, "_bn_top_rec", "select cast(null as varchar) as user_id, "
+                                              "cast(null as varchar) as sku where false")
     dims = set(targets_t.column("dim").to_pylist())
-    con.execute(f"create or replace temp table _bn_attrs as select * from ({_user_attribute_sql(present, dims)}) "
-                "as a(user_id, dim, val)")
+    replace_temp_table(wh, "_bn_attrs", f"select * from ({_user_attribute_sql(present, dims)}) as a(user_id, dim, val)")
     if "journey_banner_overrides" in present:
-        overrides_sql = """
-            select user_id, slot, creative_id, journey_id, valid_until from journey_banner_overrides
-            where valid_from <= $as_of and (valid_until is null or valid_until > $as_of)
-            -- several journeys may override one slot: the most recently started step wins
-            qualify row_number() over (partition by user_id, slot
-                                       order by valid_from desc, journey_id, creative_id) = 1"""
+        replace_temp_table(wh, "_bn_overrides", LIVE_OVERRIDES, {"as_of": as_of})
     else:
-        overrides_sql = ("select null::varchar user_id, null::varchar slot, null::varchar creative_id, "
-                         "null::varchar journey_id, null::timestamptz valid_until where false")
-    con.execute(f"create or replace temp table _bn_overrides as {overrides_sql}",
-                {"as_of": as_of} if "journey_banner_overrides" in present else None)
-    overrides_ignored = con.execute(
-        "select count(*) from _bn_overrides o anti join _bn_creatives c using (creative_id)").fetchall()[0][0]
+        replace_temp_table(wh, "_bn_overrides", EMPTY_OVERRIDES)
+    overrides_ignored = wh.scalar(
+        "select count(*) from _bn_overrides o "
+        "where not exists (select 1 from _bn_creatives c where c.creative_id = o.creative_id)")
 
-    bucket = sql_slot_bucket("user_id", "slot")
+    bucket = sql_slot_bucket("user_id", "slot", wh.dialect)
     if uses_sku:
         text_sql = ("replace(cc.text, '{sku}', coalesce(rec.sku, '')) as text, "
                     "replace(cc.deep_link, '{sku}', coalesce(rec.sku, '')) as deep_link")
         rec_join = "left join _bn_top_rec rec on rec.user_id = r.user_id"
     else:  # no content says {sku}: nothing to fill
         text_sql, rec_join = "cc.text, cc.deep_link", ""
-    con.execute(f"""
-        create or replace table {target} as
+    replace_table(wh, target, f"""
         with live as (
             select * from _bn_creatives where active and not is_default
         ),
@@ -209,22 +221,23 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
         eligible as (
             select e.user_id, c.slot, c.creative_id, c.priority, c.weight, c.valid_until, c.tied
             from (select * from targeted_eligible union all select * from untargeted_eligible) e
-            join live c using (creative_id)
+            join live c on c.creative_id = e.creative_id
         ),
         top as (
             -- tied is the same for every creative of one (slot, priority): it says whether the
             -- top-priority creative is alone at its priority or needs the weighted tie-break
-            select user_id, slot, priority, struct_extract(best, 'creative_id') as creative_id,
-                   struct_extract(best, 'valid_until') as valid_until, struct_extract(best, 'tied') as tied
-            from (select user_id, slot, max(priority) as priority,
-                         arg_max(struct_pack(creative_id, valid_until, tied), priority) as best
-                  from eligible group by user_id, slot) as g
+            select user_id, slot, priority, creative_id, valid_until, tied
+            from (select e.*, row_number() over (partition by user_id, slot
+                                                 order by priority desc, creative_id) as pick
+                  from eligible e) as ranked
+            where pick = 1
         ),
         weighted as (
             select e.*,
-                   sum(e.weight) over (partition by e.user_id, e.slot order by e.creative_id
-                                       rows between unbounded preceding and current row) as cum_weight,
-                   sum(e.weight) over (partition by e.user_id, e.slot) as total_weight
+                   cast(sum(e.weight) over (partition by e.user_id, e.slot order by e.creative_id
+                                            rows between unbounded preceding and current row) as bigint)
+                       as cum_weight,
+                   cast(sum(e.weight) over (partition by e.user_id, e.slot) as bigint) as total_weight
             from eligible e
             join top t on t.user_id = e.user_id and t.slot = e.slot and t.priority = e.priority
             where t.tied
@@ -247,7 +260,7 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
                    case when o.creative_id is not null then o.valid_until else p.valid_until end as valid_until
             from _bn_users u
             cross join _bn_slots s
-            left join (select o.* from _bn_overrides o join _bn_creatives c using (creative_id)
+            left join (select o.* from _bn_overrides o join _bn_creatives c on c.creative_id = o.creative_id
                        -- a {{sku}} creative needs a recommendation, even when a journey forces it
                        where not exists (select 1 from _bn_targets t
                              where t.creative_id = c.creative_id and t.dim = 'recommendation')
@@ -268,12 +281,12 @@ def compute_assignments(con: duckdb.DuckDBPyConnection, config: BannerConfig, as
             join _bn_content ct on ct.creative_id = c.creative_id
                  and ct.locale_key = coalesce(exact.locale_key, lang.locale_key, '*')
         )
-        select r.user_id, r.slot, r.creative_id, r.reason, r.journey_id, r.valid_until,
-               $as_of::timestamptz as as_of, cc.content_locale, cc.image_url, {text_sql}
+        select r.user_id, r.slot, r.creative_id, cast(r.reason as varchar) as reason, r.journey_id,
+               r.valid_until, cast($as_of as timestamptz) as as_of, cc.content_locale, cc.image_url, {text_sql}
         from resolved r
         join content_choice cc on cc.creative_id = r.creative_id and cc.locale is not distinct from r.locale
         {rec_join}
     """, {"as_of": as_of})
-    users, rows = con.execute(f"select count(distinct user_id), count(*) from {target}").fetchall()[0]
-    by_reason = dict(con.execute(f"select reason, count(*) from {target} group by reason order by 1").fetchall())
+    users, rows = wh.fetch_rows(f"select count(distinct user_id), count(*) from {target}")[0]
+    by_reason = dict(wh.fetch_rows(f"select reason, count(*) from {target} group by reason order by 1"))
     return AssignmentStats(users, rows, by_reason, overrides_ignored, missing)
