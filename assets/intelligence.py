@@ -83,9 +83,9 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
     cfg = IntelligenceConfig(clustering=ClusteringConfig(k_min=config.k_min, k_max=config.k_max),
                              retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        summary = clustering_step(con, as_of, cfg, model_store.model_dir(warehouse.path))
-        passed, details = checks.clusters_contract(con)
+    with warehouse.open() as wh:
+        summary = clustering_step(wh, as_of, cfg, model_store.model_dir(warehouse.path))
+        passed, details = checks.clusters_contract(wh)
     context.log.info(f"customer_clusters: {summary.reason}")
     meta = _metadata(summary)
     silhouette = _num(summary.metrics.get("silhouette"))
@@ -122,9 +122,9 @@ def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunCon
                              retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
     models = model_store.model_dir(warehouse.path)
-    with warehouse.connect() as con:
-        summary, result = churn_step(con, as_of, cfg, models)
-        passed, details = checks.churn_contract(con)
+    with warehouse.open() as wh:
+        summary, result = churn_step(wh, as_of, cfg, models)
+        passed, details = checks.churn_contract(wh)
     context.log.info(f"customer_churn_scores: {summary.decision}: {summary.reason}")
     meta = _metadata(summary)
     for who in ("model", "baseline"):
@@ -162,9 +162,9 @@ def customer_recommendations(
     cfg = IntelligenceConfig(recommendations=RecommendationConfig(top_n=config.top_n),
                              retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        summary = recommendations_step(con, as_of, cfg)
-        passed, details = checks.recommendations_contract(con, config.top_n)
+    with warehouse.open() as wh:
+        summary = recommendations_step(wh, as_of, cfg)
+        passed, details = checks.recommendations_contract(wh, config.top_n)
     context.log.info(f"customer_recommendations: {summary.reason}")
     meta = _metadata(summary)
     n = config.top_n
@@ -190,9 +190,9 @@ def customer_recommendations(
 def customer_priority(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     cfg = IntelligenceConfig()
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        summary = priority_step(con, as_of, cfg)
-        passed, details = checks.priority_contract(con)
+    with warehouse.open() as wh:
+        summary = priority_step(wh, as_of, cfg)
+        passed, details = checks.priority_contract(wh)
     context.log.info(f"customer_priority: {summary.reason}")
     yield dg.MaterializeResult(metadata=_metadata(summary))
     yield dg.AssetCheckResult(check_name="priority_contract", passed=passed, metadata=details)

@@ -14,6 +14,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from crmflow.warehouse import Warehouse, as_warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 CATEGORIES = ("shoes", "outerwear", "kids", "home", "beauty", "sports")
@@ -118,21 +121,24 @@ def simulate_tables(
             "events_stitched": events}
 
 
-def load_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
-    casts = {
-        "ordered_at": "timestamptz", "updated_at": "timestamptz", "registered_at": "timestamptz",
-        "event_at": "timestamptz", "amount": "decimal(18, 2)", "properties": "json", "context": "json",
-    }
+# Arrow types of the simulated columns that pandas cannot tell (timestamps in UTC, money as decimal).
+_ARROW_TYPES = {
+    "ordered_at": pa.timestamp("us", tz="UTC"), "updated_at": pa.timestamp("us", tz="UTC"),
+    "registered_at": pa.timestamp("us", tz="UTC"), "event_at": pa.timestamp("us", tz="UTC"),
+    "amount": pa.decimal128(18, 2), "anonymous_id": pa.string(),
+}
+
+
+def load_tables(con: Warehouse | duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
+    """Write the simulated tables through the warehouse interface (DuckDB or PostgreSQL alike)."""
+    wh = as_warehouse(con)
     for name, frame in tables.items():
-        con.register("_sim", frame)
-        select = ", ".join(
-            f'"{c}"::{casts[c]} as "{c}"' if c in casts else f'"{c}"' for c in frame.columns
-        )
-        con.execute(f'create or replace table "{name}" as select {select} from _sim')
-        con.unregister("_sim")
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        schema = pa.schema([pa.field(f.name, _ARROW_TYPES.get(f.name, f.type)) for f in arrow.schema])
+        wh.write_arrow(arrow.cast(schema), name, mode="replace")
 
 
-def simulate_warehouse(con: duckdb.DuckDBPyConnection, **kwargs) -> dict[str, pd.DataFrame]:
+def simulate_warehouse(con: Warehouse | duckdb.DuckDBPyConnection, **kwargs) -> dict[str, pd.DataFrame]:
     tables = simulate_tables(**kwargs)
     load_tables(con, tables)
     return tables

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
@@ -24,7 +23,8 @@ from sklearn.model_selection import StratifiedKFold
 from crmflow.intelligence.config import ChurnConfig, FeatureConfig
 from crmflow.intelligence.features import FEATURE_INPUTS, build_features, churn_labels, staged_inputs
 from crmflow.intelligence.metrics import bootstrap_auc_gain, brier, ranking_metrics
-from crmflow.intelligence.tables import missing_inputs, replace_table
+from crmflow.intelligence.tables import CHURN_SCHEMA, CHURN_SCORES, missing_inputs, replace_output
+from crmflow.warehouse import Warehouse, as_warehouse
 
 SCORE_COLUMNS = ("user_id", "churn_probability", "risk_band", "model_version", "scored_at")
 
@@ -88,7 +88,7 @@ def _empty_scores() -> pd.DataFrame:
 
 
 def train_and_score(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | object,
     as_of: datetime,
     cfg: ChurnConfig,
     features_cfg: FeatureConfig,
@@ -99,6 +99,7 @@ def train_and_score(
     `version_of(decision, params)` returns the version string (injected so this module stays pure);
     by default a plain label is used.
     """
+    wh = as_warehouse(con)
     horizon = timedelta(days=cfg.horizon_days)
     cutoff_train, cutoff_valid = as_of - 2 * horizon, as_of - horizon
     params = {"churn": cfg.model_dump(), "features": features_cfg.model_dump()}
@@ -110,18 +111,18 @@ def train_and_score(
         return ChurnResult(scores=scores, decision=decision, reason=reason, model_version=version(decision),
                            cutoff_train=cutoff_train, cutoff_valid=cutoff_valid, **extra)
 
-    missing = missing_inputs(con, FEATURE_INPUTS)
+    missing = missing_inputs(wh, FEATURE_INPUTS)
     if missing:
         return result(_empty_scores(), "insufficient_data", f"missing input tables: {', '.join(missing)}")
 
     population = "purchasers" if cfg.label == "purchase" else "active"
-    with staged_inputs(con, as_of, features_cfg) as staged:  # one pass over the inputs for three cutoffs
-        train = build_features(con, cutoff_train, features_cfg, population, staged=staged)
-        valid = build_features(con, cutoff_valid, features_cfg, population, categories=train.categories,
+    with staged_inputs(wh, as_of, features_cfg) as staged:  # one pass over the inputs for three cutoffs
+        train = build_features(wh, cutoff_train, features_cfg, population, staged=staged)
+        valid = build_features(wh, cutoff_valid, features_cfg, population, categories=train.categories,
                                staged=staged)
-        score = build_features(con, as_of, features_cfg, population, categories=train.categories, staged=staged)
-    y_train = churn_labels(con, train.frame["user_id"], cutoff_train, cfg.horizon_days, features_cfg, cfg.label)
-    y_valid = churn_labels(con, valid.frame["user_id"], cutoff_valid, cfg.horizon_days, features_cfg, cfg.label)
+        score = build_features(wh, as_of, features_cfg, population, categories=train.categories, staged=staged)
+    y_train = churn_labels(wh, train.frame["user_id"], cutoff_train, cfg.horizon_days, features_cfg, cfg.label)
+    y_valid = churn_labels(wh, valid.frame["user_id"], cutoff_valid, cfg.horizon_days, features_cfg, cfg.label)
 
     metrics: dict[str, Any] = {
         "cutoff_train": cutoff_train.isoformat(),
@@ -238,7 +239,7 @@ def _bands(scores: pd.DataFrame) -> dict[str, int]:
 
 
 def score_with_stored(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: ChurnConfig, features_cfg: FeatureConfig,
+    con: Warehouse | object, as_of: datetime, cfg: ChurnConfig, features_cfg: FeatureConfig,
     artifact: dict[str, Any], model_version: str,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score every user at `as_of` with a stored artefact (no features at past cutoffs, no fit).
@@ -258,10 +259,6 @@ def score_with_stored(
     return scores, {"scored_rows": int(len(scores)), "risk_bands": _bands(scores)}
 
 
-def write_churn_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
-    replace_table(
-        con, "customer_churn_scores", scores,
-        "user_id::varchar as user_id, churn_probability::double as churn_probability, "
-        "risk_band::varchar as risk_band, model_version::varchar as model_version, "
-        "scored_at::timestamptz as scored_at",
-    )
+def write_churn_scores(con: Warehouse | object, scores: pd.DataFrame) -> None:
+    """Replace customer_churn_scores (call inside the step's transaction)."""
+    replace_output(as_warehouse(con), CHURN_SCORES, scores, CHURN_SCHEMA)

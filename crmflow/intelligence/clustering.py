@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from sklearn.cluster import MiniBatchKMeans
@@ -22,8 +22,16 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from crmflow.intelligence.config import ClusteringConfig, FeatureConfig
+from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE
 from crmflow.intelligence.features import FEATURE_INPUTS, build_features
-from crmflow.intelligence.tables import existing_tables, missing_inputs, replace_table
+from crmflow.intelligence.tables import (
+    CLUSTERS,
+    CLUSTERS_SCHEMA,
+    missing_inputs,
+    output_relation,
+    replace_output,
+)
+from crmflow.warehouse import Warehouse, as_warehouse
 
 LOG_FEATURES = ("frequency", "monetary", "avg_basket", "recency_days", "tenure_days", "events_90d",
                 "active_days_30d")
@@ -41,16 +49,9 @@ WORDS: dict[str, tuple[str | None, str | None]] = {
     "mobile_order_share": ("mobile", "web"),
 }
 
-CENTROIDS_DDL = """
-create table if not exists intelligence_cluster_centroids (
-    as_of timestamptz not null,
-    cluster_id integer not null,
-    cluster_label varchar not null,
-    size bigint not null,
-    feature varchar not null,          -- transformed feature (log1p where heavy-tailed), not standardised
-    value double
-)
-"""
+CENTROIDS_SCHEMA = pa.schema([("as_of", pa.timestamp("us", tz="UTC")), ("cluster_id", pa.int32()),
+                              ("cluster_label", pa.string()), ("size", pa.int64()), ("feature", pa.string()),
+                              ("value", pa.float64())])
 
 
 @dataclass
@@ -260,36 +261,39 @@ def assign_clusters(features: pd.DataFrame, model: dict[str, Any]) -> tuple[pd.D
     return assignments, centroids
 
 
-def previous_centroids(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame | None:
+def previous_centroids(con: Warehouse | object, as_of: datetime) -> pd.DataFrame | None:
     """The latest stored centroids strictly before `as_of`, wide (cluster_id + feature columns)."""
-    if "intelligence_cluster_centroids" not in existing_tables(con):
+    wh = as_warehouse(con)
+    centroids = wh.relation("ops", "intelligence_cluster_centroids")
+    if not wh.table_exists(centroids):
         return None
-    long = con.execute(
-        """
-        select cluster_id, feature, value from intelligence_cluster_centroids
-        where as_of = (select max(as_of) from intelligence_cluster_centroids where as_of < $as_of)
+    long = wh.fetch_arrow(
+        f"""
+        select cluster_id, feature, value from {centroids}
+        where as_of = (select max(as_of) from {centroids} where as_of < $as_of)
         """,
         {"as_of": as_of},
-    ).df()
+    ).to_pandas()
     if long.empty:
         return None
     return long.pivot(index="cluster_id", columns="feature", values="value").reset_index()
 
 
 def run_clustering(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: ClusteringConfig, features_cfg: FeatureConfig,
+    con: Warehouse | object, as_of: datetime, cfg: ClusteringConfig, features_cfg: FeatureConfig,
     stored: dict[str, Any] | None = None,
 ) -> ClusteringResult:
     """Fit and assign everyone; with `stored` (a model from fit_cluster_model), only assign."""
     empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "cluster_id": pd.Series(dtype="int64"),
                           "cluster_label": pd.Series(dtype=object), "distance": pd.Series(dtype="float64"),
                           "as_of": pd.Series(dtype="datetime64[us, UTC]")})
-    missing = missing_inputs(con, FEATURE_INPUTS)
+    wh = as_warehouse(con)
+    missing = missing_inputs(wh, FEATURE_INPUTS)
     if missing:
         return ClusteringResult(empty, pd.DataFrame(), "insufficient_data",
                                 f"missing input tables: {', '.join(missing)}")
     cats = tuple(stored["categories"].values()) if stored is not None else None
-    feats = build_features(con, as_of, features_cfg, "all", categories=cats)
+    feats = build_features(wh, as_of, features_cfg, "all", categories=cats)
     if len(feats.frame) < cfg.min_users:
         return ClusteringResult(empty, pd.DataFrame(), "insufficient_data",
                                 f"{len(feats.frame)} users (< {cfg.min_users}): not clustered",
@@ -304,8 +308,8 @@ def run_clustering(
         categories = dict(zip(feats.feature_names[-len(feats.categories):], feats.categories, strict=True)) \
             if feats.categories else {}
         assignments, centroids, metrics, model = fit_cluster_model(feats.frame, categories, cfg,
-                                                                   previous_centroids(con, as_of))
-    metrics.update(_same_cluster_share(con, assignments))
+                                                                   previous_centroids(wh, as_of))
+    metrics.update(_same_cluster_share(wh, assignments))
     metrics["users"] = int(len(assignments))
     assignments["as_of"] = as_of
     reason = f"{metrics['k']} clusters, silhouette {metrics['silhouette']:.3f}" if metrics["silhouette"] is not None \
@@ -313,37 +317,33 @@ def run_clustering(
     return ClusteringResult(assignments, centroids, "clustered", reason, metrics, model)
 
 
-def _same_cluster_share(con: duckdb.DuckDBPyConnection, assignments: pd.DataFrame) -> dict[str, Any]:
-    """Share of users present in the previous table who keep their cluster id (a join in DuckDB)."""
-    if "customer_clusters" not in existing_tables(con):
+def _same_cluster_share(wh: Warehouse, assignments: pd.DataFrame) -> dict[str, Any]:
+    """Share of users present in the previous table who keep their cluster id (a join in the warehouse)."""
+    previous = output_relation(wh, CLUSTERS)
+    if not wh.table_exists(previous):
         return {}
-    con.register("_new_clusters", assignments[["user_id", "cluster_id"]])
+    new = wh.create_temp_table("_new_clusters", pa.table({
+        "user_id": pa.array(assignments["user_id"].to_numpy(), pa.string()),
+        "cluster_id": pa.array(assignments["cluster_id"].to_numpy(), pa.int32())}))
     try:
-        share = con.execute("select avg((n.cluster_id = b.cluster_id)::double) from _new_clusters n "
-                            "join customer_clusters b using (user_id)").fetchall()[0][0]
+        share = wh.scalar(f"select avg(case when n.cluster_id = b.cluster_id then 1.0 else 0.0 end) from {new} n "
+                          f"join {previous} b on b.user_id = n.user_id")
     finally:
-        con.unregister("_new_clusters")
+        wh.drop_table(new)
     return {"users_same_cluster_share": float(share)} if share is not None else {}
 
 
-def write_clusters(con: duckdb.DuckDBPyConnection, result: ClusteringResult, as_of: datetime) -> None:
-    replace_table(
-        con, "customer_clusters", result.assignments,
-        "user_id::varchar as user_id, cluster_id::integer as cluster_id, cluster_label::varchar as cluster_label, "
-        "distance::double as distance, as_of::timestamptz as as_of",
-    )
-    con.execute(CENTROIDS_DDL)
-    con.execute("delete from intelligence_cluster_centroids where as_of = ?", [as_of])
+def write_clusters(con: Warehouse | object, result: ClusteringResult, as_of: datetime) -> None:
+    """Replace customer_clusters and this as-of's centroids (call inside the step's transaction)."""
+    wh = as_warehouse(con)
+    replace_output(wh, CLUSTERS, result.assignments, CLUSTERS_SCHEMA)
+    wh.execute(wh.render(CENTROIDS_TEMPLATE))  # migration 41's idempotent DDL: callable inside a transaction
+    centroids = wh.relation("ops", "intelligence_cluster_centroids")
+    wh.execute(f"delete from {centroids} where as_of = $as_of", {"as_of": as_of})
     if result.centroids.empty:
         return
     long = result.centroids.melt(id_vars=["cluster_id", "cluster_label", "size"], var_name="feature",
                                  value_name="value")
     long["as_of"] = as_of
-    con.register("_centroids", long)
-    try:
-        con.execute(
-            "insert into intelligence_cluster_centroids select as_of, cluster_id, cluster_label, size, feature, "
-            "value from _centroids"
-        )
-    finally:
-        con.unregister("_centroids")
+    wh.write_arrow(pa.Table.from_pandas(long[CENTROIDS_SCHEMA.names], preserve_index=False).cast(CENTROIDS_SCHEMA),
+                   centroids)

@@ -1,4 +1,4 @@
-"""Per-user features and churn labels, computed in DuckDB as of an explicit cutoff.
+"""Per-user features and churn labels, computed in the warehouse (portable SQL) as of an explicit cutoff.
 
 Everything here reads only rows strictly before the cutoff (orders, order lines, events) plus
 registration attributes fixed at sign-up, so the same cutoff gives the same features whatever
@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crmflow.intelligence.config import FeatureConfig
 from crmflow.intelligence.tables import sql_list
+from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.warehouse.dialect import binary_order, epoch_us, floor_div
 
 FEATURE_INPUTS = ("customer_profile", "stg_shop__orders", "stg_shop__order_items", "events_stitched")
 
@@ -92,79 +94,81 @@ class StagedInputs:
 # The per-(user, day, q) event stage is kept in the warehouse, so the steps of one run at the same
 # as-of (churn, clusters) share the one pass over events_stitched (~17 s at 1M users). The marker
 # table holds the as-of and a signature of the stage's sources; a differing marker rebuilds it.
+# DuckDB only (the signature reads DuckDB's catalog); on PostgreSQL each step stages its own copy
+# until the stage is a dbt model (docs/intelligence.md, Features).
 EVENT_STAGE = "intelligence_event_stage"
 EVENT_STAGE_MARKER = "intelligence_event_stage_marker"
 
 
-def _event_stage_select(source: str) -> str:
+def _event_stage_select(source: str, dialect: str) -> str:
+    q = floor_div(f"{epoch_us('$as_of', dialect)} - {epoch_us('event_at', dialect)} + {DAY_US - 1}",
+                  str(DAY_US), dialect)
     return f"""
         with per_day_q as (
-            select user_id, (epoch_us($as_of) - epoch_us(event_at) + {DAY_US - 1}) // {DAY_US} as q,
-                   cast(event_at as date) as day, count(*) as n, max(event_at) as last_at
+            select user_id, {q} as q, cast(event_at as date) as day, count(*) as n, max(event_at) as last_at
             from {source}
             where event_at < $as_of and user_id is not null
-            group by all
+            group by 1, 2, 3
         )
         -- A date spans at most two q values (when the as-of is not midnight); `later` marks the
         -- second, so distinct active days in a window are rows minus `later` rows whose first
         -- part is in the window too (no count(distinct) per cutoff).
-        select *, q > min(q) over (partition by user_id, day) as later from per_day_q
+        select user_id, q, day, n, last_at, q > min(q) over (partition by user_id, day) as later
+        from per_day_q
     """
 
 
-def event_stage_signature(con: duckdb.DuckDBPyConnection) -> str | None:
+def event_stage_signature(wh: Warehouse) -> str | None:
     """What the events_stitched view reads, cheaply: None when it cannot be told (then no sharing).
 
     The dbt layout: events_stitched and stg_tracking__events are views over raw_events (appended by
     the ingest, each row stamped with _loaded_at) joined to the identity_map table. The signature is
     the two views' SQL (it holds dbt's as_of), raw_events' row count and latest _loaded_at, and
-    identity_map's row count and an order-independent hash of its rows.
+    identity_map's row count and an order-independent hash of its rows. DuckDB only (its catalog
+    and hash()); None on any other engine.
     """
-    views = dict(con.execute(
+    if wh.dialect != "duckdb":
+        return None
+    views = dict(wh.fetch_rows(
         "select view_name, sql from duckdb_views() where not internal and schema_name = current_schema() "
-        "and view_name in ('events_stitched', 'stg_tracking__events')").fetchall())
-    tables = {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where schema_name = current_schema() "
-        "and table_name in ('raw_events', 'identity_map')").fetchall()}
-    loaded = con.execute("select count(*) from duckdb_columns() where schema_name = current_schema() "
-                         "and table_name = 'raw_events' and column_name = '_loaded_at'").fetchall()[0][0]
+        "and view_name in ('events_stitched', 'stg_tracking__events')"))
+    tables = {t for t in ("raw_events", "identity_map") if wh.table_exists(t)}
+    loaded = wh.scalar("select count(*) from information_schema.columns where table_schema = current_schema() "
+                       "and table_name = 'raw_events' and column_name = '_loaded_at'")
     if len(views) != 2 or tables != {"raw_events", "identity_map"} or not loaded:
         return None
-    raw = con.execute("select count(*), max(_loaded_at)::varchar from raw_events").fetchall()[0]
-    ids = con.execute("select count(*), bit_xor(hash(t)) from identity_map t").fetchall()[0]
+    raw = wh.fetch_rows("select count(*), cast(max(_loaded_at) as varchar) from raw_events")[0]
+    ids = wh.fetch_rows("select count(*), bit_xor(hash(t)) from identity_map t")[0]
     return repr((views["events_stitched"], views["stg_tracking__events"], raw, ids))
 
 
-def _shared_event_stage(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str | None:
+def _shared_event_stage(wh: Warehouse, as_of: datetime) -> str | None:
     """Name of the warehouse event stage at `as_of`, built unless its marker matches; None = not shareable."""
-    sig = event_stage_signature(con)
+    sig = event_stage_signature(wh)
     if sig is None:
         return None
-    have = {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where schema_name = current_schema() "
-        f"and table_name in ('{EVENT_STAGE}', '{EVENT_STAGE_MARKER}')").fetchall()}
-    if have == {EVENT_STAGE, EVENT_STAGE_MARKER}:
-        marker = con.execute(f"select as_of, signature from {EVENT_STAGE_MARKER}").fetchall()
+    if wh.table_exists(EVENT_STAGE) and wh.table_exists(EVENT_STAGE_MARKER):
+        marker = wh.fetch_rows(f"select as_of, signature from {EVENT_STAGE_MARKER}")
         if len(marker) == 1 and marker[0][0] == as_of and marker[0][1] == sig:
             return EVENT_STAGE
-    con.execute(f"drop table if exists {EVENT_STAGE_MARKER}")
-    con.execute(f"create or replace table {EVENT_STAGE} as {_event_stage_select('events_stitched')}",
-                {"as_of": as_of})
-    con.execute(f"create table {EVENT_STAGE_MARKER} as select $as_of::timestamptz as as_of, $sig as signature",
-                {"as_of": as_of, "sig": sig})
+    wh.execute(f"drop table if exists {EVENT_STAGE_MARKER}")
+    wh.execute(f"drop table if exists {EVENT_STAGE}")
+    wh.execute(f"create table {EVENT_STAGE} as {_event_stage_select('events_stitched', wh.dialect)}",
+               {"as_of": as_of})
+    wh.execute(f"create table {EVENT_STAGE_MARKER} as select cast($as_of as timestamptz) as as_of, "
+               "cast($sig as varchar) as signature", {"as_of": as_of, "sig": sig})
     return EVENT_STAGE
 
 
 @contextmanager
-def staged_inputs(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: FeatureConfig, share: bool = True
-) -> Iterator[StagedInputs]:
+def staged_inputs(con: object, as_of: datetime, cfg: FeatureConfig, share: bool = True) -> Iterator[StagedInputs]:
     """Stage the inputs at `as_of`. share: use (or build) the warehouse event stage when its sources
     can be signed (see event_stage_signature); otherwise, or with share=False, a temp table."""
+    wh = as_warehouse(con)
     n = next(_stage_ids)
     lines, temp_events = f"_intel_lines_{n}", f"_intel_event_days_{n}"
     try:
-        con.execute(
+        wh.execute(
             f"""
             create temp table {lines} as
             select user_id, ordered_at, category, line_amount from stg_shop__order_items
@@ -172,60 +176,76 @@ def staged_inputs(
             """,
             {"as_of": as_of},
         )
-        event_days = _shared_event_stage(con, as_of) if share else None
+        event_days = _shared_event_stage(wh, as_of) if share else None
         if event_days is None:
-            con.execute(f"create temp table {temp_events} as {_event_stage_select('events_stitched')}",
-                        {"as_of": as_of})
+            wh.execute(f"create temp table {temp_events} as {_event_stage_select('events_stitched', wh.dialect)}",
+                       {"as_of": as_of})
             event_days = temp_events
         yield StagedInputs(as_of, lines, event_days)
     finally:
-        con.execute(f"drop table if exists {lines}")
-        con.execute(f"drop table if exists {temp_events}")
+        wh.execute(f"drop table if exists {lines}")
+        wh.execute(f"drop table if exists {temp_events}")
 
 
 def top_categories(
-    con: duckdb.DuckDBPyConnection, cutoff: datetime, cfg: FeatureConfig, staged: StagedInputs | None = None
+    con: object, cutoff: datetime, cfg: FeatureConfig, staged: StagedInputs | None = None
 ) -> tuple[str, ...]:
     """The categories with the most paid revenue before the cutoff (ties broken by name)."""
     if cfg.top_categories == 0:
         return ()
+    wh = as_warehouse(con)
     source = staged.lines if staged is not None else (
-        f"(select * from stg_shop__order_items where status in {sql_list(cfg.paid_statuses)})")
-    rows = con.execute(
+        f"(select * from stg_shop__order_items where status in {sql_list(cfg.paid_statuses)}) lines")
+    rows = wh.fetch_rows(
         f"""
         select category from {source}
         where ordered_at < $cutoff and category is not null
-        group by category order by sum(line_amount) desc, category limit {cfg.top_categories}
+        group by category
+        order by sum(line_amount) desc nulls last, {binary_order('category', wh.dialect)}
+        limit {int(cfg.top_categories)}
         """,
         {"cutoff": cutoff},
-    ).fetchall()
+    )
     return tuple(r[0] for r in rows)
 
 
+ORDER_STAT_COLUMNS = ("frequency", "monetary", "first_order_at", "last_order_at", "orders_30d", "orders_90d",
+                      "orders_180d", "revenue_90d", "mobile_order_share")
+EVENT_STAT_COLUMNS = ("last_event_at", "events_30d", "events_90d", "active_days_30d")
+
+
+def _days_between(later: str, earlier: str, dialect: str) -> str:
+    """(later - earlier) in days as double precision, from exact microseconds."""
+    return (f"cast({epoch_us(later, dialect)} - {epoch_us(earlier, dialect)} as double precision)"
+            " / 1e6 / 86400.0")
+
+
 def build_features(
-    con: duckdb.DuckDBPyConnection,
+    con: object,
     cutoff: datetime,
     cfg: FeatureConfig,
     population: Population = "all",
     categories: tuple[str, ...] | None = None,
     staged: StagedInputs | None = None,
 ) -> FeatureFrame:
-    """One row per user in the population at `cutoff`.
+    """One row per user in the population at `cutoff`, ordered by user_id (code point order).
 
     population: all = registered or purchased before the cutoff; purchasers = at least one paid order
     before it; active = a paid order or an event before it. `categories` fixes the category-share
     columns (pass the training run's list when scoring, so the columns line up). `staged`: inputs
     staged at an as-of a whole number of days after the cutoff (several cutoffs, one pass).
     """
+    wh = as_warehouse(con)
     if staged is None:
-        with staged_inputs(con, cutoff, cfg) as fresh:
-            return build_features(con, cutoff, cfg, population, categories, fresh)
+        with staged_inputs(wh, cutoff, cfg) as fresh:
+            return build_features(wh, cutoff, cfg, population, categories, fresh)
     k = staged.offset_days(cutoff)
-    cats = top_categories(con, cutoff, cfg, staged) if categories is None else categories
+    d = wh.dialect
+    cats = top_categories(wh, cutoff, cfg, staged) if categories is None else categories
     cat_cols = tuple(_category_column(c) for c in cats)
     cat_select = "".join(
-        f",\n coalesce(sum(line_amount) filter (where category = {sql_list([c])}) / nullif(sum(line_amount), 0), 0)"
-        f" as {col}"
+        f",\n coalesce(cast(sum(line_amount) filter (where category = {sql_list([c])}) as double precision)"
+        f" / nullif(cast(sum(line_amount) as double precision), 0), 0) as {col}"
         for c, col in zip(cats, cat_cols, strict=True)
     )
     paid = sql_list(cfg.paid_statuses)
@@ -234,6 +254,7 @@ def build_features(
         "purchasers": "o.user_id is not null",
         "active": "(o.user_id is not null or e.user_id is not null)",
     }[population]
+    stat_columns = ", ".join([*(f"o.{c}" for c in ORDER_STAT_COLUMNS), *(f"e.{c}" for c in EVENT_STAT_COLUMNS)])
     sql = f"""
     with orders_paid as (
         select user_id, ordered_at, amount, channel from stg_shop__orders
@@ -242,15 +263,18 @@ def build_features(
     order_stats as (
         select
             user_id,
-            count(*)::double as frequency,
-            sum(amount)::double as monetary,
+            cast(count(*) as double precision) as frequency,
+            cast(sum(amount) as double precision) as monetary,
             min(ordered_at) as first_order_at,
             max(ordered_at) as last_order_at,
-            count(*) filter (where ordered_at >= $cutoff - interval 30 day)::double as orders_30d,
-            count(*) filter (where ordered_at >= $cutoff - interval 90 day)::double as orders_90d,
-            count(*) filter (where ordered_at >= $cutoff - interval 180 day)::double as orders_180d,
-            coalesce(sum(amount) filter (where ordered_at >= $cutoff - interval 90 day), 0)::double as revenue_90d,
-            avg(case when lower(channel) in {sql_list(cfg.mobile_channels)} then 1.0 else 0.0 end) as mobile_order_share
+            cast(count(*) filter (where ordered_at >= $cutoff - interval '30 days') as double precision) as orders_30d,
+            cast(count(*) filter (where ordered_at >= $cutoff - interval '90 days') as double precision) as orders_90d,
+            cast(count(*) filter (where ordered_at >= $cutoff - interval '180 days') as double precision)
+                as orders_180d,
+            cast(coalesce(sum(amount) filter (where ordered_at >= $cutoff - interval '90 days'), 0)
+                 as double precision) as revenue_90d,
+            cast(avg(case when lower(channel) in {sql_list(cfg.mobile_channels)} then 1.0 else 0.0 end)
+                 as double precision) as mobile_order_share
         from orders_paid group by user_id
     ),
     category_stats as (
@@ -263,10 +287,11 @@ def build_features(
         select
             user_id,
             max(last_at) as last_event_at,
-            coalesce(sum(n) filter (where q <= {k + 30}), 0)::double as events_30d,
-            coalesce(sum(n) filter (where q <= {k + 90}), 0)::double as events_90d,
-            (count(*) filter (where q <= {k + 30})
-             - count(*) filter (where later and q > {k + 1} and q <= {k + 30}))::double as active_days_30d
+            cast(coalesce(sum(n) filter (where q <= {k + 30}), 0) as double precision) as events_30d,
+            cast(coalesce(sum(n) filter (where q <= {k + 90}), 0) as double precision) as events_90d,
+            cast(count(*) filter (where q <= {k + 30})
+                 - count(*) filter (where later and q > {k + 1} and q <= {k + 30}) as double precision)
+                as active_days_30d
         from {staged.event_days}
         where q > {k}
         group by user_id
@@ -280,24 +305,22 @@ def build_features(
             coalesce(p.user_id, o.user_id, e.user_id) as user_id,
             case when p.registered_at < $cutoff then p.registered_at end as registered_at,
             p.customer_type,
-            o.* exclude (user_id),
-            e.* exclude (user_id)
+            {stat_columns}
         from users p
         full join order_stats o on o.user_id = p.user_id
         full join event_stats e on e.user_id = coalesce(p.user_id, o.user_id)
         where {population_filter}
     )
     select
-        p.user_id::varchar as user_id,
+        cast(p.user_id as varchar) as user_id,
         coalesce(p.frequency, 0) as frequency,
         coalesce(p.monetary, 0) as monetary,
         coalesce(p.monetary / nullif(p.frequency, 0), 0) as avg_basket,
-        (epoch_us($cutoff) - epoch_us(p.last_order_at)) / 1e6 / 86400.0 as recency_days,
-        greatest((epoch_us($cutoff) - epoch_us(least(coalesce(p.registered_at, p.first_order_at),
-                                                     coalesce(p.first_order_at, p.registered_at)))) / 1e6 / 86400.0,
-                 0) as tenure_days,
+        {_days_between('$cutoff', 'p.last_order_at', d)} as recency_days,
+        greatest({_days_between('$cutoff', 'least(coalesce(p.registered_at, p.first_order_at), '
+                                'coalesce(p.first_order_at, p.registered_at))', d)}, 0) as tenure_days,
         case when p.frequency >= 2
-             then (epoch_us(p.last_order_at) - epoch_us(p.first_order_at)) / 1e6 / 86400.0 / (p.frequency - 1)
+             then {_days_between('p.last_order_at', 'p.first_order_at', d)} / (p.frequency - 1)
         end as mean_gap_days,
         coalesce(p.orders_30d, 0) as orders_30d,
         coalesce(p.orders_90d, 0) as orders_90d,
@@ -306,15 +329,16 @@ def build_features(
         coalesce(p.events_30d, 0) as events_30d,
         coalesce(p.events_90d, 0) as events_90d,
         coalesce(p.active_days_30d, 0) as active_days_30d,
-        (epoch_us($cutoff) - epoch_us(p.last_event_at)) / 1e6 / 86400.0 as days_since_last_event,
+        {_days_between('$cutoff', 'p.last_event_at', d)} as days_since_last_event,
         coalesce(p.mobile_order_share, 0) as mobile_order_share,
-        case when lower(p.customer_type) in ('business', 'b2b', 'company') then 1.0 else 0.0 end as is_business
+        cast(case when lower(p.customer_type) in ('business', 'b2b', 'company') then 1 else 0 end
+             as double precision) as is_business
         {"".join(f", coalesce(c.{col}, 0) as {col}" for col in cat_cols)}
     from population p
     left join category_stats c on c.user_id = p.user_id
-    order by p.user_id
+    order by {binary_order('p.user_id', d)}
     """
-    frame = con.execute(sql, {"cutoff": cutoff}).df()
+    frame = wh.fetch_arrow(sql, {"cutoff": cutoff}).to_pandas()
     frame["user_id"] = frame["user_id"].astype(object)
     numeric = [c for c in frame.columns if c != "user_id"]
     frame[numeric] = frame[numeric].astype("float64")
@@ -325,7 +349,7 @@ def build_features(
 
 
 def churn_labels(
-    con: duckdb.DuckDBPyConnection,
+    con: object,
     user_ids: pd.Series,
     cutoff: datetime,
     horizon_days: int,
@@ -333,28 +357,30 @@ def churn_labels(
     label: Literal["purchase", "activity"] = "purchase",
 ) -> np.ndarray:
     """1 = churned: no paid order (and, for label=activity, no event) in [cutoff, cutoff + horizon)."""
+    wh = as_warehouse(con)
     end = cutoff + timedelta(days=horizon_days)
     activity_union = (
         "union select user_id from events_stitched where event_at >= $cutoff and event_at < $end"
         if label == "activity"
         else ""
     )
-    con.register("_label_users", pd.DataFrame({"user_id": user_ids.astype(str).to_numpy()}))
+    users = wh.create_temp_table(f"_label_users_{next(_stage_ids)}",
+                                 pa.table({"user_id": pa.array(user_ids.astype(str).to_numpy(), pa.string())}))
     try:
-        frame = con.execute(
+        frame = wh.fetch_arrow(
             f"""
             with returned as (
                 select user_id from stg_shop__orders
                 where ordered_at >= $cutoff and ordered_at < $end and status in {sql_list(cfg.paid_statuses)}
                 {activity_union}
             )
-            select u.user_id, (r.user_id is null)::int as churned
-            from _label_users u left join (select distinct user_id from returned) r using (user_id)
+            select u.user_id, case when r.user_id is null then 1 else 0 end as churned
+            from {users} u left join (select distinct user_id from returned) r on r.user_id = u.user_id
             """,
             {"cutoff": cutoff, "end": end},
-        ).df()
+        ).to_pandas()
     finally:
-        con.unregister("_label_users")
+        wh.drop_table(users)
     # Re-align to the caller's order (the join does not keep it).
     aligned = frame.set_index("user_id")["churned"].reindex(user_ids.astype(str).to_numpy())
     return aligned.to_numpy(dtype=np.int8)

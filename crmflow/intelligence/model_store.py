@@ -15,37 +15,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import joblib
+
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-MODEL_RUNS_DDL = """
-create table if not exists intelligence_model_runs (
-    model_name varchar not null,      -- churn | clustering | recommendations
-    model_version varchar not null,
-    as_of timestamptz not null,
-    data_cutoff timestamptz,          -- the newest data the fitted model saw
-    decision varchar not null,        -- e.g. model | baseline | insufficient_data
-    params json,
-    metrics json,
-    artifact_path varchar,
-    primary key (model_name, as_of)
-)
-"""
-# Added by the retraining cadence (warehouses created before it get them on the next run).
-RUN_CADENCE_COLUMNS = (
-    ("fit", "varchar"),                # trained | reused (a stored model scored this run)
-    ("trained_as_of", "timestamptz"),  # as-of of the run that fitted the model in use
-    ("signature", "varchar"),          # hash of the parameters and the package source, no cutoff
-)
-
-
 def model_dir(warehouse: Path | str, env: dict[str, str] | None = None) -> Path:
-    """var/models next to the warehouse file, unless CRMFLOW_MODEL_DIR says otherwise."""
+    """var/models next to the warehouse file (./var/models for a server warehouse such as a
+    postgresql:// URL), unless CRMFLOW_MODEL_DIR says otherwise."""
     env = dict(os.environ) if env is None else env
     override = env.get("CRMFLOW_MODEL_DIR")
-    return Path(override).resolve() if override else Path(warehouse).resolve().parent / "models"
+    if override:
+        return Path(override).resolve()
+    if "://" in str(warehouse):
+        return Path("var/models").resolve()
+    return Path(warehouse).resolve().parent / "models"
 
 
 def code_version() -> str:
@@ -79,14 +64,12 @@ class TrainedRun:
     artifact_path: str | None
 
 
-def ensure_runs_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MODEL_RUNS_DDL)
-    for column, kind in RUN_CADENCE_COLUMNS:
-        con.execute(f"alter table intelligence_model_runs add column if not exists {column} {kind}")
+def runs_relation(wh: Warehouse) -> str:
+    return wh.relation("ops", "intelligence_model_runs")
 
 
 def reusable_run(
-    con: duckdb.DuckDBPyConnection, model_name: str, as_of: datetime, sig: str, retrain_every_days: int,
+    con: Warehouse | object, model_name: str, as_of: datetime, sig: str, retrain_every_days: int,
     needs_artifact: bool = True,
 ) -> TrainedRun | None:
     """The latest model trained before `as_of`, less than `retrain_every_days` older than it, with the
@@ -96,16 +79,17 @@ def reusable_run(
     """
     if retrain_every_days <= 0:
         return None
-    ensure_runs_table(con)
-    rows = con.execute(
-        """
-        select model_version, trained_as_of, decision, metrics, artifact_path from intelligence_model_runs
+    wh = as_warehouse(con)
+    apply_migrations(wh)
+    rows = wh.fetch_rows(
+        f"""
+        select model_version, trained_as_of, decision, metrics, artifact_path from {runs_relation(wh)}
         where model_name = $name and fit = 'trained' and signature = $sig and decision <> 'insufficient_data'
-          and as_of < $as_of and as_of > $as_of - to_days($days)
+          and as_of < $as_of and as_of > $as_of - interval '1 day' * $days
         order by as_of desc limit 1
         """,
-        {"name": model_name, "sig": sig, "as_of": as_of, "days": retrain_every_days},
-    ).fetchall()
+        {"name": model_name, "sig": sig, "as_of": as_of, "days": int(retrain_every_days)},
+    )
     if not rows:
         return None
     version, trained, decision, metrics, path = rows[0]
@@ -138,7 +122,7 @@ def json_safe(value: Any) -> Any:
 
 
 def record_run(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | object,
     *,
     model_name: str,
     model_version: str,
@@ -152,18 +136,24 @@ def record_run(
     trained_as_of: datetime | None = None,
     sig: str | None = None,
 ) -> None:
-    """One row per model and as-of; re-running the same as-of replaces it."""
-    ensure_runs_table(con)
-    con.execute("delete from intelligence_model_runs where model_name = ? and as_of = ?", [model_name, as_of])
-    con.execute(
-        "insert into intelligence_model_runs (model_name, model_version, as_of, data_cutoff, decision, params, "
+    """One row per model and as-of; re-running the same as-of replaces it.
+
+    Runs inside the step's transaction: the migrations (apply_migrations) must have run before it.
+    """
+    wh = as_warehouse(con)
+    runs = runs_relation(wh)
+    wh.execute(f"delete from {runs} where model_name = $name and as_of = $as_of", {"name": model_name, "as_of": as_of})
+    wh.execute(
+        f"insert into {runs} (model_name, model_version, as_of, data_cutoff, decision, params, "
         "metrics, artifact_path, fit, trained_as_of, signature) "
-        "values (?, ?, ?, ?, ?, ?::json, ?::json, ?, ?, ?, ?)",
-        [
-            model_name, model_version, as_of, data_cutoff, decision,
-            json.dumps(json_safe(params), sort_keys=True, default=str),
-            json.dumps(json_safe(metrics), sort_keys=True, default=str),
-            str(artifact_path) if artifact_path else None,
-            fit, trained_as_of or as_of, sig,
-        ],
+        "values ($name, $version, $as_of, $cutoff, $decision, cast($params as json), cast($metrics as json), "
+        "$path, $fit, $trained, $sig)",
+        {
+            "name": model_name, "version": model_version, "as_of": as_of, "cutoff": data_cutoff,
+            "decision": decision,
+            "params": json.dumps(json_safe(params), sort_keys=True, default=str),
+            "metrics": json.dumps(json_safe(metrics), sort_keys=True, default=str),
+            "path": str(artifact_path) if artifact_path else None,
+            "fit": fit, "trained": trained_as_of or as_of, "sig": sig,
+        },
     )

@@ -14,14 +14,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
 from crmflow.intelligence.config import FeatureConfig, RecommendationConfig
-from crmflow.intelligence.tables import existing_tables, missing_inputs, replace_table, sql_list
+from crmflow.intelligence.tables import (
+    CLUSTERS,
+    RECOMMENDATIONS,
+    RECOMMENDATIONS_SCHEMA,
+    as_arrow,
+    missing_inputs,
+    output_relation,
+    replace_output,
+    sql_list,
+)
+from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.warehouse.dialect import binary_order
 
 REASONS = np.array(["co_purchase", "popular_in_segment", "popular"], dtype=object)
 REC_INPUTS = ("customer_profile", "stg_shop__order_items")
@@ -220,16 +230,25 @@ class PurchaseData:
     pair_held: np.ndarray  # True: bought in the user's last order (users with 2+ orders)
 
 
-def _load(con: duckdb.DuckDBPyConnection, as_of: datetime, fcfg: FeatureConfig) -> PurchaseData:
-    """Codes computed in DuckDB and fetched as Arrow/numpy: no per-line Python objects."""
-    tables = existing_tables(con)
-    segment_sql = ("left join customer_clusters c on c.user_id = u.user_id"
-                   if "customer_clusters" in tables else "left join (select null::varchar as user_id, "
-                   "null::integer as cluster_id) c on false")
+def _load(wh: Warehouse, as_of: datetime, fcfg: FeatureConfig) -> PurchaseData:
+    """Codes computed in the warehouse and fetched as Arrow/numpy: no per-line Python objects.
+
+    Users, segments and skus are numbered in code point order on every engine (binary_order).
+    """
+    clusters = output_relation(wh, CLUSTERS)
+    segment_sql = (f"left join {clusters} c on c.user_id = u.user_id" if wh.table_exists(clusters)
+                   else "left join (select cast(null as varchar) as user_id, cast(null as integer) as cluster_id) c "
+                   "on false")
     paid = sql_list(fcfg.paid_statuses)
-    con.execute(
+
+    def by(column: str) -> str:
+        return binary_order(column, wh.dialect)
+
+    for temp in ("_rec_users", "_rec_lines"):
+        wh.execute(f"drop table if exists {temp}")
+    wh.execute(
         f"""
-        create or replace temp table _rec_users as
+        create temp table _rec_users as
         with u as (
             select user_id from customer_profile where user_id is not null
             union
@@ -237,56 +256,59 @@ def _load(con: duckdb.DuckDBPyConnection, as_of: datetime, fcfg: FeatureConfig) 
             where ordered_at < $as_of and status in {paid} and user_id is not null
         ),
         seg as (
-            select u.user_id::varchar as user_id, coalesce(c.cluster_id::varchar, '-') as segment
+            select cast(u.user_id as varchar) as user_id, coalesce(cast(c.cluster_id as varchar), '-') as segment
             from u {segment_sql}
         )
-        select user_id, (row_number() over (order by user_id) - 1)::integer as u,
-               (dense_rank() over (order by segment) - 1)::integer as g, segment
+        select user_id, cast(row_number() over (order by {by('user_id')}) - 1 as integer) as u,
+               cast(dense_rank() over (order by {by('segment')}) - 1 as integer) as g, segment
         from seg
         """,
         {"as_of": as_of},
     )
-    con.execute(
+    wh.execute(
         f"""
-        create or replace temp table _rec_lines as
-        select user_id::varchar as user_id, sku::varchar as sku, order_id::varchar as order_id, ordered_at
+        create temp table _rec_lines as
+        select cast(user_id as varchar) as user_id, cast(sku as varchar) as sku, cast(order_id as varchar) as order_id,
+               ordered_at
         from stg_shop__order_items
         where ordered_at < $as_of and status in {paid} and user_id is not null and sku is not null
         """,
         {"as_of": as_of},
     )
     try:
-        users = con.sql("select user_id, g, segment <> '-' as has_segment from _rec_users order by u").to_arrow_table()
-        skus = con.sql("select distinct sku from _rec_lines order by sku").to_arrow_table()
+        users = wh.fetch_arrow("select user_id, g, segment <> '-' as has_segment from _rec_users order by u")
+        skus = wh.fetch_arrow(f"select distinct sku from _rec_lines order by {by('sku')}")
         # Each user's last order (latest ordered_at, then order_id) is held out for the offline
         # check when the user has two or more orders.
-        pairs = con.execute(
-            """
+        pairs = wh.fetch_arrow(
+            f"""
             with orders as (
                 select user_id, order_id, ordered_at,
-                       row_number() over (partition by user_id order by ordered_at desc, order_id desc) as recent,
+                       row_number() over (partition by user_id
+                                          order by ordered_at desc nulls last, {by('order_id')} desc nulls last)
+                           as recent,
                        count(*) over (partition by user_id) as n_orders
-                from (select distinct user_id, order_id, ordered_at from _rec_lines)
+                from (select distinct user_id, order_id, ordered_at from _rec_lines) distinct_orders
             ),
-            items as (select sku, (row_number() over (order by sku) - 1)::integer as i
-                      from (select distinct sku from _rec_lines))
+            items as (select sku, cast(row_number() over (order by {by('sku')}) - 1 as integer) as i
+                      from (select distinct sku from _rec_lines) distinct_skus)
             select distinct u.u, i.i, (o.recent = 1 and o.n_orders >= 2) as held
             from _rec_lines l
-            join _rec_users u using (user_id)
-            join items i using (sku)
+            join _rec_users u on u.user_id = l.user_id
+            join items i on i.sku = l.sku
             join orders o on o.user_id = l.user_id and o.order_id = l.order_id and o.ordered_at = l.ordered_at
             order by 1, 2, 3
             """
-        ).fetchnumpy()
+        )
     finally:
-        con.execute("drop table if exists _rec_users")
-        con.execute("drop table if exists _rec_lines")
+        wh.execute("drop table if exists _rec_users")
+        wh.execute("drop table if exists _rec_lines")
     has_segment = users.column("has_segment").to_numpy()
     groups = users.column("g").to_numpy().astype(np.int64) if has_segment.any() else None
     return PurchaseData(
         user_ids=users.column("user_id").combine_chunks(), skus=skus.column("sku").combine_chunks(), groups=groups,
-        pair_user=np.asarray(pairs["u"], dtype=np.int64), pair_item=np.asarray(pairs["i"], dtype=np.int64),
-        pair_held=np.asarray(pairs["held"], dtype=bool),
+        pair_user=pairs.column("u").to_numpy().astype(np.int64), pair_item=pairs.column("i").to_numpy().astype(np.int64),
+        pair_held=pairs.column("held").to_numpy(zero_copy_only=False).astype(bool),
     )
 
 
@@ -330,7 +352,7 @@ def _block_table(data: PurchaseData, rows: np.ndarray, items: np.ndarray, scores
 
 
 def run_recommendations(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, cfg: RecommendationConfig, fcfg: FeatureConfig,
+    con: Warehouse | object, as_of: datetime, cfg: RecommendationConfig, fcfg: FeatureConfig,
     sink: Callable[[pa.Table], None] | None = None, evaluation: dict[str, Any] | None = None,
 ) -> RecommendationResult:
     """Top-N for every user, scored `cfg.block_users` users at a time.
@@ -342,10 +364,11 @@ def run_recommendations(
     empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "rank": pd.Series(dtype="int64"),
                           "sku": pd.Series(dtype=object), "score": pd.Series(dtype="float64"),
                           "reason": pd.Series(dtype=object)})
-    missing = missing_inputs(con, REC_INPUTS)
+    wh = as_warehouse(con)
+    missing = missing_inputs(wh, REC_INPUTS)
     if missing:
         return RecommendationResult(empty, "insufficient_data", f"missing input tables: {', '.join(missing)}")
-    data = _load(con, as_of, fcfg)
+    data = _load(wh, as_of, fcfg)
     n_users, n_items = len(data.user_ids), len(data.skus)
     if len(data.pair_user) == 0 or n_users == 0:
         return RecommendationResult(empty, "insufficient_data", "no paid order lines before the as-of time",
@@ -376,18 +399,10 @@ def run_recommendations(
     return RecommendationResult(recs, "recommended", f"{rows_out} recommendations for {n_users} users", metrics)
 
 
-REC_SELECT = ("user_id::varchar as user_id, rank::integer as rank, sku::varchar as sku, score::double as score, "
-              "reason::varchar as reason")
+def write_recommendations(con: Warehouse | object, recs: pd.DataFrame | pa.Table) -> None:
+    replace_output(as_warehouse(con), RECOMMENDATIONS, recs, RECOMMENDATIONS_SCHEMA)
 
 
-def write_recommendations(con: duckdb.DuckDBPyConnection, recs: pd.DataFrame | pa.Table) -> None:
-    replace_table(con, "customer_recommendations", recs, REC_SELECT)
-
-
-def append_recommendations(con: duckdb.DuckDBPyConnection, table: str, block: pa.Table) -> None:
-    """Insert one block of rows into `table` (created empty with the contract's types beforehand)."""
-    con.register("_rec_block", block)
-    try:
-        con.execute(f'insert into "{table}" select {REC_SELECT} from _rec_block')
-    finally:
-        con.unregister("_rec_block")
+def append_recommendations(con: Warehouse | object, relation: str, block: pa.Table) -> None:
+    """Append one block of rows to `relation` (created empty with the contract's types beforehand)."""
+    as_warehouse(con).write_arrow(as_arrow(block, RECOMMENDATIONS_SCHEMA), relation)

@@ -1,22 +1,31 @@
-"""Small warehouse helpers: which inputs exist, and writing a result frame as a table."""
+"""Small warehouse helpers: which inputs exist, output relations, and writing a result as a table."""
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from crmflow.warehouse import Warehouse
 
-def existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "select table_name from information_schema.tables where table_schema = current_schema()"
-    ).fetchall()
-    return {r[0] for r in rows}
+# The four outputs (read by dbt as sources) live in the analytics schema (main on DuckDB).
+CLUSTERS, CHURN_SCORES, RECOMMENDATIONS, PRIORITY = (
+    "customer_clusters", "customer_churn_scores", "customer_recommendations", "customer_priority")
+
+CLUSTERS_SCHEMA = pa.schema([("user_id", pa.string()), ("cluster_id", pa.int32()), ("cluster_label", pa.string()),
+                             ("distance", pa.float64()), ("as_of", pa.timestamp("us", tz="UTC"))])
+CHURN_SCHEMA = pa.schema([("user_id", pa.string()), ("churn_probability", pa.float64()), ("risk_band", pa.string()),
+                          ("model_version", pa.string()), ("scored_at", pa.timestamp("us", tz="UTC"))])
+RECOMMENDATIONS_SCHEMA = pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("sku", pa.string()),
+                                    ("score", pa.float64()), ("reason", pa.string())])
 
 
-def missing_inputs(con: duckdb.DuckDBPyConnection, required: tuple[str, ...]) -> list[str]:
-    have = existing_tables(con)
-    return [t for t in required if t not in have]
+def output_relation(wh: Warehouse, table: str) -> str:
+    return wh.relation("analytics", table)
+
+
+def missing_inputs(wh: Warehouse, required: tuple[str, ...]) -> list[str]:
+    """The dbt relations in `required` that do not exist (bare names: found through the search path)."""
+    return [t for t in required if not wh.table_exists(t)]
 
 
 def sql_list(values: tuple[str, ...] | list[str]) -> str:
@@ -26,13 +35,13 @@ def sql_list(values: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame | pa.Table, select: str) -> None:
-    """Create or replace `name` from `frame`; `select` casts columns so empty frames keep their types.
+def as_arrow(frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> pa.Table:
+    """`frame` with exactly the contract's columns and types (an empty frame keeps its types too)."""
+    if isinstance(frame, pd.DataFrame):
+        frame = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+    return frame.select(schema.names).cast(schema)
 
-    `select` is a select list over the registered frame `_frame`, e.g. "user_id::varchar as user_id".
-    """
-    con.register("_frame", frame)
-    try:
-        con.execute(f'create or replace table "{name}" as select {select} from _frame')
-    finally:
-        con.unregister("_frame")
+
+def replace_output(wh: Warehouse, table: str, frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> None:
+    """Replace an output table with `frame` typed by `schema` (inside the caller's transaction)."""
+    wh.write_arrow(as_arrow(frame, schema), output_relation(wh, table), mode="replace")
