@@ -10,13 +10,7 @@ import pytest
 from helpers_journeys import EMAIL_TEMPLATE, journey_from_yaml, make_customer_tables, profile, ts
 
 from connectors.channels.outbox import OutboxChannel
-from crmflow.journeys.dispatch import (
-    DispatchLockedError,
-    build_messages,
-    claim_batch,
-    dispatch,
-    dispatch_lock,
-)
+from crmflow.journeys.dispatch import DispatchLockedError, dispatch, dispatch_lock
 from crmflow.journeys.engine import run_tick
 from crmflow.journeys.policy_config import ChannelCap, Policies
 
@@ -147,13 +141,19 @@ def test_crash_between_claim_and_record_never_sends_twice(con, tmp_path: Path) -
     assert len(sent_lines(tmp_path)) == 2
 
 
+class CrashBeforeSend(OutboxChannel):
+    def send_batch(self, messages):
+        raise KeyboardInterrupt("process killed after the claim, before anything reached the provider")
+
+
 def test_claim_then_crash_before_send_and_at_least_once_requeues(con, tmp_path: Path) -> None:
     setup(con, [profile("u1")])
     j = journey("j", channel="sms")
     run_tick(con, j, AS_OF)
     policies = Policies(quiet_hours={"channels": []}, dispatch={"delivery": {"sms": "at_least_once"}})
-    keys = claim_batch(con, "sms", AS_OF, ["j"], 10)  # claimed... then the process dies
-    assert len(keys) == 1
+    with pytest.raises(KeyboardInterrupt):  # claimed... then the process dies
+        dispatch(con, AS_OF, {"sms": CrashBeforeSend("sms", tmp_path)}, {"j": j}, policies)
+    assert con.execute("select state, attempts from send_ledger").fetchone() == ("sending", 1)
     report = dispatch(con, AS_OF, outbox(tmp_path), {"j": j}, policies)
     assert report.requeued == 1 and report.sent == 1
     assert len(sent_lines(tmp_path, "sms")) == 1
@@ -177,13 +177,14 @@ def test_dispatch_lock_excludes_a_second_dispatcher(tmp_path: Path) -> None:
         pass
 
 
-def test_render_uses_locale_with_fallback(con) -> None:
+def test_render_uses_locale_with_fallback(con, tmp_path: Path) -> None:
     setup(con, [profile("zh", locale="zh-CN", first_name="李"), profile("fr", locale="fr-FR")])
     j = journey("j")
     run_tick(con, j, AS_OF)
-    keys = claim_batch(con, "email", AS_OF, ["j"], 10)
-    messages, refs, errors = build_messages(con, keys, {"j": j}, Policies())
-    by_user = {m.user_id: m for m in messages}
-    assert by_user["zh"].subject == "你好 李" and by_user["zh"].locale == "zh-CN"
-    assert by_user["fr"].subject == "Hi Ann" and by_user["fr"].locale == "en-US"
-    assert not errors and len(refs) == 2
+    report = dispatch(con, AS_OF, outbox(tmp_path), {"j": j}, Policies(quiet_hours={"channels": []}))
+    by_user = {m["user_id"]: m for m in sent_lines(tmp_path)}
+    assert by_user["zh"]["subject"] == "你好 李" and by_user["zh"]["locale"] == "zh-CN"
+    assert by_user["fr"]["subject"] == "Hi Ann" and by_user["fr"]["locale"] == "en-US"
+    assert report.sent == 2 and report.failed == 0
+    refs = dict(con.execute("select user_id, content_ref from send_ledger").fetchall())
+    assert {u: m["metadata"]["content_ref"] for u, m in by_user.items()} == refs

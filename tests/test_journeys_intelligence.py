@@ -9,7 +9,7 @@ import pytest
 from helpers_journeys import journey_from_yaml, make_customer_tables, profile, ts
 
 from connectors.channels.outbox import OutboxChannel
-from crmflow.journeys.dispatch import build_messages, claim_batch, dispatch
+from crmflow.journeys.dispatch import dispatch
 from crmflow.journeys.engine import run_tick
 from crmflow.journeys.loader import load_journey_file, parse_journey_text
 from crmflow.journeys.policy_config import Policies
@@ -95,13 +95,13 @@ def test_dispatch_renders_the_top_recommendation_and_handles_none(con, tmp_path:
         {"sku": "SKU-2", "score": 0.4, "reason": "co_purchase", "rank": 2}]}
 
 
-def test_without_the_recommendations_table_the_list_is_empty(con) -> None:
+def test_without_the_recommendations_table_the_list_is_empty(con, tmp_path: Path) -> None:
     setup(con, ["a"])
     j = journey_from_yaml(REC_JOURNEY)
     run_tick(con, j, AS_OF)
-    keys = claim_batch(con, "email", AS_OF, ["recs"], 10)
-    messages, _refs, errors = build_messages(con, keys, {"recs": j}, Policies())
-    assert not errors and [m.body for m in messages] == ["Welcome"]
+    report = dispatch(con, AS_OF, {"email": OutboxChannel("email", tmp_path)}, {"recs": j}, Policies())
+    assert report.failed == 0
+    assert [json.loads(x)["body"] for x in (tmp_path / "email.jsonl").read_text().splitlines()] == ["Welcome"]
 
 
 def test_preview_renders_recommendations(con) -> None:

@@ -1,42 +1,46 @@
 """Dispatch: claim -> render -> send -> record, crash-safe and at-most-once by default.
 
-1. Take the dispatch lock (an OS file lock next to the warehouse): two runs never both dispatch.
+Portable SQL through the warehouse interface: the same statements run on DuckDB and PostgreSQL.
+
+1. Take the dispatch lock (an OS file lock next to a DuckDB warehouse): two runs never both dispatch.
 2. Reconcile rows left in 'sending' by a crashed run: 'unknown' (at_most_once, reported, never resent)
    or back to 'planned' (at_least_once), per channel.
 3. Apply policies (consent, address, quiet hours, caps).
-4. Stage the due messages once (one join with their profile columns and recommendations, temp table).
-5. Per channel, per batch: claim (UPDATE state='sending', committed), render the claimed messages from
-   the staged rows, send, record the results (one UPDATE, committed). A crash between claim and record
-   leaves 'sending' rows, which step 2 of the next dispatch turns into 'unknown': nothing is sent twice.
-   A batch never re-reads customer_profile / customer_recommendations: cost grows with the messages.
+4. Stage the due messages once (one join with their profile columns; their recommendations beside
+   them), in temp tables numbered by `seq` in claim order.
+5. Per channel, per batch: claim (UPDATE state='sending' ... RETURNING, committed; on PostgreSQL
+   `for update skip locked`, so parallel workers never claim a row twice), render the claimed messages
+   from the staged rows, send, record the results (one UPDATE by message_key, committed). A crash
+   between claim and record leaves 'sending' rows, which step 2 of the next dispatch turns into
+   'unknown': nothing is sent twice. A batch never re-reads customer_profile /
+   customer_recommendations: cost grows with the messages.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import jinja2
 import pyarrow as pa
 
 from connectors.channels.base import Channel, OutboundMessage, SendResult
-from crmflow.journeys.columns import profile_columns
+from crmflow.delivery_events import suppress
+from crmflow.journeys.columns import PROFILE_COLUMNS
 from crmflow.journeys.filters import quote_ident
 from crmflow.journeys.policies import PolicyReport, apply_policies
 from crmflow.journeys.policy_config import Policies
-from crmflow.journeys.recommendations import has_recommendations_table, recommendations_sql
 from crmflow.journeys.schema import Journey
-from crmflow.journeys.sql import run
 from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.templates import message_context, render, sms_info, template_variables
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
+from crmflow.warehouse.dialect import sha256_hex, skip_locked
 
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "push_token"}
 DEAD_REASON = {"email": "bounce", "sms": "undelivered", "push": "dead_token", "webhook": "dead_endpoint"}
@@ -90,121 +94,125 @@ class DispatchReport:
         }
 
 
-def reconcile(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Policies, report: DispatchReport) -> None:
-    rows = run(con, "select distinct channel from send_ledger where state = 'sending'").fetchall()
+def reconcile(wh: Warehouse, as_of: datetime, policies: Policies, report: DispatchReport) -> None:
+    rows = wh.fetch_rows("select distinct channel from send_ledger where state = 'sending' order by channel")
     for (channel,) in rows:
         params = {"as_of": as_of, "channel": channel}
         if policies.dispatch.semantics(channel) == "at_least_once":
-            requeued = run(con, """update send_ledger set state = 'planned', reason = 'requeued_after_crash',
-                                   updated_at = $as_of where state = 'sending' and channel = $channel
-                                   returning message_key""", params).fetchall()
+            requeued = wh.fetch_rows("""update send_ledger set state = 'planned', reason = 'requeued_after_crash',
+                                        updated_at = $as_of where state = 'sending' and channel = $channel
+                                        returning message_key""", params)
             report.requeued += len(requeued)
             decision, reason = "requeued", "requeued_after_crash"
             keys = [r[0] for r in requeued]
         else:
-            unknown = run(con, """update send_ledger set state = 'unknown',
-                                  reason = 'claimed but no result recorded (crash?); not resent (at_most_once)',
-                                  updated_at = $as_of where state = 'sending' and channel = $channel
-                                  returning message_key, journey_id, step_id, user_id, channel, attempts""",
-                          params).fetchall()
-            for key, jid, sid, uid, ch, attempts in unknown:
+            unknown = wh.fetch_rows("""update send_ledger set state = 'unknown',
+                                       reason = 'claimed but no result recorded (crash?); not resent (at_most_once)',
+                                       updated_at = $as_of where state = 'sending' and channel = $channel
+                                       returning message_key, journey_id, step_id, user_id, channel, attempts""",
+                                    params)
+            for key, jid, sid, uid, ch, attempts in sorted(unknown):
                 report.reconciled_unknown.append({"message_key": key, "journey_id": jid, "step_id": sid,
                                                   "user_id": uid, "channel": ch, "attempts": attempts})
             decision, reason = "unknown", "crash_between_claim_and_record"
             keys = [r[0] for r in unknown]
         if keys:
-            run(con, """insert into journey_decisions
-                select sha256(message_key || '|' || $decision || '|' || cast($as_of as varchar)), journey_id,
-                       user_id, enrolment_id, message_key, step_id, $decision, $reason, $as_of
-                from send_ledger where message_key in (select unnest($keys)) on conflict do nothing""",
-                {**params, "decision": decision, "reason": reason, "keys": keys})
-
-
-def claim_batch(con: duckdb.DuckDBPyConnection, channel: str, as_of: datetime, journey_ids: list[str],
-                limit: int) -> list[str]:
-    """Mark up to `limit` due rows as 'sending' (committed on return: autocommit)."""
-    rows = run(con, """update send_ledger set state = 'sending', attempts = attempts + 1, updated_at = $as_of
-        where message_key in (
-            select message_key from send_ledger
-            where state = 'planned' and channel = $channel and send_after <= $as_of
-              and journey_id in (select unnest($jids))
-            order by priority desc, rowid limit $limit)
-        returning message_key""", {"as_of": as_of, "channel": channel, "jids": journey_ids, "limit": limit}).fetchall()
-    return sorted(r[0] for r in rows)
+            decision_key = sha256_hex("l.message_key || '|' || $decision || '|' || cast($as_of as varchar)",
+                                      wh.dialect)
+            with wh.transaction():
+                wh.create_temp_table(RECONCILED, pa.table({"message_key": pa.array(keys, pa.string())}))
+                wh.execute(f"""insert into journey_decisions
+                    (decision_key, journey_id, user_id, enrolment_id, message_key, step_id, decision, reason,
+                     decided_at)
+                    select {decision_key}, l.journey_id, l.user_id, l.enrolment_id, l.message_key, l.step_id,
+                           $decision, $reason, $as_of
+                    from send_ledger l join {RECONCILED} k on k.message_key = l.message_key
+                    on conflict do nothing""", {"as_of": as_of, "decision": decision, "reason": reason})
+                wh.drop_table(RECONCILED)
 
 
 MESSAGE_FIELDS = ("message_key", "journey_id", "step_id", "variant", "template", "channel")
 # Ledger values staged with each message (StagedLedger, in this order; planned_at also gives `since`).
-LEDGER_COLUMNS = ("ledger_rowid", "ledger_attempts", "ledger_content_ref", "ledger_reason", "ledger_sent_at",
+LEDGER_COLUMNS = ("ledger_attempts", "ledger_content_ref", "ledger_reason", "ledger_sent_at",
                   "ledger_provider_message_id", "ledger_planned_at")
 LEDGER_SELECT = ", ".join(f"l.{c.removeprefix('ledger_')} as {c}" for c in LEDGER_COLUMNS)
-STAGED = "_dispatch_due"
+STAGED = "_dispatch_due"  # the run's due messages with their profile columns, by seq
+STAGED_RECOMMENDATIONS = "_dispatch_recommendations"  # their recommendations, by seq
+RECONCILED = "_dispatch_reconciled"
+RESULTS = "_dispatch_results"
+RECOMMENDATION_FIELDS = ("sku", "score", "reason", "rank")
 
 
-def staged_columns(con: duckdb.DuckDBPyConnection, journeys: Mapping[str, Journey]) -> tuple[list[str], bool]:
+def staged_columns(con: Warehouse | Any, journeys: Mapping[str, Journey]) -> tuple[list[str], bool]:
     """The profile columns dispatch needs (what the templates read, plus user_id, locale and the
     addresses) and whether any template reads `recommendations`."""
+    wh = as_warehouse(con)
     names = template_variables(t for j in journeys.values() for t in j.templates.values())
     wanted = names | {"user_id", "locale", *ADDRESS_COLUMN.values()}
-    columns = [c for c in profile_columns(con) if c in wanted and c not in (*MESSAGE_FIELDS, "recommendations")]
-    return columns, "recommendations" in names and has_recommendations_table(con)
+    available = PROFILE_COLUMNS
+    if wh.table_exists("customer_profile"):
+        available = tuple(wh.fetch_arrow("select * from customer_profile where 1 = 0").column_names)
+    columns = [c for c in available if c in wanted and c not in (*MESSAGE_FIELDS, "recommendations")]
+    return columns, "recommendations" in names and wh.table_exists("customer_recommendations")
 
 
-def _staging_sql(due_sql: str, columns: list[str], with_recommendations: bool) -> str:
-    """One join of the due ledger rows (`due_sql`: message fields, ledger_user_id, the LEDGER_COLUMNS,
-    seq) with their profile columns and recommendations."""
-    profile = "".join(f", p.{quote_ident(c)}" for c in columns)
-    if with_recommendations:
-        recs = (f"left join ({recommendations_sql('due', 'ledger_user_id')}) r on r.user_id = due.ledger_user_id",
-                "coalesce(r.recommendations, []) as recommendations")
-    else:
-        recs = ("", "cast([] as struct(sku varchar, score double, reason varchar, rank integer)[]) "
-                    "as recommendations")
-    return f"""with due as ({due_sql})
-        select due.seq, {", ".join("due." + f for f in (*LEDGER_COLUMNS, *MESSAGE_FIELDS))}{profile},
-               {recs[1]}
-        from due left join customer_profile p on p.user_id = due.ledger_user_id {recs[0]}
-        order by due.seq"""
+def _values_in(column: str, name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """`column in ($name_0, ...)` and its parameters (portable; `false` for no values)."""
+    params = {f"{name}_{i}": v for i, v in enumerate(values)}
+    if not params:
+        return "false", {}
+    return f"{column} in ({', '.join('$' + p for p in params)})", params
 
 
 @dataclass(frozen=True)
 class StagedRun:
     ranges: dict[str, tuple[int, int]]  # channel -> (first seq, last seq) in _dispatch_due
     since: datetime | None  # the oldest planned_at among the staged messages
+    with_recommendations: bool = False  # _dispatch_recommendations holds their recommendations
 
 
 def _since_filter(since: datetime | None, alias: str = "") -> str:
     return "" if since is None else f"and {alias}planned_at >= $since"
 
 
-def stage_due(con: duckdb.DuckDBPyConnection, as_of: datetime, channel_names: list[str], journey_ids: list[str],
+def stage_due(wh: Warehouse, as_of: datetime, channel_names: list[str], journey_ids: list[str],
               budget: int, columns: list[str], with_recommendations: bool) -> StagedRun:
     """Once per run, after policies: the next `budget` due messages in claim order (channel by channel
-    in `channel_names` order, then priority, then ledger order = oldest planned first), with everything
-    rendering needs, in temp table _dispatch_due. Ledger order keeps a batch's rows in few ledger vectors:
-    recording 500 rows scattered over the ledger cost ~5x more (DuckDB updates whole string vectors). Batches then claim, render and record by seq range without reading
+    in `channel_names` order, then priority, then oldest planned first, then message_key), with
+    everything rendering needs, in temp table _dispatch_due (and their recommendations in
+    _dispatch_recommendations). Batches then claim, render and record by seq range without reading
     customer_profile or customer_recommendations again."""
-    due = f"""select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                    l.user_id as ledger_user_id, {LEDGER_SELECT},
-                    row_number() over (order by list_position($channels, l.channel), l.priority desc,
-                                       l.rowid) as seq
-             from send_ledger l
-             where l.state = 'planned' and l.send_after <= $as_of
-               and l.channel in (select unnest($channels)) and l.journey_id in (select unnest($jids))
-             qualify seq <= $budget"""
-    run(con, f"create or replace temp table {STAGED} as {_staging_sql(due, columns, with_recommendations)}",
-        {"as_of": as_of, "channels": channel_names, "jids": journey_ids, "budget": budget})
-    rows = run(con, f"""select channel, min(seq), max(seq), min(ledger_planned_at) from {STAGED}
-                        group by channel""").fetchall()
+    channel_rank = "case l.channel " + " ".join(
+        f"when $channel_{i} then {i}" for i in range(len(channel_names))) + " end"
+    channels_in, params = _values_in("l.channel", "channel", channel_names)
+    journeys_in, journey_params = _values_in("l.journey_id", "journey", journey_ids)
+    profile = "".join(f", p.{quote_ident(c)}" for c in columns)
+    staged = wh.fetch_arrow(f"""select * from (
+            select row_number() over (order by {channel_rank}, l.priority desc, l.planned_at, l.message_key)
+                       as seq,
+                   l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
+                   l.user_id as ledger_user_id, {LEDGER_SELECT}{profile}
+            from send_ledger l left join customer_profile p on p.user_id = l.user_id
+            where l.state = 'planned' and l.send_after <= $as_of and {channels_in} and {journeys_in}
+        ) due where seq <= $budget order by seq""",
+        {**params, **journey_params, "as_of": as_of, "budget": budget})
+    wh.create_temp_table(STAGED, staged)
+    wh.drop_table(STAGED_RECOMMENDATIONS)
+    if with_recommendations:
+        wh.execute(f"""create temp table {STAGED_RECOMMENDATIONS} as
+            select d.seq, r.sku, r.score, r.reason, r.rank
+            from {STAGED} d join customer_recommendations r on r.user_id = d.ledger_user_id""")
+    rows = wh.fetch_rows(f"""select channel, min(seq), max(seq), min(ledger_planned_at) from {STAGED}
+                             group by channel""")
     return StagedRun(ranges={channel: (int(lo), int(hi)) for channel, lo, hi, _ in rows},
-                     since=min((since for *_, since in rows), default=None))
+                     since=min((since for *_, since in rows), default=None),
+                     with_recommendations=with_recommendations)
 
 
 @dataclass(frozen=True)
 class StagedLedger:
-    """The ledger values of a staged message at staging time (under the dispatch lock only this run
-    changes them): record_results writes final values by rowid without reading the ledger's columns."""
-    rowid: int
+    """The ledger values of a staged message at staging time (while claimed only this run changes
+    them): record_results writes final values by message_key without reading the ledger's columns."""
     attempts: int
     content_ref: str | None
     reason: str | None
@@ -218,50 +226,49 @@ def _split_ledger(row: dict[str, Any]) -> StagedLedger:
     return StagedLedger(*(row.pop(c) for c in LEDGER_COLUMNS))
 
 
-def claim_staged(con: duckdb.DuckDBPyConnection, as_of: datetime, first: int, last: int,
-                 since: datetime | None) -> tuple[list[dict[str, Any]], dict[str, StagedLedger]]:
-    """Mark the staged messages first..last (one channel's batch) 'sending' (committed on return: autocommit)
-    and return their staged rows and ledger values. By rowid (staged; send_ledger has no deletes, so rowids
-    hold for the run) and without RETURNING: a semi-join on message_key or RETURNING made the claim ~4x
-    and ~8x dearer. Under the dispatch lock every staged row is still 'planned'; if the count says
-    otherwise the ledger changed under the dispatcher and the run stops (claimed rows become 'unknown').
+def claim_staged(wh: Warehouse, as_of: datetime, first: int, last: int, staged: StagedRun,
+                 exclusive: bool = True) -> tuple[list[dict[str, Any]], dict[str, StagedLedger]]:
+    """Mark the staged messages first..last (one channel's batch) 'sending' (committed on return) and
+    return the claimed ones' staged rows and ledger values.
+
+    Only rows still 'planned' are claimed; on PostgreSQL rows another worker is claiming at this moment
+    are skipped (`for update skip locked`), so parallel workers never claim one row twice. With
+    `exclusive` (this run holds the dispatch lock) every staged row must still be 'planned': if not, the
+    ledger changed under the dispatcher and the run stops (claimed rows become 'unknown' next time).
     `since` (the oldest staged planned_at) lets DuckDB skip the row groups of older ledger history."""
+    since = staged.since
     params = {"as_of": as_of, "first": first, "last": last, "since": since}
-    claimed = run(con, f"""update send_ledger set state = 'sending', attempts = attempts + 1, updated_at = $as_of
-        where rowid in (select ledger_rowid from {STAGED} where seq between $first and $last)
-          and state = 'planned' {_since_filter(since)}""", params).fetchall()[0][0]
-    rows = _fetch_dicts(run(con, f"select * exclude (seq) from {STAGED} "
-                                 "where seq between $first and $last order by message_key", params))
-    if claimed != len(rows):
-        raise DispatchLedgerChangedError(f"claimed {claimed} of {len(rows)} staged messages (seq {first}..{last}): "
+    claimed = {key for (key,) in wh.fetch_rows(f"""update send_ledger
+        set state = 'sending', attempts = attempts + 1, updated_at = $as_of
+        where message_key in (
+            select c.message_key from send_ledger c join {STAGED} d on d.message_key = c.message_key
+            where d.seq between $first and $last and c.state = 'planned' {_since_filter(since, "c.")}
+            {skip_locked(wh.dialect, "c")})
+        returning message_key""", params)}
+    rows = wh.fetch_arrow(f"select * from {STAGED} where seq between $first and $last order by seq",
+                          params).to_pylist()
+    if exclusive and len(claimed) != len(rows):
+        raise DispatchLedgerChangedError(f"claimed {len(claimed)} of {len(rows)} staged messages (seq {first}..{last}): "
                                          "the ledger changed under the dispatcher; stopping")
+    recommendations = _staged_recommendations(wh, first, last) if staged.with_recommendations else {}
+    rows = sorted((r for r in rows if r["message_key"] in claimed), key=lambda r: r["message_key"])
+    for row in rows:
+        seq = row.pop("seq")
+        del row["ledger_user_id"]
+        row["recommendations"] = recommendations.get(seq, [])
     ledger = {row["message_key"]: _split_ledger(row) for row in rows}
     return rows, ledger
 
 
-def _fetch_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def build_messages(con: duckdb.DuckDBPyConnection, keys: list[str], journeys: Mapping[str, Journey],
-                   policies: Policies) -> tuple[list[OutboundMessage], dict[str, str], dict[str, str]]:
-    """Render the given claimed messages (stand-alone: reads their profiles and recommendations)."""
-    columns, with_recommendations = staged_columns(con, journeys)
-    con.register("_claimed_keys", pa.table({"message_key": pa.array(sorted(keys), pa.string())}))
-    try:
-        due = f"""select l.message_key, l.journey_id, l.step_id, l.variant, l.template, l.channel,
-                        l.user_id as ledger_user_id, {LEDGER_SELECT},
-                        row_number() over (order by l.message_key) as seq
-                 from send_ledger l semi join _claimed_keys k on k.message_key = l.message_key"""
-        rows = _fetch_dicts(con.execute(_staging_sql(due, columns, with_recommendations)))
-    finally:
-        con.unregister("_claimed_keys")
-    ledger = {}
-    for row in rows:
-        del row["seq"]
-        ledger[row["message_key"]] = _split_ledger(row)
-    return render_messages(rows, journeys, policies, ledger)
+def _staged_recommendations(wh: Warehouse, first: int, last: int) -> dict[int, list[dict[str, Any]]]:
+    """seq -> that message's recommendations ordered by rank (as the template variable shows them)."""
+    fields = ", ".join(RECOMMENDATION_FIELDS)
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    for row in wh.fetch_arrow(f"""select seq, {fields} from {STAGED_RECOMMENDATIONS}
+                                  where seq between $first and $last order by seq, rank, sku""",
+                              {"first": first, "last": last}).to_pylist():
+        by_seq.setdefault(row.pop("seq"), []).append(row)
+    return by_seq
 
 
 def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey], policies: Policies,
@@ -308,13 +315,13 @@ def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey],
     return messages, refs, errors
 
 
-def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: list[SendResult],
+def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
                    refs: Mapping[str, str], messages: Mapping[str, OutboundMessage],
                    errors: Mapping[str, str], ledger: Mapping[str, StagedLedger], since: datetime | None) -> None:
-    """Record a claimed batch in one set-based UPDATE by rowid: the send results, and render failures
-    (`errors`: state 'failed', reason 'render_failed'). Final values come from the staged ledger values
-    (attempts as claimed, content_ref/reason/sent_at kept where the result has none), so the UPDATE
-    reads no ledger column but state. Dead addresses go to suppression_list."""
+    """Record a claimed batch in one set-based UPDATE by message_key: the send results, and render
+    failures (`errors`: state 'failed', reason 'render_failed'). Final values come from the staged
+    ledger values (attempts as claimed, content_ref/reason/sent_at kept where the result has none), so
+    the UPDATE reads no ledger column but state. Dead addresses go to suppression_list."""
     results = [r for r in results if r.message_key in ledger]  # a provider's stray key matches no row
     if not results and not errors:
         return
@@ -322,7 +329,7 @@ def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: lis
     staged = [ledger[k] for k in keys]
     sent = [r.status == "sent" for r in results]
     table = pa.table({
-        "ledger_rowid": pa.array([s.rowid for s in staged], pa.int64()),
+        "message_key": pa.array(keys, pa.string()),
         "status": pa.array([r.status for r in results] + ["failed"] * len(errors), pa.string()),
         "provider_message_id": pa.array([r.provider_message_id for r in results]
                                         + [s.provider_message_id for s in staged[len(results):]], pa.string()),
@@ -335,45 +342,38 @@ def record_results(con: duckdb.DuckDBPyConnection, as_of: datetime, results: lis
         "sent_at": pa.array([as_of if ok else s.sent_at for ok, s in zip(sent, staged, strict=False)]
                             + [s.sent_at for s in staged[len(results):]], pa.timestamp("us", tz="UTC")),
     })
-    con.register("_send_results", table)
-    try:
-        recorded = run(con, f"""update send_ledger l set state = r.status, provider_message_id = r.provider_message_id,
-                error = r.error, content_ref = r.content_ref, reason = r.reason, attempts = r.attempts,
-                sent_at = r.sent_at, updated_at = $as_of
-            from _send_results r where l.rowid = r.ledger_rowid and l.state = 'sending'
-              {_since_filter(since, "l.")}""", {"as_of": as_of, "since": since}).fetchall()[0][0]
-    finally:
-        con.unregister("_send_results")
-    if recorded != len(keys):
-        raise DispatchLedgerChangedError(f"recorded {recorded} of {len(keys)} results: the ledger changed under "
-                                         "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
-    dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
-    if dead:
-        con.register("_dead_addresses", pa.table({
-            "channel": pa.array([m.channel for m in dead], pa.string()),
-            "address": pa.array([m.to for m in dead], pa.string()),
-            "user_id": pa.array([m.user_id for m in dead], pa.string()),
-            "reason": pa.array([DEAD_REASON[m.channel] for m in dead], pa.string()),
-        }))
-        try:
-            run(con, """insert into suppression_list select channel, address, user_id, reason, 'journeys', $as_of
-                        from _dead_addresses on conflict do nothing""", {"as_of": as_of})
-        finally:
-            con.unregister("_dead_addresses")
+    with wh.transaction():
+        wh.create_temp_table(RESULTS, table)
+        recorded = len(wh.fetch_rows(f"""update send_ledger l set state = r.status,
+                provider_message_id = r.provider_message_id, error = r.error, content_ref = r.content_ref,
+                reason = r.reason, attempts = r.attempts, sent_at = r.sent_at, updated_at = $as_of
+            from {RESULTS} r where l.message_key = r.message_key and l.state = 'sending'
+              {_since_filter(since, "l.")}
+            returning l.message_key""", {"as_of": as_of, "since": since}))
+        if recorded != len(keys):
+            raise DispatchLedgerChangedError(f"recorded {recorded} of {len(keys)} results: the ledger changed under "
+                                             "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
+        wh.drop_table(RESULTS)
+        dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
+        suppress(wh, ((m.channel, m.to, m.user_id, DEAD_REASON[m.channel], "journeys") for m in dead), as_of)
 
 
-def dispatch(con: duckdb.DuckDBPyConnection, as_of: datetime, channels: Mapping[str, Channel],
+def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Channel],
              journeys: Mapping[str, Journey], policies: Policies, lock_path: Path | None = None) -> DispatchReport:
-    """One dispatch run. Only journeys in `journeys` (the valid ones) are claimed and sent."""
+    """One dispatch run. Only journeys in `journeys` (the valid ones) are claimed and sent.
+
+    `con`: a Warehouse, or a raw DuckDB connection (wrapped). `lock_path`: the OS dispatch lock
+    (DuckDB warehouses); without it the claim alone keeps concurrent dispatchers apart."""
+    wh = as_warehouse(con)
     report = DispatchReport()
-    ensure_journey_tables(con)
-    ensure_ops_tables(con)
+    ensure_journey_tables(_journey_engine_arg(wh))
+    apply_migrations(wh)
     with dispatch_lock(lock_path):
-        reconcile(con, as_of, policies, report)
-        report.policy = apply_policies(con, as_of, policies, journeys)
+        reconcile(wh, as_of, policies, report)
+        report.policy = apply_policies(_journey_engine_arg(wh), as_of, policies, journeys)
         names = sorted(channels)
-        columns, with_recommendations = staged_columns(con, journeys)
-        staged = stage_due(con, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
+        columns, with_recommendations = staged_columns(wh, journeys)
+        staged = stage_due(wh, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
                            with_recommendations)
         try:
             for name in names:
@@ -384,18 +384,26 @@ def dispatch(con: duckdb.DuckDBPyConnection, as_of: datetime, channels: Mapping[
                 lo, hi = staged.ranges[name]
                 for first in range(lo, hi + 1, batch_size):
                     last = min(first + batch_size - 1, hi)
-                    rows, ledger = claim_staged(con, as_of, first, last, staged.since)
+                    rows, ledger = claim_staged(wh, as_of, first, last, staged,
+                                                exclusive=lock_path is not None or wh.dialect == "duckdb")
                     if not rows:
                         continue
                     report.claimed += len(rows)
                     messages, refs, errors = render_messages(rows, journeys, policies, ledger, as_of)
                     results = channel.send_batch(messages) if messages else []
-                    record_results(con, as_of, results, refs, {m.message_key: m for m in messages}, errors,
+                    record_results(wh, as_of, results, refs, {m.message_key: m for m in messages}, errors,
                                    ledger, staged.since)
                     sent = sum(1 for r in results if r.status == "sent")
                     report.sent += sent
                     report.failed += len(results) - sent + len(errors)
                     report.by_channel[name] = report.by_channel.get(name, 0) + sent
         finally:
-            con.execute(f"drop table if exists {STAGED}")
+            wh.drop_table(STAGED)
+            wh.drop_table(STAGED_RECOMMENDATIONS)
     return report
+
+
+def _journey_engine_arg(wh: Warehouse) -> Any:
+    """What the journey-engine functions dispatch calls (tables, policies) take while they move to the
+    interface: the raw connection on DuckDB (they wrap it once ported), the Warehouse on PostgreSQL."""
+    return wh.native if wh.dialect == "duckdb" else wh
