@@ -7,7 +7,7 @@ import typer
 
 from crmflow.journeys.ledger_status import ledger_status
 from crmflow.settings import load_settings
-from crmflow.warehouse import connect
+from crmflow.warehouse import open_warehouse
 from orchestration.user_errors import existing_warehouse
 
 app = typer.Typer(help="The send ledger.", no_args_is_help=True)
@@ -16,7 +16,7 @@ app = typer.Typer(help="The send ledger.", no_args_is_help=True)
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts per state, channel and journey; lists rows in state unknown (never resent)."""
-    with connect(existing_warehouse(load_settings().warehouse)) as con:
+    with open_warehouse(existing_warehouse(load_settings().warehouse)) as con:
         report = ledger_status(con)
     if as_json:
         typer.echo(json.dumps(report, default=str, indent=2))
