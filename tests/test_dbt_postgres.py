@@ -57,7 +57,8 @@ DELIVERIES = [
 TIMEZONE = "Europe/Berlin"
 RAW_TABLES = {name: "crm_raw" for name in (
     "raw_events", "raw_registrations", "raw_orders", "raw_manual_tags", "tag_rules")}
-PYTHON_OUTPUTS = {"customer_clusters": "crm_analytics", "operator_tasks": "crm_ops", "task_outcomes": "crm_ops"}
+# where crmflow keeps them on PostgreSQL (crmflow/tasks/ddl.py: tasks in ops, outcomes in raw)
+PYTHON_OUTPUTS = {"customer_clusters": "crm_analytics", "operator_tasks": "crm_ops", "task_outcomes": "crm_raw"}
 # Relations that must hold rows after each build, so an empty comparison cannot pass for a real one.
 MUST_HAVE_ROWS = ["customer_profile", "customer_rfm", "customer_segments", "customer_tags", "kpi_daily",
                   "kpi_ltv", "stg_shop__order_items", "int_customer__event_days", "banner_ctr",

@@ -10,10 +10,11 @@
 -- read them). Declaring them as dbt sources would put a Python asset between two parts of the dbt
 -- graph and make Dagster split the dbt step; so they are looked up directly and this mart reflects
 -- the tasks as of the previous run (one run behind; conversion windows are 7 days anyway).
--- They are operational state: looked up in ops_schema() (main on DuckDB, crm_ops on PostgreSQL).
+-- Tasks are operational state, looked up in ops_schema(); outcomes are a loaded input (landing
+-- files), in raw_schema() (main on DuckDB; crm_ops and crm_raw on PostgreSQL).
 {%- set window_days = var('operator_conversion_window_days', 7) %}
 {%- set tasks_rel = adapter.get_relation(database=this.database, schema=ops_schema(), identifier='operator_tasks') if execute else none %}
-{%- set outcomes_rel = adapter.get_relation(database=this.database, schema=ops_schema(), identifier='task_outcomes') if execute else none %}
+{%- set outcomes_rel = adapter.get_relation(database=this.database, schema=raw_schema(), identifier='task_outcomes') if execute else none %}
 {%- if tasks_rel is none or outcomes_rel is none %}
 
 -- The task assets have not run yet in this warehouse: an empty mart with the contract's columns.
