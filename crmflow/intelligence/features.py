@@ -167,24 +167,24 @@ def staged_inputs(con: object, as_of: datetime, cfg: FeatureConfig, share: bool 
     wh = as_warehouse(con)
     n = next(_stage_ids)
     lines, temp_events = f"_intel_lines_{n}", f"_intel_event_days_{n}"
-    try:
-        wh.execute(
-            f"""
-            create temp table {lines} as
-            select user_id, ordered_at, category, line_amount from stg_shop__order_items
-            where ordered_at < $as_of and status in {sql_list(cfg.paid_statuses)} and user_id is not null
-            """,
-            {"as_of": as_of},
-        )
-        event_days = _shared_event_stage(wh, as_of) if share else None
-        if event_days is None:
-            wh.execute(f"create temp table {temp_events} as {_event_stage_select('events_stitched', wh.dialect)}",
-                       {"as_of": as_of})
-            event_days = temp_events
-        yield StagedInputs(as_of, lines, event_days)
-    finally:
-        wh.execute(f"drop table if exists {lines}")
-        wh.execute(f"drop table if exists {temp_events}")
+    # Dropped on success only: after an error inside a PostgreSQL transaction any statement fails
+    # and would hide the real error; the rollback (or closing the connection) removes them.
+    wh.execute(
+        f"""
+        create temp table {lines} as
+        select user_id, ordered_at, category, line_amount from stg_shop__order_items
+        where ordered_at < $as_of and status in {sql_list(cfg.paid_statuses)} and user_id is not null
+        """,
+        {"as_of": as_of},
+    )
+    event_days = _shared_event_stage(wh, as_of) if share else None
+    if event_days is None:
+        wh.execute(f"create temp table {temp_events} as {_event_stage_select('events_stitched', wh.dialect)}",
+                   {"as_of": as_of})
+        event_days = temp_events
+    yield StagedInputs(as_of, lines, event_days)
+    wh.execute(f"drop table if exists {lines}")
+    wh.execute(f"drop table if exists {temp_events}")
 
 
 def top_categories(
@@ -366,21 +366,19 @@ def churn_labels(
     )
     users = wh.create_temp_table(f"_label_users_{next(_stage_ids)}",
                                  pa.table({"user_id": pa.array(user_ids.astype(str).to_numpy(), pa.string())}))
-    try:
-        frame = wh.fetch_arrow(
-            f"""
-            with returned as (
-                select user_id from stg_shop__orders
-                where ordered_at >= $cutoff and ordered_at < $end and status in {sql_list(cfg.paid_statuses)}
-                {activity_union}
-            )
-            select u.user_id, case when r.user_id is null then 1 else 0 end as churned
-            from {users} u left join (select distinct user_id from returned) r on r.user_id = u.user_id
-            """,
-            {"cutoff": cutoff, "end": end},
-        ).to_pandas()
-    finally:
-        wh.drop_table(users)
+    frame = wh.fetch_arrow(
+        f"""
+        with returned as (
+            select user_id from stg_shop__orders
+            where ordered_at >= $cutoff and ordered_at < $end and status in {sql_list(cfg.paid_statuses)}
+            {activity_union}
+        )
+        select u.user_id, case when r.user_id is null then 1 else 0 end as churned
+        from {users} u left join (select distinct user_id from returned) r on r.user_id = u.user_id
+        """,
+        {"cutoff": cutoff, "end": end},
+    ).to_pandas()
+    wh.drop_table(users)  # on success only (see staged_inputs)
     # Re-align to the caller's order (the join does not keep it).
     aligned = frame.set_index("user_id")["churned"].reindex(user_ids.astype(str).to_numpy())
     return aligned.to_numpy(dtype=np.int8)

@@ -275,34 +275,33 @@ def _load(wh: Warehouse, as_of: datetime, fcfg: FeatureConfig) -> PurchaseData:
         """,
         {"as_of": as_of},
     )
-    try:
-        users = wh.fetch_arrow("select user_id, g, segment <> '-' as has_segment from _rec_users order by u")
-        skus = wh.fetch_arrow(f"select distinct sku from _rec_lines order by {by('sku')}")
-        # Each user's last order (latest ordered_at, then order_id) is held out for the offline
-        # check when the user has two or more orders.
-        pairs = wh.fetch_arrow(
-            f"""
-            with orders as (
-                select user_id, order_id, ordered_at,
-                       row_number() over (partition by user_id
-                                          order by ordered_at desc nulls last, {by('order_id')} desc nulls last)
-                           as recent,
-                       count(*) over (partition by user_id) as n_orders
-                from (select distinct user_id, order_id, ordered_at from _rec_lines) distinct_orders
-            ),
-            items as (select sku, cast(row_number() over (order by {by('sku')}) - 1 as integer) as i
-                      from (select distinct sku from _rec_lines) distinct_skus)
-            select distinct u.u, i.i, (o.recent = 1 and o.n_orders >= 2) as held
-            from _rec_lines l
-            join _rec_users u on u.user_id = l.user_id
-            join items i on i.sku = l.sku
-            join orders o on o.user_id = l.user_id and o.order_id = l.order_id and o.ordered_at = l.ordered_at
-            order by 1, 2, 3
-            """
-        )
-    finally:
-        wh.execute("drop table if exists _rec_users")
-        wh.execute("drop table if exists _rec_lines")
+    users = wh.fetch_arrow("select user_id, g, segment <> '-' as has_segment from _rec_users order by u")
+    skus = wh.fetch_arrow(f"select sku from _rec_lines group by sku order by {by('sku')}")
+    # Each user's last order (latest ordered_at, then order_id) is held out for the offline
+    # check when the user has two or more orders.
+    pairs = wh.fetch_arrow(
+        f"""
+        with orders as (
+            select user_id, order_id, ordered_at,
+                   row_number() over (partition by user_id
+                                      order by ordered_at desc nulls last, {by('order_id')} desc nulls last)
+                       as recent,
+                   count(*) over (partition by user_id) as n_orders
+            from (select distinct user_id, order_id, ordered_at from _rec_lines) distinct_orders
+        ),
+        items as (select sku, cast(row_number() over (order by {by('sku')}) - 1 as integer) as i
+                  from (select distinct sku from _rec_lines) distinct_skus)
+        select distinct u.u, i.i, (o.recent = 1 and o.n_orders >= 2) as held
+        from _rec_lines l
+        join _rec_users u on u.user_id = l.user_id
+        join items i on i.sku = l.sku
+        join orders o on o.user_id = l.user_id and o.order_id = l.order_id and o.ordered_at = l.ordered_at
+        order by 1, 2, 3
+        """
+    )
+    # Dropped on success only (an error inside a PostgreSQL transaction leaves them to the rollback).
+    wh.execute("drop table if exists _rec_users")
+    wh.execute("drop table if exists _rec_lines")
     has_segment = users.column("has_segment").to_numpy()
     groups = users.column("g").to_numpy().astype(np.int64) if has_segment.any() else None
     return PurchaseData(
