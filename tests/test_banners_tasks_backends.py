@@ -13,13 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers_banners_tasks import AS_OF, content, normalised_rows, write_tables
-from helpers_postgres import postgres_url, postgres_warehouse  # noqa: F401  (fixtures)
 
 from crmflow.banners.config import BannerConfig
 from crmflow.banners.pipeline import run_banner_assignment
 from crmflow.banners.publish import mark_pushed, unpushed_records
 from crmflow.banners.tiebreak import pick_weighted
+from crmflow.tasks.config import OperatorRoster, TaskRules
+from crmflow.tasks.engine import run_task_rules
 from crmflow.warehouse import apply_migrations, open_warehouse
+
+pytest_plugins = ["helpers_postgres"]  # the postgres_url / postgres_warehouse fixtures
 
 UTC = ZoneInfo("UTC")
 TS = pa.timestamp("us", tz="UTC")
@@ -142,3 +145,115 @@ def test_banner_assignment_and_diff_are_the_same_on_duckdb_and_postgres(duckdb_w
     assert [line["user_id"] for line in lines] == USERS[:-1]
     # 100 users x 2 slots delivered; a pair with two unpushed changes has both stamped
     assert duck["marked"] > 200 and duck["still_unpushed"] == len(duck["unpushed"]) - 200
+
+
+# ---- operator tasks: creation, allocation within capacity, expiry, reassignment, journey requests ----
+
+TASK_USERS = [f"c{i:02d}" for i in range(40)]
+
+
+def task_inputs() -> dict[str, pa.Table]:
+    rng = random.Random(7)
+    countries = ["DE", "AT", "FR", "GB", None]
+    locales = {"DE": "de-DE", "AT": "de_AT", "FR": "fr-FR", "GB": "en-GB", None: None}
+    country = [rng.choice(countries) for _ in TASK_USERS]
+    business = [i % 4 == 0 for i in range(len(TASK_USERS))]
+    return {
+        "customer_profile": pa.table({
+            "user_id": TASK_USERS, "first_name": [f"N{i}" for i in range(len(TASK_USERS))],
+            "customer_type": ["business" if b else "individual" for b in business],
+            "company_name": [f"Co {i}" if b else None for i, b in enumerate(business)],
+            "industry": [rng.choice(["retail", "software"]) if b else None for b in business],
+            "country": country, "locale": [locales[c] for c in country],
+            "order_count": pa.array([rng.randint(0, 3) for _ in TASK_USERS], pa.int64()),
+            "revenue": pa.array([float(rng.randint(0, 900)) for _ in TASK_USERS], pa.float64()),
+            "days_since_last_purchase": pa.array([rng.randint(1, 90) for _ in TASK_USERS], pa.int32()),
+            "registered_at": pa.array([AS_OF - timedelta(days=rng.randint(1, 40)) for _ in TASK_USERS], TS)}),
+        "customer_lifecycle": pa.table({"user_id": TASK_USERS,
+                                        "lifecycle_stage": [rng.choice(["silent", "active"]) for _ in TASK_USERS]}),
+        "customer_churn_scores": pa.table({
+            "user_id": TASK_USERS[::2], "churn_probability": [round(rng.random(), 4) for _ in TASK_USERS[::2]],
+            "risk_band": ["high"] * len(TASK_USERS[::2])}),
+        "customer_priority": pa.table({"user_id": TASK_USERS[::3],
+                                       "value_at_risk": [rng.random() * 500 for _ in TASK_USERS[::3]],
+                                       "priority_rank": pa.array(range(len(TASK_USERS[::3])), pa.int64())}),
+        "stg_shop__orders": pa.table({
+            "order_id": [f"o{i}" for i in range(30)], "user_id": [TASK_USERS[i % 10] for i in range(30)],
+            "ordered_at": pa.array([AS_OF - timedelta(days=i, hours=i) for i in range(30)], TS),
+            "status": ["paid"] * 30, "amount": pa.array([10.5 * i for i in range(30)], pa.float64()),
+            "currency": ["EUR"] * 30}),
+        "journey_task_requests": pa.table({
+            "request_key": ["r1", "r2", "r3"], "user_id": ["c01", "c02", "c03"],
+            "journey_id": ["welcome"] * 3, "step_id": ["call"] * 3, "queue": ["vip", "nope", "vip"],
+            "priority": ["urgent", "low", "2.5"], "note": ["call them", None, "big"],
+            "requested_at": pa.array([AS_OF - timedelta(hours=1)] * 2 + [AS_OF + timedelta(days=1)], TS)}),
+    }
+
+
+def task_rules() -> TaskRules:
+    return TaskRules.model_validate({
+        "rules": [
+            {"id": "silent", "recall": {"predicate": {"predicate": "lifecycle_stage", "stages": ["silent"]}},
+             "validity_days": 1, "on_expiry": "reassign", "matching": {"region": "preferred", "language": "required"}},
+            {"id": "at_risk", "recall": {"predicate": {"predicate": "high_value_at_risk", "min_churn_probability": 0.4},
+                                         "max_tasks": 5}, "frequency": "weekly", "validity_days": 2},
+            {"id": "b2b_lead", "recall": {"predicate": {"predicate": "new_b2b_lead", "within_days": 30,
+                                                        "max_orders": 2}},
+             "matching": {"industry": "preferred", "language": "ignore"}},
+        ],
+        "journey_queues": {"default": {}, "vip": {"priority_weight": 2.0, "validity_days": 5}},
+        "talking_points": {"silent": ["Ask what changed", 'Say "hi"']},
+    })
+
+
+def task_roster() -> OperatorRoster:
+    return OperatorRoster.model_validate({
+        "regions": {"DACH": ["DE", "AT", "CH"], "WEST": ["FR", "GB"]},
+        "operators": [
+            {"id": "anna", "team": "care", "region": "DACH", "languages": ["de", "en"], "daily_capacity": 6,
+             "performance_weight": 2.0, "industries": ["retail"]},
+            {"id": "ben", "team": "care", "region": "WEST", "languages": ["fr", "en"], "daily_capacity": 5},
+            {"id": "cleo", "team": "care", "region": "WEST", "languages": ["en", "de"], "daily_capacity": 4,
+             "industries": ["software"]},
+        ]})
+
+
+def run_tasks_three_days(wh) -> dict:
+    apply_migrations(wh)
+    write_tables(wh, task_inputs())
+    rules, roster = task_rules(), task_roster()
+    stats = [run_task_rules(wh, rules, roster, AS_OF + timedelta(days=day), UTC) for day in range(3)]
+    rerun = run_task_rules(wh, rules, roster, AS_OF + timedelta(days=2), UTC)  # same as-of again
+    return {"stats": [vars(s) for s in [*stats, rerun]],
+            "tasks": normalised_rows(wh, "operator_tasks"),
+            "rule_runs": normalised_rows(wh, "operator_task_rule_runs")}
+
+
+def test_operator_tasks_are_the_same_on_duckdb_and_postgres(duckdb_warehouse, postgres_warehouse):
+    duck = run_tasks_three_days(duckdb_warehouse)
+    pg = run_tasks_three_days(postgres_warehouse)
+    for key in duck:
+        assert duck[key] == pg[key], key
+
+    first, second, third, rerun = duck["stats"]
+    assert first["recalled"]["at_risk"] > 5 and "at_risk" not in second["rules_run"]  # weekly
+    assert first["journey_requests"] == 2 and first["unknown_queues"] == {"nope": 1}
+    assert first["assigned"] == 15 and first["unassigned"] > 0  # capacity 6 + 5 + 4
+    assert second["expired"] > 0 and second["reassigned"] > 0
+    assert rerun["assigned"] == 0 and rerun["recalled"] == {}  # nothing due twice on the same as-of
+    tasks = duckdb_warehouse.fetch_arrow("operator_tasks").to_pylist()
+    by_id = {t["task_id"]: t for t in tasks}
+    for task in tasks:
+        if task["source"] == "reassign" and task["operator_id"] is not None:
+            assert task["operator_id"] != by_id[task["reassigned_from"]]["operator_id"]
+    per_day: dict[tuple, int] = {}
+    for task in tasks:
+        if task["assigned_at"] is not None:
+            key = (task["operator_id"], task["assigned_at"].date())
+            per_day[key] = per_day.get(key, 0) + 1
+    capacity = {"anna": 6, "ben": 5, "cleo": 4}
+    assert all(n <= capacity[op] for (op, _), n in per_day.items())
+    context = json.loads(next(t for t in tasks if t["user_id"] == "c01" and t["source"] == "journey")["context"])
+    assert context["note"] == "call them" and context["profile"]["first_name"] == "N1"
+    assert [o["order_id"] for o in context["last_orders"]] == ["o1", "o11", "o21"]
+    assert context["last_orders"][0]["ordered_at"] == "2026-11-21T05:00:00Z"

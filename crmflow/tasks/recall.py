@@ -19,8 +19,9 @@ from crmflow.tasks.config import (
     OpenSupportComplaint,
     Recall,
 )
+from crmflow.warehouse.dialect import round_double
 
-EMPTY = "select null::varchar as user_id, null::varchar as recall_reason where false"
+EMPTY = "select cast(null as varchar) as user_id, cast(null as varchar) as recall_reason where false"
 
 
 def q(value: str) -> str:
@@ -31,12 +32,17 @@ def in_list(values: Sequence[str]) -> str:
     return "(" + ", ".join(q(v) for v in values) + ")"
 
 
-def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
-    """(SQL with a $as_of parameter, tables it needed but did not find)."""
+def _days_before_as_of(days: int) -> str:
+    return f"cast($as_of as timestamptz) - interval '{int(days)} days'"
+
+
+def predicate_sql(recall: Recall, present: set[str], dialect: str = "duckdb") -> tuple[str, list[str]]:
+    """(SQL with a $as_of parameter, tables it needed but did not find); portable SQL."""
     p = recall.predicate
     if isinstance(p, HighValueAtRisk):
         if "customer_churn_scores" in present:
-            base = (f"select s.user_id, 'churn risk ' || round(s.churn_probability, 2) as recall_reason "
+            rounded = round_double("s.churn_probability", 2, dialect)
+            base = (f"select s.user_id, 'churn risk ' || cast({rounded} as varchar) as recall_reason "
                     f"from customer_churn_scores s where s.churn_probability >= {p.min_churn_probability}")
         elif "customer_lifecycle" in present:
             base = (f"select user_id, 'lifecycle ' || lifecycle_stage as recall_reason from customer_lifecycle "
@@ -54,8 +60,8 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
             return EMPTY, ["customer_profile"]
         return (f"select user_id, 'new business lead' as recall_reason from customer_profile "
                 f"where customer_type = 'business' and coalesce(order_count, 0) <= {p.max_orders} "
-                f"and registered_at > $as_of::timestamptz - interval {p.within_days} day "
-                f"and registered_at <= $as_of::timestamptz"), []
+                f"and registered_at > {_days_before_as_of(p.within_days)} "
+                f"and registered_at <= cast($as_of as timestamptz)"), []
     if isinstance(p, GradeDowngrade):
         if "customer_value_tier_history" not in present:
             return EMPTY, ["customer_value_tier_history"]
@@ -67,7 +73,7 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
                                       when 'E' then 5 end as grade_rank,
                        case value_tier when 'high' then 1 when 'medium' then 2 when 'low' then 3 end as tier_rank
                 from customer_value_tier_history
-                where valid_from <= $as_of::timestamptz
+                where valid_from <= cast($as_of as timestamptz)
             ),
             changes as (
                 select *, lag(grade_rank) over w as prev_grade_rank, lag(tier_rank) over w as prev_tier_rank,
@@ -75,10 +81,10 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
                 from ranked window w as (partition by user_id order by valid_from)
             )
             select user_id,
-                   any_value(case when grade_rank > prev_grade_rank then 'grade ' || prev_grade || ' -> ' || b2b_grade
+                   min(case when grade_rank > prev_grade_rank then 'grade ' || prev_grade || ' -> ' || b2b_grade
                                   else 'tier ' || prev_tier || ' -> ' || value_tier end) as recall_reason
             from changes
-            where valid_from > $as_of::timestamptz - interval {p.within_days} day
+            where valid_from > {_days_before_as_of(p.within_days)}
               and (grade_rank > prev_grade_rank or tier_rank > prev_tier_rank)
             group by user_id""", []
     if isinstance(p, OpenSupportComplaint):
@@ -88,14 +94,15 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
             with tickets as (
                 select user_id, event_name, event_at, properties->>'ticket_id' as ticket_id
                 from events_stitched
-                where user_id is not null and event_at <= $as_of::timestamptz
+                where user_id is not null and event_at <= cast($as_of as timestamptz)
                   and event_name in ('support_ticket_opened', 'support_ticket_closed')
             ),
             opened as (
                 select * from tickets where event_name = 'support_ticket_opened'
-                  and event_at > $as_of::timestamptz - interval {p.within_days} day
+                  and event_at > {_days_before_as_of(p.within_days)}
             )
-            select o.user_id, 'open support ticket since ' || strftime(min(o.event_at), '%Y-%m-%d') as recall_reason
+            select o.user_id,
+                   'open support ticket since ' || cast(cast(min(o.event_at) as date) as varchar) as recall_reason
             from opened o
             where not exists (
                 select 1 from tickets c
@@ -110,7 +117,7 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
     if isinstance(p, InSegment):
         if "customer_segments" not in present:
             return EMPTY, ["customer_segments"]
-        return (f"select user_id, 'segment ' || any_value(segment_family || ':' || segment) as recall_reason "
+        return (f"select user_id, 'segment ' || min(segment_family || ':' || segment) as recall_reason "
                 f"from customer_segments where segment_family || ':' || segment in {in_list(p.segments)} "
                 f"group by user_id"), []
     if isinstance(p, HasTag):
@@ -121,9 +128,9 @@ def predicate_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
     raise TypeError(f"unknown recall predicate {p!r}")
 
 
-def recall_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
+def recall_sql(recall: Recall, present: set[str], dialect: str = "duckdb") -> tuple[str, list[str]]:
     """Predicate plus filters: (SQL yielding distinct user_id, recall_reason; missing tables)."""
-    sql, missing = predicate_sql(recall, present)
+    sql, missing = predicate_sql(recall, present, dialect)
     f = recall.filters
     conditions: list[tuple[str, str, str]] = []  # (table, column, condition)
     if f.customer_types:
@@ -142,5 +149,5 @@ def recall_sql(recall: Recall, present: set[str]) -> tuple[str, list[str]]:
         if table not in present:
             return EMPTY, [*missing, table]
         sql = f"select r.* from ({sql}) r where r.user_id in (select user_id from {table} where {column} in {values})"
-    return f"select user_id, any_value(recall_reason) as recall_reason from ({sql}) where user_id is not null " \
-           f"group by user_id", missing
+    return f"select user_id, min(recall_reason) as recall_reason from ({sql}) as recalled " \
+           f"where user_id is not null group by user_id", missing
