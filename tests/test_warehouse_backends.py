@@ -443,7 +443,7 @@ def test_migration_1_on_duckdb_matches_the_legacy_ensure_functions(tmp_path) -> 
             "select table_name, constraint_text from duckdb_constraints() order by all"
         ).fetchall()
     with open_warehouse(tmp_path / "migrated.duckdb") as wh:
-        apply_migrations(wh)
+        apply_migrations(wh, MIGRATIONS[:1])  # later migrations add the ported modules' own tables
         assert wh.fetch_rows(columns_sql) == legacy
         migrated_keys = wh.fetch_rows(
             "select table_name, constraint_text from duckdb_constraints() "
