@@ -61,12 +61,11 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
     def journey_measurement(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                             settings: CrmflowSettingsResource):
         as_of = as_of_from_context(context)
-        with warehouse.connect() as con:
-            result = build_measurement(con, Path(settings.marketing_dir) / "journeys", as_of)
-            duplicates = con.execute("select count(*) - count(distinct order_id) from journey_order_attribution"
-                                     ).fetchone()[0]
-            over = con.execute("""select count(*) from journey_attribution where delivered > sent or opened > sent
-                                  or clicked > sent or converted > sent""").fetchone()[0]
+        with warehouse.open() as wh:
+            result = build_measurement(wh, Path(settings.marketing_dir) / "journeys", as_of)
+            duplicates = wh.scalar("select count(*) - count(distinct order_id) from journey_order_attribution")
+            over = wh.scalar("""select count(*) from journey_attribution where delivered > sent or opened > sent
+                                or clicked > sent or converted > sent""")
         if result.missing_inputs:
             context.log.info(f"measured with empty stand-ins for {', '.join(sorted(result.missing_inputs))}")
         context.log.info(", ".join(f"{k}={v}" for k, v in result.counts.items()))
@@ -103,8 +102,8 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
                        settings: CrmflowSettingsResource) -> dg.MaterializeResult:
         as_of = as_of_from_context(context)
         out = default_report_path(Path(settings.export_dir))
-        with warehouse.connect() as con:
-            outcome = report_from_warehouse(con, out, as_of)
+        with warehouse.open() as wh:
+            outcome = report_from_warehouse(wh, out, as_of)
         context.log.info(f"report written to {outcome.path} ({outcome.charts} charts, {outcome.seconds:.1f}s)")
         cards = key_figures(outcome.data)
         numbers = {k: v for k, v in outcome.data.figures.items() if v is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crmflow.warehouse import connect
+from crmflow.warehouse import open_warehouse, parse_target
 
 # (stage, table) in pipeline order; tables that do not exist yet are left out.
 STAGE_TABLES = [
@@ -32,21 +32,22 @@ STAGE_TABLES = [
 ]
 
 
-def stage_counts(warehouse: Path) -> list[tuple[str, str, int]]:
-    if not Path(warehouse).exists():
+def stage_counts(warehouse: str | Path) -> list[tuple[str, str, int]]:
+    """Rows per stage table; `warehouse` is a DuckDB path (none yet: no rows) or a postgresql:// URL."""
+    target = parse_target(warehouse)
+    if target.kind == "duckdb" and not Path(target.path).exists():
         return []
-    with connect(warehouse, read_only=True) as con:
-        existing = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+    with open_warehouse(target, read_only=True) as wh:
         return [
-            (stage, table, con.execute(f'select count(*) from "{table}"').fetchone()[0])
+            (stage, table, wh.scalar(f'select count(*) from "{table}"'))
             for stage, table in STAGE_TABLES
-            if table in existing
+            if wh.table_exists(table)
         ]
 
 
-def print_summary(warehouse: Path) -> None:
+def print_summary(warehouse: str | Path) -> None:
     rows = stage_counts(warehouse)
-    print(f"\nwarehouse: {warehouse}")
+    print(f"\nwarehouse: {parse_target(warehouse).redacted()}")
     print(f"{'stage':<8} {'table':<28} {'rows':>12}")
     for stage, table, count in rows:
         print(f"{stage:<8} {table:<28} {count:>12,}")

@@ -8,7 +8,7 @@ import typer
 
 from crmflow.report.build import default_report_path, measure_and_report
 from crmflow.settings import load_settings, parse_as_of
-from crmflow.warehouse import connect
+from crmflow.warehouse import open_warehouse
 from orchestration.user_errors import existing_warehouse, writable_file
 
 app = typer.Typer(help="The HTML report (measurement: attribution, uplift, A/B results).")
@@ -27,8 +27,8 @@ def report(
     target = writable_file(out or default_report_path(settings.export_dir), "--out" if out else "the report")
     started = time.perf_counter()
     typer.echo(f"report as of {moment.isoformat()} from {settings.warehouse}")
-    with connect(settings.warehouse) as con:
-        measured, outcome = measure_and_report(con, settings.journeys_dir, target, moment)
+    with open_warehouse(settings.warehouse) as wh:
+        measured, outcome = measure_and_report(wh, settings.journeys_dir, target, moment)
     counts = measured.counts
     typer.echo(f"measurement: {counts['messages_sent']:,} messages sent, {counts['orders_attributed']:,} orders "
                f"attributed, {counts['journeys_with_uplift']} journeys with enough data for uplift, "

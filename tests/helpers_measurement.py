@@ -1,15 +1,16 @@
 """Constructed warehouses for the measurement and report tests: a handful of hand-made rows whose
-attribution and uplift are worked out by hand in the tests."""
+attribution and uplift are worked out by hand in the tests. Rows go in through the warehouse interface
+(Arrow), so the same world can be built on DuckDB and on PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
-import duckdb
+import pyarrow as pa
 
-from crmflow.journeys.tables import ensure_journey_tables
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 AS_OF = datetime(2026, 3, 20, tzinfo=UTC)
 
@@ -45,56 +46,128 @@ def write_journeys(directory: Path) -> Path:
     return directory
 
 
-def create_inputs(con: duckdb.DuckDBPyConnection) -> None:
-    """The real journey/ops tables plus table stand-ins for the two dbt relations measurement reads."""
-    con.execute("set TimeZone = 'UTC'")
-    ensure_journey_tables(con)
-    ensure_ops_tables(con)
-    con.execute("""create table stg_shop__orders (order_id varchar, user_id varchar, ordered_at timestamptz,
-                   status varchar, amount decimal(18, 2))""")
-    con.execute("""create table events_stitched (message_id varchar, user_id varchar, event_name varchar,
-                   event_at timestamptz)""")
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
 
 
-def add_sends(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, str | None, str, str, str | None]]) -> None:
+TEXT, INSTANT = pa.string(), pa.timestamp("us", tz="UTC")
+# The columns the tests fill, typed as the owners' DDL types them (send_ledger and journey_enrolments:
+# crmflow/journeys/tables.py; the two dbt relations: their models).
+INPUT_SCHEMAS = {
+    "send_ledger": pa.schema([
+        ("message_key", TEXT), ("journey_id", TEXT), ("step_id", TEXT), ("enrolment_id", TEXT), ("user_id", TEXT),
+        ("channel", TEXT), ("variant", TEXT), ("template", TEXT), ("priority", pa.int32()), ("send_after", INSTANT),
+        ("state", TEXT), ("planned_at", INSTANT), ("sent_at", INSTANT), ("updated_at", INSTANT)]),
+    "journey_enrolments": pa.schema([
+        ("enrolment_id", TEXT), ("journey_id", TEXT), ("user_id", TEXT), ("entry_key", TEXT), ("trigger_at", INSTANT),
+        ("entered_at", INSTANT), ("is_holdout", pa.bool_()), ("status", TEXT), ("updated_at", INSTANT)]),
+    "stg_shop__orders": pa.schema([("order_id", TEXT), ("user_id", TEXT), ("ordered_at", INSTANT), ("status", TEXT),
+                                   ("amount", pa.decimal128(18, 2))]),
+    "events_stitched": pa.schema([("message_id", TEXT), ("user_id", TEXT), ("event_name", TEXT),
+                                  ("event_at", INSTANT)]),
+    "delivery_events": pa.schema([("event_id", TEXT), ("channel", TEXT), ("provider", TEXT), ("message_key", TEXT),
+                                  ("event", TEXT), ("occurred_at", INSTANT), ("_loaded_at", INSTANT)]),
+}
+
+
+def create_inputs(con: Warehouse | object) -> None:
+    """The migrated tables plus tables for the inputs no migration creates (the dbt relations, and the
+    journey tables where their migration is not there). `con`: a Warehouse or a raw DuckDB connection."""
+    wh = as_warehouse(con)
+    if wh.dialect == "duckdb":
+        wh.execute("set TimeZone = 'UTC'")  # a raw connection has the machine's zone; calendar days are UTC
+    apply_migrations(wh)
+    for name, schema in INPUT_SCHEMAS.items():
+        if not wh.table_exists(name):
+            wh.write_arrow(schema.empty_table(), name, mode="replace")
+
+
+def _append(con: Warehouse | object, name: str, rows: list[tuple]) -> None:
+    wh = as_warehouse(con)
+    schema = INPUT_SCHEMAS[name]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    wh.write_arrow(pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema), name)
+
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def add_sends(wh: Warehouse | object, rows: list[tuple[str, str, str, str | None, str, str, str | None]]) -> None:
     """rows: (message_key, journey_id, step_id, variant, user_id, state, sent_at)."""
-    con.executemany("""insert into send_ledger (message_key, journey_id, step_id, enrolment_id, user_id, channel,
-        variant, template, priority, send_after, state, planned_at, sent_at, updated_at)
-        values ($1, $2, $3, 'e-' || $1, $5, 'email', $4, 't1', 100, '2026-01-01', $6, '2026-01-01',
-                cast($7 as timestamptz), '2026-01-01')""", rows)
+    _append(wh, "send_ledger", [(key, journey, step, f"e-{key}", user, "email", variant, "t1", 100, START, state,
+                                 START, _instant(sent_at), START)
+                                for key, journey, step, variant, user, state, sent_at in rows])
 
 
-def add_orders(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, str, float]]) -> None:
+def add_orders(wh: Warehouse | object, rows: list[tuple[str, str, str, str, float]]) -> None:
     """rows: (order_id, user_id, ordered_at, status, amount)."""
-    con.executemany("insert into stg_shop__orders values ($1, $2, cast($3 as timestamptz), $4, $5)", rows)
+    _append(wh, "stg_shop__orders", [(order, user, _instant(at), status, Decimal(str(amount)))
+                                     for order, user, at, status, amount in rows])
 
 
-def add_delivery(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str]]) -> None:
+def add_delivery(wh: Warehouse | object, rows: list[tuple[str, str, str]]) -> None:
     """rows: (message_key, event, occurred_at)."""
-    con.executemany("""insert into delivery_events (event_id, channel, provider, message_key, event, occurred_at,
-        _loaded_at) values ($1 || '-' || $2, 'email', 'sendgrid', $1, $2, cast($3 as timestamptz), '2026-03-19')""",
-                    rows)
+    loaded = datetime(2026, 3, 19, tzinfo=UTC)
+    _append(wh, "delivery_events", [(f"{key}-{event}", "email", "sendgrid", key, event, _instant(at), loaded)
+                                    for key, event, at in rows])
 
 
-def add_enrolments(con: duckdb.DuckDBPyConnection, journey_id: str, prefix: str, count: int, is_holdout: bool,
+def add_enrolments(wh: Warehouse | object, journey_id: str, prefix: str, count: int, is_holdout: bool,
                    trigger_at: str) -> None:
     """`count` enrolments of users <prefix>0..<prefix>{count-1}, all triggered at `trigger_at`."""
-    con.execute("""insert into journey_enrolments (enrolment_id, journey_id, user_id, entry_key, trigger_at,
-        entered_at, is_holdout, status, updated_at)
-        select $prefix || i, $jid, $prefix || i, 'k', cast($t as timestamptz), cast($t as timestamptz), $h,
-               case when $h then 'holdout' else 'active' end, cast($t as timestamptz)
-        from range($n) r(i)""", {"prefix": prefix, "jid": journey_id, "t": trigger_at, "h": is_holdout, "n": count})
+    at = _instant(trigger_at)
+    _append(wh, "journey_enrolments", [(f"{prefix}{i}", journey_id, f"{prefix}{i}", "k", at, at, is_holdout,
+                                        "holdout" if is_holdout else "active", at) for i in range(count)])
 
 
-def add_orders_for(con: duckdb.DuckDBPyConnection, prefix: str, count: int, ordered_at: str, status: str = "paid",
+def add_orders_for(wh: Warehouse | object, prefix: str, count: int, ordered_at: str, status: str = "paid",
                    amount: float = 10.0) -> None:
     """One order each for users <prefix>0..<prefix>{count-1}."""
-    con.execute("""insert into stg_shop__orders
-        select 'o-' || $prefix || i || '-' || $t, $prefix || i, cast($t as timestamptz), $s, $a
-        from range($n) r(i)""", {"prefix": prefix, "t": ordered_at, "s": status, "a": amount, "n": count})
+    add_orders(wh, [(f"o-{prefix}{i}-{ordered_at}", f"{prefix}{i}", ordered_at, status, amount) for i in range(count)])
 
 
-def add_events_for(con: duckdb.DuckDBPyConnection, prefix: str, count: int, event_name: str, event_at: str) -> None:
-    con.execute("""insert into events_stitched
-        select 'ev-' || $prefix || i || $t, $prefix || i, $e, cast($t as timestamptz) from range($n) r(i)""",
-                {"prefix": prefix, "t": event_at, "e": event_name, "n": count})
+def add_events_for(wh: Warehouse | object, prefix: str, count: int, event_name: str, event_at: str) -> None:
+    _append(wh, "events_stitched", [(f"ev-{prefix}{i}{event_at}", f"{prefix}{i}", event_name, _instant(event_at))
+                                    for i in range(count)])
+
+
+def add_attribution_world(wh: Warehouse | object) -> None:
+    """The ledger, orders and delivery events worked by hand in test_measurement_attribution's docstring."""
+    add_sends(wh, [
+        ("m1", "j_welcome", "w1", None, "u1", "sent", "2026-03-01 10:00+00"),
+        ("m2", "j_cart", "c1", "A", "u1", "sent", "2026-03-03 10:00+00"),
+        ("m3", "j_cart", "c1", "B", "u2", "sent", "2026-03-05 10:00+00"),
+        ("m4", "j_welcome", "w1", None, "u3", "sent", "2026-03-10 10:00+00"),
+        ("m5", "j_cart", "c1", "A", "u4", "failed", None),
+        ("m6", "j_welcome", "w1", None, "u5", "sent", "2026-03-18 12:00+00"),
+    ])
+    add_orders(wh, [
+        ("o1", "u1", "2026-03-04 09:00+00", "paid", 100), ("o2", "u1", "2026-03-07 09:00+00", "paid", 50),
+        ("o3", "u2", "2026-03-05 09:00+00", "paid", 70), ("o4", "u2", "2026-03-06 10:00+00", "cancelled", 30),
+        ("o5", "u2", "2026-03-08 10:00+00", "paid", 40), ("o6", "u3", "2026-03-17 10:00:01+00", "paid", 20),
+        ("o7", "u3", "2026-03-11 08:00+00", "paid", 25), ("o8", "u3", "2026-03-12 08:00+00", "paid", 10),
+        ("o9", "u5", "2026-03-21 08:00+00", "paid", 99), ("o10", "u4", "2026-03-04 08:00+00", "paid", 5),
+    ])
+    add_delivery(wh, [
+        ("m1", "delivered", "2026-03-01 10:01+00"), ("m1", "open", "2026-03-01 11:00+00"),
+        ("m2", "click", "2026-03-03 12:00+00"), ("m3", "bounce", "2026-03-05 10:01+00"),
+        ("m4", "delivered", "2026-03-10 10:01+00"), ("m6", "delivered", "2026-03-18 12:01+00"),
+        ("m6", "unsubscribe", "2026-03-18 13:00+00"),
+    ])
+
+
+def add_uplift_world(wh: Warehouse | object) -> None:
+    """The treated/holdout enrolments, orders and events worked by hand in test_measurement_uplift's docstring."""
+    add_enrolments(wh, "j_cart", "t", 70, False, "2026-03-10 12:00+00")
+    add_enrolments(wh, "j_cart", "h", 80, True, "2026-03-10 12:00+00")
+    add_enrolments(wh, "j_cart", "young", 5, False, "2026-03-19 12:00+00")
+    add_orders_for(wh, "t", 56, "2026-03-11 12:00+00")
+    add_orders_for(wh, "h", 48, "2026-03-12 12:00+00")
+    add_orders_for(wh, "young", 5, "2026-03-19 13:00+00")
+    add_orders_for(wh, "t6", 10, "2026-03-11 12:00+00", status="cancelled")  # users t60..t69
+    add_orders_for(wh, "h5", 4, "2026-03-14 12:00:01+00")  # users h50..h53: one second too late
+    add_enrolments(wh, "j_app", "at", 10, False, "2026-03-01 00:00+00")
+    add_enrolments(wh, "j_app", "ah", 10, True, "2026-03-01 00:00+00")
+    add_events_for(wh, "at", 5, "app_open", "2026-03-02 00:00+00")
+    add_events_for(wh, "ah", 2, "app_open", "2026-03-02 23:00+00")
+    add_events_for(wh, "ah", 10, "app_open", "2026-03-04 00:00+00")  # after the 2-day window

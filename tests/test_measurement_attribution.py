@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-from helpers_measurement import AS_OF, add_delivery, add_orders, add_sends, create_inputs, write_journeys
+from helpers_measurement import AS_OF, add_attribution_world, create_inputs, write_journeys
 
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.tables import build_measurement
@@ -31,27 +31,7 @@ def measured(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attribution")
     con = duckdb.connect(str(tmp / "wh.duckdb"))
     create_inputs(con)
-    add_sends(con, [
-        ("m1", "j_welcome", "w1", None, "u1", "sent", "2026-03-01 10:00+00"),
-        ("m2", "j_cart", "c1", "A", "u1", "sent", "2026-03-03 10:00+00"),
-        ("m3", "j_cart", "c1", "B", "u2", "sent", "2026-03-05 10:00+00"),
-        ("m4", "j_welcome", "w1", None, "u3", "sent", "2026-03-10 10:00+00"),
-        ("m5", "j_cart", "c1", "A", "u4", "failed", None),
-        ("m6", "j_welcome", "w1", None, "u5", "sent", "2026-03-18 12:00+00"),
-    ])
-    add_orders(con, [
-        ("o1", "u1", "2026-03-04 09:00+00", "paid", 100), ("o2", "u1", "2026-03-07 09:00+00", "paid", 50),
-        ("o3", "u2", "2026-03-05 09:00+00", "paid", 70), ("o4", "u2", "2026-03-06 10:00+00", "cancelled", 30),
-        ("o5", "u2", "2026-03-08 10:00+00", "paid", 40), ("o6", "u3", "2026-03-17 10:00:01+00", "paid", 20),
-        ("o7", "u3", "2026-03-11 08:00+00", "paid", 25), ("o8", "u3", "2026-03-12 08:00+00", "paid", 10),
-        ("o9", "u5", "2026-03-21 08:00+00", "paid", 99), ("o10", "u4", "2026-03-04 08:00+00", "paid", 5),
-    ])
-    add_delivery(con, [
-        ("m1", "delivered", "2026-03-01 10:01+00"), ("m1", "open", "2026-03-01 11:00+00"),
-        ("m2", "click", "2026-03-03 12:00+00"), ("m3", "bounce", "2026-03-05 10:01+00"),
-        ("m4", "delivered", "2026-03-10 10:01+00"), ("m6", "delivered", "2026-03-18 12:01+00"),
-        ("m6", "unsubscribe", "2026-03-18 13:00+00"),
-    ])
+    add_attribution_world(con)
     result = build_measurement(con, write_journeys(tmp / "journeys"), AS_OF, MeasurementConfig(min_group_size=1))
     yield con, result
     con.close()
@@ -108,11 +88,12 @@ def test_variants_with_one_send_each_are_not_judged(measured):
 def test_empty_warehouse_builds_empty_tables(tmp_path):
     con = duckdb.connect(str(tmp_path / "empty.duckdb"))
     result = build_measurement(con, None, AS_OF)
-    assert {"send_ledger", "stg_shop__orders", "delivery_events"} <= result.missing_inputs
+    # the migrations create crmflow's own tables (ledger, delivery events); the dbt models are not built yet
+    assert {"stg_shop__orders", "events_stitched"} <= result.missing_inputs
     for table in ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
                   "journey_uplift", "journey_ab_results"):
         assert con.execute(f"select count(*) from {table}").fetchone()[0] == 0
-    # the stand-ins are gone afterwards: only the measurement tables were created
+    # the stand-ins are gone afterwards: none of the missing inputs is a table now
     tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    assert "send_ledger" not in tables
+    assert not result.missing_inputs & tables
     con.close()

@@ -16,14 +16,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from helpers_measurement import (
-    AS_OF,
-    add_enrolments,
-    add_events_for,
-    add_orders_for,
-    create_inputs,
-    write_journeys,
-)
+from helpers_measurement import AS_OF, add_uplift_world, create_inputs, write_journeys
 
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.tables import build_measurement
@@ -34,19 +27,7 @@ def uplift(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uplift")
     con = duckdb.connect(str(tmp / "wh.duckdb"))
     create_inputs(con)
-    add_enrolments(con, "j_cart", "t", 70, False, "2026-03-10 12:00+00")
-    add_enrolments(con, "j_cart", "h", 80, True, "2026-03-10 12:00+00")
-    add_enrolments(con, "j_cart", "young", 5, False, "2026-03-19 12:00+00")
-    add_orders_for(con, "t", 56, "2026-03-11 12:00+00")
-    add_orders_for(con, "h", 48, "2026-03-12 12:00+00")
-    add_orders_for(con, "young", 5, "2026-03-19 13:00+00")
-    add_orders_for(con, "t6", 10, "2026-03-11 12:00+00", status="cancelled")  # users t60..t69
-    add_orders_for(con, "h5", 4, "2026-03-14 12:00:01+00")  # users h50..h53: one second too late
-    add_enrolments(con, "j_app", "at", 10, False, "2026-03-01 00:00+00")
-    add_enrolments(con, "j_app", "ah", 10, True, "2026-03-01 00:00+00")
-    add_events_for(con, "at", 5, "app_open", "2026-03-02 00:00+00")
-    add_events_for(con, "ah", 2, "app_open", "2026-03-02 23:00+00")
-    add_events_for(con, "ah", 10, "app_open", "2026-03-04 00:00+00")  # after the 2-day window
+    add_uplift_world(con)
     result = build_measurement(con, write_journeys(tmp / "journeys"), AS_OF, MeasurementConfig(min_group_size=30))
     yield con, result.uplift.set_index("journey_id")
     con.close()

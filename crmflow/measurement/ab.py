@@ -10,46 +10,46 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from crmflow.measurement.attribution import NO_VARIANT
 from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.inputs import frame_from_arrow, replace_rows
+from crmflow.measurement.schema import AB_SCHEMA
 from crmflow.measurement.stats import (
     newcombe_difference_interval,
     proportion,
     two_proportion_ztest,
     wilson_interval,
 )
-from crmflow.measurement.uplift import write_table
+from crmflow.warehouse import Warehouse
 
-AB_COLUMNS = {
-    "journey_id": "varchar", "step_id": "varchar", "variant": "varchar",
-    "sent": "bigint", "converted": "bigint", "revenue": "double",
-    "conversion_rate": "double", "rate_ci_low": "double", "rate_ci_high": "double",
-    "reference_variant": "varchar", "is_reference": "boolean",
-    "diff_vs_reference": "double", "diff_ci_low": "double", "diff_ci_high": "double",
-    "z": "double", "p_value": "double", "significant": "boolean", "verdict": "varchar", "as_of": "timestamptz",
-}
-
-
-def variant_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Sent/converted/revenue per variant, for steps that have at least two variants."""
-    return con.execute(f"""
-        select journey_id, step_id, variant, sum(sent) as sent, sum(converted) as converted,
-               cast(sum(revenue) as double) as revenue
+# Steps with at least two variants (a window count in a subquery: `qualify` is not portable).
+VARIANT_COUNTS_SQL = f"""
+    select journey_id, step_id, variant, sent, converted, revenue
+    from (
+        select journey_id, step_id, variant, cast(sum(sent) as bigint) as sent,
+               cast(sum(converted) as bigint) as converted, cast(sum(revenue) as double precision) as revenue,
+               count(*) over (partition by journey_id, step_id) as variants
         from journey_attribution
         where variant <> '{NO_VARIANT}'
         group by journey_id, step_id, variant
-        qualify count(*) over (partition by journey_id, step_id) >= 2
-        order by journey_id, step_id, variant
-    """).df()
+    ) per_variant
+    where variants >= 2
+"""
+
+
+def variant_counts(wh: Warehouse) -> pd.DataFrame:
+    """Sent/converted/revenue per variant, for steps that have at least two variants."""
+    counts = frame_from_arrow(wh.fetch_arrow(VARIANT_COUNTS_SQL))
+    # Sorted here, in code-point order whatever the database collation.
+    return counts.sort_values(["journey_id", "step_id", "variant"]).reset_index(drop=True)
 
 
 def ab_table(counts: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
     if counts.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in AB_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in AB_SCHEMA.names})
     df = counts.copy()
     df["conversion_rate"] = proportion(df["converted"], df["sent"])
     df["rate_ci_low"], df["rate_ci_high"] = wilson_interval(df["converted"], df["sent"], config.alpha)
@@ -79,10 +79,10 @@ def ab_table(counts: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -
         default="no significant difference from " + df["ref_variant"],
     )
     df["as_of"] = pd.Timestamp(as_of)
-    return df[list(AB_COLUMNS)].reset_index(drop=True)
+    return df[AB_SCHEMA.names].reset_index(drop=True)
 
 
-def build_ab_results(con: duckdb.DuckDBPyConnection, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
-    table = ab_table(variant_counts(con), as_of, config)
-    write_table(con, "journey_ab_results", table, AB_COLUMNS)
+def build_ab_results(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+    table = ab_table(variant_counts(wh), as_of, config)
+    replace_rows(wh, "journey_ab_results", table, AB_SCHEMA)
     return table

@@ -10,41 +10,51 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
+import pyarrow as pa
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.goals import GOALS_TABLE
+from crmflow.measurement.goals import GOALS_TABLE, PAID_STATUSES_TABLE
+from crmflow.warehouse import Warehouse
+from crmflow.warehouse.dialect import binary_order, round_double
 
 NO_VARIANT = "-"  # steps without A/B variants: a real value, so group by and joins keep them
 
 ATTRIBUTION_TABLES = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend")
 
 
-def _sent_messages_sql() -> str:
+SENT_TABLE = "_measure_sent"
+SENT_SCHEMA = pa.schema([("message_key", pa.string()), ("journey_id", pa.string()), ("step_id", pa.string()),
+                         ("variant", pa.string()), ("user_id", pa.string()), ("channel", pa.string()),
+                         ("sent_at", pa.timestamp("us", tz="UTC")), ("window_end", pa.timestamp("us", tz="UTC"))])
+
+SENT_SQL = f"""
+    insert into {SENT_TABLE}
+    select l.message_key, l.journey_id, l.step_id, coalesce(l.variant, '{NO_VARIANT}') as variant,
+           l.user_id, l.channel, l.sent_at,
+           l.sent_at + coalesce(g.window_seconds, cast($default_window as bigint)) * interval '1 second' as window_end
+    from send_ledger l
+    left join {GOALS_TABLE} g on g.journey_id = l.journey_id
+    where l.state = 'sent' and l.sent_at is not null and l.sent_at <= $as_of
+"""
+
+
+def order_attribution_sql(dialect: str) -> str:
     return f"""
-        create or replace temp table _measure_sent as
-        select l.message_key, l.journey_id, l.step_id, coalesce(l.variant, '{NO_VARIANT}') as variant,
-               l.user_id, l.channel, l.sent_at,
-               l.sent_at + to_seconds(coalesce(g.window_seconds, $default_window)) as window_end
-        from send_ledger l
-        left join {GOALS_TABLE} g on g.journey_id = l.journey_id
-        where l.state = 'sent' and l.sent_at is not null and l.sent_at <= $as_of
-    """
-
-
-ORDER_ATTRIBUTION_SQL = """
-    create or replace table journey_order_attribution as
+    insert into journey_order_attribution (order_id, user_id, ordered_at, amount, message_key, journey_id,
+                                           step_id, variant, channel, sent_at, as_of)
     with paid_orders as (
         select order_id, user_id, ordered_at, amount
         from stg_shop__orders
-        where list_contains($paid, status) and ordered_at <= $as_of
+        where status in (select status from {PAID_STATUSES_TABLE}) and ordered_at <= $as_of
     ), candidates as (
         select o.order_id, o.user_id, o.ordered_at, o.amount, s.message_key, s.journey_id, s.step_id,
                s.variant, s.channel, s.sent_at,
-               -- latest send first; the key breaks exact ties so reruns credit the same message
-               row_number() over (partition by o.order_id order by s.sent_at desc, s.message_key desc) as touch_rank
+               -- latest send first; the key (in code-point order on every engine) breaks exact ties
+               -- so reruns and both backends credit the same message
+               row_number() over (partition by o.order_id
+                                  order by s.sent_at desc, {binary_order("s.message_key", dialect)} desc) as touch_rank
         from paid_orders o
-        join _measure_sent s
+        join {SENT_TABLE} s
           on s.user_id = o.user_id and s.sent_at < o.ordered_at and o.ordered_at <= s.window_end
     )
     select order_id, user_id, ordered_at, cast(amount as decimal(18, 2)) as amount, message_key, journey_id,
@@ -53,10 +63,14 @@ ORDER_ATTRIBUTION_SQL = """
     where touch_rank = 1
 """
 
+
 # The engagement funnel is made monotone: an open proves delivery, a click proves an open (image
 # blocking hides many opens), so each stage counts messages with that event or a later one.
-ATTRIBUTION_SQL = """
-    create or replace table journey_attribution as
+def attribution_sql(dialect: str) -> str:
+    rate = round_double("cast(count(c.message_key) as double precision) / count(*)", 6, dialect)
+    return f"""
+    insert into journey_attribution (journey_id, step_id, variant, sent, delivered, opened, clicked, bounced,
+                                     unsubscribed, converted, attributed_orders, revenue, conversion_rate, as_of)
     with engagement as (
         select message_key,
                bool_or(event in ('delivered', 'open', 'click')) as delivered,
@@ -82,27 +96,31 @@ ATTRIBUTION_SQL = """
            count(c.message_key) as converted,
            cast(coalesce(sum(c.orders), 0) as bigint) as attributed_orders,
            cast(coalesce(sum(c.revenue), 0) as decimal(18, 2)) as revenue,
-           round(count(c.message_key) / count(*), 6) as conversion_rate,
+           {rate} as conversion_rate,
            cast($as_of as timestamptz) as as_of
-    from _measure_sent s
+    from {SENT_TABLE} s
     left join engagement e on e.message_key = s.message_key
     left join credit c on c.message_key = s.message_key
     group by s.journey_id, s.step_id, s.variant
-    order by s.journey_id, s.step_id, s.variant
 """
+
 
 # Day d = the d-th UTC calendar day after the send's day (day 0 = the same day). A (send day, d)
 # cell is kept only once that calendar day is over, so a young send never shows a falsely low rate.
-TREND_SQL = """
-    create or replace table journey_conversion_trend as
+# Date minus date is a whole number of days on both engines (the session time zone is UTC).
+def trend_sql(dialect: str) -> str:
+    share = round_double("cast(coalesce(sum(c.converted), 0) as double precision) / g.sent", 6, dialect)
+    return f"""
+    insert into journey_conversion_trend (journey_id, send_date, days_since_send, sent, converted_cumulative,
+                                          converted_share, as_of)
     with first_credit as (
         select message_key, min(ordered_at) as first_order_at
         from journey_order_attribution
         group by message_key
     ), per_message as (
         select s.journey_id, cast(s.sent_at as date) as send_date,
-               date_diff('day', cast(s.sent_at as date), cast(f.first_order_at as date)) as conversion_day
-        from _measure_sent s
+               cast(cast(f.first_order_at as date) - cast(s.sent_at as date) as integer) as conversion_day
+        from {SENT_TABLE} s
         left join first_credit f on f.message_key = s.message_key
     ), sends as (
         select journey_id, send_date, count(*) as sent from per_message group by journey_id, send_date
@@ -112,33 +130,35 @@ TREND_SQL = """
         where conversion_day is not null
         group by journey_id, send_date, conversion_day
     ), grid as (
-        select s.journey_id, s.send_date, s.sent, cast(d.range as integer) as days_since_send
+        select s.journey_id, s.send_date, s.sent, cast(d.n as integer) as days_since_send
         from sends s
-        cross join range(0, $trend_days + 1) d
-        where s.send_date + cast(d.range as integer) + 1 <= cast($as_of as date)
+        cross join generate_series(0, cast($trend_days as integer)) as d(n)
+        where s.send_date + cast(d.n as integer) + 1 <= cast($as_of as date)
     )
     select g.journey_id, g.send_date, g.days_since_send, g.sent,
            cast(coalesce(sum(c.converted), 0) as bigint) as converted_cumulative,
-           round(coalesce(sum(c.converted), 0) / g.sent, 6) as converted_share,
+           {share} as converted_share,
            cast($as_of as timestamptz) as as_of
     from grid g
     left join conversions c
       on c.journey_id = g.journey_id and c.send_date = g.send_date and c.conversion_day <= g.days_since_send
     group by g.journey_id, g.send_date, g.days_since_send, g.sent
-    order by g.journey_id, g.send_date, g.days_since_send
 """
 
 
-def build_attribution(con: duckdb.DuckDBPyConnection, as_of: datetime, config: MeasurementConfig) -> dict[str, int]:
-    """(Re)build journey_order_attribution, journey_attribution and journey_conversion_trend.
-    Expects the goals temp table and the input stand-ins (crmflow.measurement.inputs)."""
-    base = {"as_of": as_of, "default_window": config.default_window_seconds}
-    con.execute(_sent_messages_sql(), base)
-    con.execute(ORDER_ATTRIBUTION_SQL, {"as_of": as_of, "paid": list(config.paid_statuses)})
-    con.execute(ATTRIBUTION_SQL, {"as_of": as_of})
-    con.execute(TREND_SQL, {"as_of": as_of, "trend_days": config.trend_days})
+def build_attribution(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> dict[str, int]:
+    """Rebuild journey_order_attribution, journey_attribution and journey_conversion_trend.
+    Expects the goal temp tables and the input stand-ins (crmflow.measurement.goals / inputs) and runs
+    inside the caller's transaction."""
+    wh.create_temp_table(SENT_TABLE, SENT_SCHEMA.empty_table())
+    wh.execute(SENT_SQL, {"as_of": as_of, "default_window": config.default_window_seconds})
+    for table in ATTRIBUTION_TABLES:
+        wh.execute(f"delete from {table}")
+    wh.execute(order_attribution_sql(wh.dialect), {"as_of": as_of})
+    wh.execute(attribution_sql(wh.dialect), {"as_of": as_of})
+    wh.execute(trend_sql(wh.dialect), {"as_of": as_of, "trend_days": config.trend_days})
     return {
-        "messages_sent": con.execute("select count(*) from _measure_sent").fetchone()[0],
-        "orders_attributed": con.execute("select count(*) from journey_order_attribution").fetchone()[0],
-        "attribution_rows": con.execute("select count(*) from journey_attribution").fetchone()[0],
+        "messages_sent": wh.scalar(f"select count(*) from {SENT_TABLE}"),
+        "orders_attributed": wh.scalar("select count(*) from journey_order_attribution"),
+        "attribution_rows": wh.scalar("select count(*) from journey_attribution"),
     }

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from crmflow.journeys.loader import load_journeys
 from crmflow.measurement.config import MeasurementConfig
+from crmflow.warehouse import Warehouse
 
 GOALS_TABLE = "_measure_goals"
+GOAL_STATUSES_TABLE = "_measure_goal_statuses"
+PAID_STATUSES_TABLE = "_measure_paid_statuses"
 
 
 def journey_goals(journeys_dir: Path | None, config: MeasurementConfig) -> pd.DataFrame:
@@ -47,15 +50,21 @@ def _days(seconds: int) -> str:
     return f"{seconds / 86400:g}d" if seconds % 3600 == 0 and seconds >= 86400 else f"{seconds / 3600:g}h"
 
 
-def register_goals(con: duckdb.DuckDBPyConnection, goals: pd.DataFrame) -> None:
-    """Goals as a temp table with explicit types, so an empty frame still has usable columns."""
-    con.execute(f"""create or replace temp table {GOALS_TABLE} (
-        journey_id varchar primary key, goal_kind varchar not null, goal_event varchar,
-        goal_statuses varchar[] not null, window_seconds bigint not null, goal_label varchar not null)""")
-    if len(goals):
-        con.register("_goals_frame", goals)
-        try:
-            con.execute(f"insert into {GOALS_TABLE} select journey_id, goal_kind, goal_event, "
-                        "cast(goal_statuses as varchar[]), window_seconds, goal_label from _goals_frame")
-        finally:
-            con.unregister("_goals_frame")
+GOALS_SCHEMA = pa.schema([("journey_id", pa.string()), ("goal_kind", pa.string()), ("goal_event", pa.string()),
+                          ("window_seconds", pa.int64()), ("goal_label", pa.string())])
+STATUSES_SCHEMA = pa.schema([("journey_id", pa.string()), ("status", pa.string())])
+
+
+def register_goals(wh: Warehouse, goals: pd.DataFrame, paid_statuses: tuple[str, ...]) -> None:
+    """Goals as temp tables with explicit types, so an empty frame still has usable columns.
+
+    A goal's order statuses are rows of GOAL_STATUSES_TABLE (no list columns: they are not portable);
+    PAID_STATUSES_TABLE holds the paid statuses, the goal of journeys that have no configured goal.
+    """
+    wh.create_temp_table(GOALS_TABLE, pa.Table.from_pandas(goals[GOALS_SCHEMA.names], schema=GOALS_SCHEMA,
+                                                           preserve_index=False))
+    pairs = goals[["journey_id", "goal_statuses"]].explode("goal_statuses").dropna()
+    wh.create_temp_table(GOAL_STATUSES_TABLE, pa.table({"journey_id": pa.array(pairs["journey_id"], pa.string()),
+                                                        "status": pa.array(pairs["goal_statuses"], pa.string())},
+                                                       schema=STATUSES_SCHEMA))
+    wh.create_temp_table(PAID_STATUSES_TABLE, pa.table({"status": pa.array(list(paid_statuses), pa.string())}))

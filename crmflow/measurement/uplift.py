@@ -12,77 +12,73 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.goals import GOALS_TABLE
+from crmflow.measurement.goals import GOAL_STATUSES_TABLE, GOALS_TABLE, PAID_STATUSES_TABLE
+from crmflow.measurement.inputs import frame_from_arrow, replace_rows
+from crmflow.measurement.schema import UPLIFT_SCHEMA
 from crmflow.measurement.stats import newcombe_difference_interval, proportion, two_proportion_ztest
+from crmflow.warehouse import Warehouse
 
+# An order goal matches the journey's goal statuses, or the paid statuses when the journey has no
+# configured goal (its YAML is gone or broken); statuses are rows, not lists, on every engine.
 GROUP_COUNTS_SQL = f"""
     with enrolments as (
         select e.enrolment_id, e.journey_id, e.user_id, e.is_holdout, e.trigger_at,
-               e.trigger_at + to_seconds(coalesce(g.window_seconds, $default_window)) as window_end,
-               coalesce(g.goal_kind, 'order') as goal_kind, g.goal_event,
-               coalesce(g.goal_statuses, cast($paid as varchar[])) as goal_statuses
+               e.trigger_at + coalesce(g.window_seconds, cast($default_window as bigint)) * interval '1 second'
+                   as window_end,
+               coalesce(g.goal_kind, 'order') as goal_kind, g.goal_event, g.journey_id is not null as configured
         from journey_enrolments e
         left join {GOALS_TABLE} g on g.journey_id = e.journey_id
-        where e.trigger_at + to_seconds(coalesce(g.window_seconds, $default_window)) <= $as_of
+    ), matured as (
+        select * from enrolments where window_end <= $as_of
     ), order_goals as (
         select distinct m.enrolment_id
-        from enrolments m
+        from matured m
         join stg_shop__orders o
           on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
-         and list_contains(m.goal_statuses, o.status)
         where m.goal_kind = 'order'
+          and (exists (select 1 from {GOAL_STATUSES_TABLE} gs where gs.journey_id = m.journey_id and gs.status = o.status)
+               or (not m.configured and o.status in (select status from {PAID_STATUSES_TABLE})))
     ), event_goals as (
         select distinct m.enrolment_id
-        from enrolments m
+        from matured m
         join events_stitched ev
           on ev.user_id = m.user_id and ev.event_at > m.trigger_at and ev.event_at <= m.window_end
          and ev.event_name = m.goal_event
         where m.goal_kind = 'event'
     ), window_revenue as (
         select m.enrolment_id, sum(o.amount) as revenue
-        from enrolments m
+        from matured m
         join stg_shop__orders o
           on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
-         and list_contains($paid, o.status)
+        where o.status in (select status from {PAID_STATUSES_TABLE})
         group by m.enrolment_id
     )
     select m.journey_id, m.is_holdout,
            count(*) as enrolments,
            count(og.enrolment_id) + count(eg.enrolment_id) as converted,
-           cast(coalesce(sum(r.revenue), 0) as double) as revenue
-    from enrolments m
+           cast(coalesce(sum(r.revenue), 0) as double precision) as revenue
+    from matured m
     left join order_goals og on og.enrolment_id = m.enrolment_id
     left join event_goals eg on eg.enrolment_id = m.enrolment_id
     left join window_revenue r on r.enrolment_id = m.enrolment_id
     group by m.journey_id, m.is_holdout
 """
 
-UPLIFT_COLUMNS = {
-    "journey_id": "varchar", "goal": "varchar",
-    "treated_enrolments": "bigint", "treated_converted": "bigint", "treated_rate": "double",
-    "holdout_enrolments": "bigint", "holdout_converted": "bigint", "holdout_rate": "double",
-    "uplift_abs": "double", "uplift_ci_low": "double", "uplift_ci_high": "double", "uplift_rel": "double",
-    "p_value": "double", "significant": "boolean",
-    "treated_revenue_per_enrolment": "double", "holdout_revenue_per_enrolment": "double",
-    "incremental_revenue": "double", "status": "varchar", "note": "varchar", "as_of": "timestamptz",
-}
 
-
-def group_counts(con: duckdb.DuckDBPyConnection, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+def group_counts(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
     """Matured enrolments, conversions and in-window paid revenue per journey and group."""
-    return con.execute(GROUP_COUNTS_SQL, {"as_of": as_of, "default_window": config.default_window_seconds,
-                                          "paid": list(config.paid_statuses)}).df()
+    return frame_from_arrow(wh.fetch_arrow(GROUP_COUNTS_SQL, {"as_of": as_of,
+                                                              "default_window": config.default_window_seconds}))
 
 
 def uplift_table(counts: pd.DataFrame, goals: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
     """One row per journey from the per-group counts; the statistics are vectorised over journeys."""
     if counts.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in UPLIFT_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in UPLIFT_SCHEMA.names})
     wide = counts.pivot_table(index="journey_id", columns="is_holdout", values=["enrolments", "converted", "revenue"],
                               aggfunc="sum", fill_value=0)
     out = pd.DataFrame(index=wide.index)
@@ -123,23 +119,10 @@ def uplift_table(counts: pd.DataFrame, goals: pd.DataFrame, as_of: datetime, con
     out["goal"] = out["journey_id"].map(labels).fillna(
         f"paid order within {config.default_window_days:g}d (default)")
     out["as_of"] = pd.Timestamp(as_of)
-    return out[list(UPLIFT_COLUMNS)].sort_values("journey_id").reset_index(drop=True)
+    return out[UPLIFT_SCHEMA.names].sort_values("journey_id").reset_index(drop=True)
 
 
-def write_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, columns: dict[str, str]) -> None:
-    """Replace `name` with the frame, typed by `columns` (so an empty frame still has the schema)."""
-    ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-    con.execute(f'create or replace table "{name}" ({ddl})')
-    if len(frame):
-        con.register("_measure_frame", frame[list(columns)])
-        try:
-            con.execute(f'insert into "{name}" select * from _measure_frame')
-        finally:
-            con.unregister("_measure_frame")
-
-
-def build_uplift(con: duckdb.DuckDBPyConnection, goals: pd.DataFrame, as_of: datetime,
-                 config: MeasurementConfig) -> pd.DataFrame:
-    table = uplift_table(group_counts(con, as_of, config), goals, as_of, config)
-    write_table(con, "journey_uplift", table, UPLIFT_COLUMNS)
+def build_uplift(wh: Warehouse, goals: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+    table = uplift_table(group_counts(wh, as_of, config), goals, as_of, config)
+    replace_rows(wh, "journey_uplift", table, UPLIFT_SCHEMA)
     return table

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.tables import MeasurementResult, build_measurement
 from crmflow.report.data import ReportData, load_report_data
 from crmflow.report.render import write_report
+from crmflow.warehouse import Warehouse
 
 
 @dataclass
@@ -27,14 +26,14 @@ def default_report_path(export_dir: Path) -> Path:
     return export_dir / "report.html"
 
 
-def report_from_warehouse(con: duckdb.DuckDBPyConnection, out: Path, as_of: datetime) -> ReportOutcome:
+def report_from_warehouse(con: Warehouse | object, out: Path, as_of: datetime) -> ReportOutcome:
     started = time.perf_counter()
     data = load_report_data(con, as_of)
     path, chart_count = write_report(data, out)
     return ReportOutcome(path, chart_count, data, time.perf_counter() - started)
 
 
-def measure_and_report(con: duckdb.DuckDBPyConnection, journeys_dir: Path | None, out: Path, as_of: datetime,
+def measure_and_report(con: Warehouse | object, journeys_dir: Path | None, out: Path, as_of: datetime,
                        config: MeasurementConfig | None = None) -> tuple[MeasurementResult, ReportOutcome]:
     measured = build_measurement(con, journeys_dir, as_of, config)
     return measured, report_from_warehouse(con, out, as_of)

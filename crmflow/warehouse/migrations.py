@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, MODEL_RUNS_TEMPLATE
+from crmflow.measurement.schema import MEASUREMENT_TEMPLATE
 from crmflow.tasks.ddl import TASKS_TEMPLATE
 from crmflow.warehouse.base import Warehouse
 from crmflow.warehouse.ddl import MIGRATION_1_TEMPLATE
@@ -30,6 +31,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(31, "operator tasks, rule runs, push versions, task outcomes and their quarantine", TASKS_TEMPLATE),
     Migration(40, "intelligence model runs (with the retraining cadence columns)", MODEL_RUNS_TEMPLATE),
     Migration(41, "intelligence cluster centroids per as-of", CENTROIDS_TEMPLATE),
+    Migration(45, "measurement: attribution, conversion trend, uplift and A/B results", MEASUREMENT_TEMPLATE),
 )
 
 LEDGER_TEMPLATE = """
