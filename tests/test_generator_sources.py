@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from connectors.sources.files import ingest_source
 from crmflow.generator import GeneratorConfig, generate_landing
 from crmflow.warehouse import connect
+from orchestration.cli import app
 
 END = date(2026, 11, 20)
 
@@ -56,3 +58,15 @@ def test_orders_without_items_in_the_1990s_load_whole(tmp_path: Path) -> None:
 def test_unknown_or_no_source_is_one_clear_error(sources: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="sources must be a non-empty subset of events, registrations, orders"):
         GeneratorConfig(users=1, days=1, end=END, seed=1, sources=sources)
+
+
+def test_cli_writes_only_the_asked_for_sources_and_rejects_unknown_ones(tmp_path: Path) -> None:
+    bad = CliRunner().invoke(app, ["generate", "--sources", "orders,clicks", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "--sources 'orders,clicks'" in bad.stderr
+    assert not (tmp_path / "bad" / "orders").exists()
+    ok = CliRunner().invoke(app, ["generate", "--users", "30", "--days", "20", "--end", "1998-06-29",
+                                  "--sources", "orders", "--no-order-items", "--out", str(tmp_path / "l")])
+    assert ok.exit_code == 0, ok.stderr
+    assert sorted(p.name for p in (tmp_path / "l").iterdir()) == ["_generator_manifest.json", "orders"]
+    manifest = json.loads((tmp_path / "l" / "_generator_manifest.json").read_text())
+    assert manifest["config"]["sources"] == ["orders"] and manifest["config"]["order_items"] is False
