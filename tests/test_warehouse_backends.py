@@ -503,7 +503,8 @@ def test_concurrent_migrations_apply_each_version_once(
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda _: migrate(), range(3)))
-    assert sorted(results) == [[], [], [m.version for m in MIGRATIONS]]
+    # each version once, by whichever process took its lock first (they may share the work)
+    assert sorted(v for applied in results for v in applied) == [m.version for m in MIGRATIONS]
     assert count(postgres_warehouse, "crm_ops.schema_migrations") == len(MIGRATIONS)
 
 
