@@ -15,6 +15,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -31,11 +32,14 @@ from helpers_measurement import (
 )
 from helpers_postgres import postgres_url, postgres_warehouse  # noqa: F401 (fixtures)
 
+from assets.measurement import build_measurement_assets
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.tables import MEASUREMENT_TABLES, build_measurement
 from crmflow.report.data import load_report_data
 from crmflow.summary import stage_counts
 from crmflow.warehouse import Warehouse, open_warehouse
+from orchestration.asof import as_of_tags
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 
 KEYS = {"journey_order_attribution": ["order_id"], "journey_attribution": ["journey_id", "step_id", "variant"],
         "journey_conversion_trend": ["journey_id", "send_date", "days_since_send"], "journey_uplift": ["journey_id"],
@@ -212,3 +216,19 @@ def test_run_summary_counts_rows_on_postgres(postgres_side, postgres_url):  # no
     counts = {table: rows for _, table, rows in stage_counts(postgres_url)}
     assert counts["send_ledger"] == 6 + 2 + 120 and counts["journey_enrolments"] == 70 + 80 + 5 + 10 + 10 + 3
     assert "raw_events" in counts and "customer_clusters" not in counts  # only tables that exist
+
+
+def test_assets_materialise_on_postgres(postgres_side, postgres_url, tmp_path):  # noqa: F811
+    marketing = tmp_path / "marketing"
+    write_journeys(marketing / "journeys")
+    settings = CrmflowSettingsResource(landing_dir=str(tmp_path / "landing"), outbox_dir=str(tmp_path / "outbox"),
+                                       export_dir=str(tmp_path / "exports"), marketing_dir=str(marketing))
+    result = dg.materialize(build_measurement_assets([]), tags=as_of_tags(AS_OF),
+                            resources={"warehouse": WarehouseResource(path=postgres_url), "settings": settings})
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    report = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("crmflow_report")]
+    metadata = report[0].materialization.metadata
+    assert metadata["messages_sent"].value == 5 + 2 + 120  # m1..m6 but m5 (failed), the tie, the A/B step
+    assert metadata["sections_without_data"].value == []
+    assert "Holdout uplift" in (tmp_path / "exports" / "report.html").read_text(encoding="utf-8")
