@@ -47,9 +47,9 @@ def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition
         as_of = as_of_from_context(context)
         config = JourneyConfig(Path(settings.marketing_dir))
         file = config.journeys_dir / file_name
-        with warehouse.connect() as con:
+        with warehouse.open() as wh:
             try:
-                report = tick_journey_file(con, config, file, as_of)
+                report = tick_journey_file(wh, config, file, as_of)
             except JourneyInvalidError as exc:
                 # Reported, not raised: a broken file must not block dispatch of the other journeys.
                 context.log.error(str(exc))

@@ -1,22 +1,28 @@
 """Test helpers for journeys: the customer marts and ops tables with exactly the contract columns,
-filled with crafted rows (tests never need dbt), and small YAML builders."""
+filled with crafted rows (tests never need dbt), and small YAML builders.
+
+`make_customer_tables` / `insert_rows` take a raw DuckDB connection or a Warehouse (DuckDB or
+PostgreSQL); with a Warehouse the rows go in as typed Arrow through `write_arrow`, the same on both.
+"""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.journeys.loader import parse_journey_text
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.tables import ensure_journey_tables
-from crmflow.warehouse import ensure_ops_tables
+from crmflow.warehouse import Warehouse, as_warehouse
 
 TABLES: dict[str, dict[str, str]] = {
     "customer_profile": PROFILE_COLUMN_TYPES,
@@ -60,7 +66,31 @@ def profile(user_id: str, **overrides: Any) -> dict[str, Any]:
     return row
 
 
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[str, Any]]) -> None:
+# Arrow types of the contract column types above, and how a crafted value becomes one.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(), "JSON": pa.string(), "BOOLEAN": pa.bool_(), "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "DATE": pa.date32(), "DECIMAL(18,2)": pa.decimal128(18, 2),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _coerce(value: Any, arrow_type: pa.DataType) -> Any:
+    if value is None or not isinstance(value, str | int | float):
+        return value
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, str):
+        return ts(value)
+    if pa.types.is_date(arrow_type) and isinstance(value, str):
+        return date.fromisoformat(value)
+    if pa.types.is_decimal(arrow_type):
+        return Decimal(str(value))
+    return value
+
+
+def _sql_type(sql_type: str, wh: Warehouse) -> str:
+    return {"DOUBLE": "DOUBLE PRECISION", "JSON": wh.render("{json}")}.get(sql_type, sql_type)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection | Warehouse, table: str, rows: Iterable[dict[str, Any]]) -> None:
     columns = list(TABLES[table]) if table in TABLES else None
     rows = list(rows)
     if not rows:
@@ -69,6 +99,14 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[
     unknown = {k for r in rows for k in r} - set(columns)
     if unknown:
         raise KeyError(f"{table}: not contract columns: {sorted(unknown)}")
+    if isinstance(con, Warehouse):
+        if table in TABLES:
+            types = {c: _ARROW_TYPES[TABLES[table][c]] for c in columns}
+            arrow = pa.table({c: pa.array([_coerce(r.get(c), types[c]) for r in rows], types[c]) for c in columns})
+        else:
+            arrow = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
+        con.write_arrow(arrow, table)
+        return
     # One set-based insert through a registered frame (executemany is slow for thousands of rows).
     frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype=object)
     con.register("_helper_rows", frame)
@@ -79,15 +117,16 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[dict[
         con.unregister("_helper_rows")
 
 
-def make_customer_tables(con: duckdb.DuckDBPyConnection, **rows: Sequence[dict[str, Any]]) -> None:
+def make_customer_tables(con: duckdb.DuckDBPyConnection | Warehouse, **rows: Sequence[dict[str, Any]]) -> None:
     """Create every mart the journeys read (contract columns) and fill the ones given by name,
     e.g. make_customer_tables(con, customer_profile=[profile("u1")], events_stitched=[...])."""
-    con.execute("set TimeZone = 'UTC'")
+    wh = as_warehouse(con)
+    if wh.dialect == "duckdb":
+        wh.execute("set TimeZone = 'UTC'")  # PostgreSQL sessions are UTC already
     for table, columns in TABLES.items():
-        cols = ", ".join(f"{name} {ctype}" for name, ctype in columns.items())
-        con.execute(f"create table if not exists {table} ({cols})")
-    ensure_ops_tables(con)
-    ensure_journey_tables(con)
+        cols = ", ".join(f"{name} {_sql_type(ctype, wh)}" for name, ctype in columns.items())
+        wh.execute(f"create table if not exists {table} ({cols})")
+    ensure_journey_tables(wh)  # all migrations: the ops tables (1) and the journey tables (10)
     for table, table_rows in rows.items():
         insert_rows(con, table, table_rows)
 

@@ -6,7 +6,11 @@ Read from the warehouse when customer_profile exists; otherwise the static contr
 
 from __future__ import annotations
 
-import duckdb
+from typing import Any
+
+import pyarrow as pa
+
+from crmflow.warehouse import as_warehouse
 
 # customer_profile columns (and their types) from the shared naming contract.
 PROFILE_COLUMN_TYPES: dict[str, str] = {
@@ -24,25 +28,38 @@ PROFILE_COLUMN_TYPES: dict[str, str] = {
 }
 PROFILE_COLUMNS: tuple[str, ...] = tuple(PROFILE_COLUMN_TYPES)
 
+_SQL_TYPE_OF_ARROW = {
+    pa.bool_(): "BOOLEAN", pa.int8(): "SMALLINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT", pa.float32(): "REAL", pa.float64(): "DOUBLE PRECISION", pa.date32(): "DATE",
+}
 
-def profile_columns(con: duckdb.DuckDBPyConnection | None) -> dict[str, str]:
-    """Column name -> SQL type of customer_profile (warehouse first, contract list as fallback)."""
+
+def sql_type_of(arrow_type: pa.DataType) -> str:
+    """A portable SQL type name for a result column's Arrow type (what filters cast values to)."""
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMP WITH TIME ZONE" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_decimal(arrow_type):
+        return f"DECIMAL({arrow_type.precision},{arrow_type.scale})"
+    return _SQL_TYPE_OF_ARROW.get(arrow_type, "VARCHAR")
+
+
+def profile_columns(con: Any | None) -> dict[str, str]:
+    """Column name -> SQL type of customer_profile (warehouse first, contract list as fallback).
+
+    Read from the relation the engine resolves (an empty result's Arrow schema), so the same
+    customer_profile SQL reads is described, whatever schema it lives in."""
     if con is None or not table_exists(con, "customer_profile"):
         return dict(PROFILE_COLUMN_TYPES)
-    rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_name = 'customer_profile' order by ordinal_position"
-    ).fetchall()
-    return {name: dtype for name, dtype in rows}
+    schema = as_warehouse(con).fetch_arrow("select * from customer_profile limit 0").schema
+    return {f.name: sql_type_of(f.type) for f in schema}
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute("select count(*) from information_schema.tables where table_name = ?", [name]).fetchone()[0]
-    )
+def table_exists(con: Any, name: str) -> bool:
+    """True when `name` is visible (a Warehouse or a raw DuckDB connection)."""
+    return as_warehouse(con).table_exists(name)
 
 
-def require_tables(con: duckdb.DuckDBPyConnection, names: list[str], needed_by: str) -> None:
+def require_tables(con: Any, names: list[str], needed_by: str) -> None:
     missing = [n for n in names if not table_exists(con, n)]
     if missing:
         raise RuntimeError(

@@ -3,7 +3,8 @@
 Everything is SQL over whole tables; Python loops only over the journey's steps. The same data,
 config and as-of give the same result, and rerunning a tick adds nothing (deterministic keys,
 insert-or-ignore, waits measured from the as-of at which a step was entered, or from the previous
-message's ledger sent_at with `from: previous_send`).
+message's ledger sent_at with `from: previous_send`). The SQL is portable: it runs unchanged on
+DuckDB and PostgreSQL through the warehouse interface (hashes via crmflow.warehouse.dialect).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import duckdb
 
 from crmflow.journeys.columns import profile_columns, require_tables, table_exists
 from crmflow.journeys.durations import format_duration, sql_interval
@@ -32,24 +31,29 @@ from crmflow.journeys.schema import (
     WaitStep,
     WaitUntilStep,
 )
-from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run, scalar
+from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, replace_temp_table
 from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.triggers import entrants_sql, tables_for
-from crmflow.warehouse import ensure_ops_tables, transaction
+from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.warehouse.dialect import sha256_hex
 
 # The previous message of each enrolment waiting at step $sid: the ledger rows it planned last (one
 # send step, or several planned in the same tick). unsettled: one is still planned/sending (deferred
 # by quiet hours, not dispatched yet); settled_at: when the last of them was sent (sent_at), or, for
 # one that will never be sent (suppressed, capped, skipped, failed, unknown), when that was decided.
 PREVIOUS_SEND_SQL = """
-    select l.enrolment_id, bool_or(l.state in ('planned', 'sending')) as unsettled,
-           max(case when l.state = 'sent' then l.sent_at else l.updated_at end) as settled_at
-    from send_ledger l
-    where l.journey_id = $jid
-      and l.enrolment_id in (select enrolment_id from journey_enrolments
-                             where journey_id = $jid and status = 'active' and current_step = $sid)
-    group by l.enrolment_id, l.planned_at
-    qualify l.planned_at = max(l.planned_at) over (partition by l.enrolment_id)"""
+    select enrolment_id, unsettled, settled_at from (
+        select l.enrolment_id, l.planned_at, bool_or(l.state in ('planned', 'sending')) as unsettled,
+               max(case when l.state = 'sent' then l.sent_at else l.updated_at end) as settled_at,
+               max(l.planned_at) over (partition by l.enrolment_id) as last_planned_at
+        from send_ledger l
+        where l.journey_id = $jid
+          and l.enrolment_id in (select enrolment_id from journey_enrolments
+                                 where journey_id = $jid and status = 'active' and current_step = $sid)
+        group by l.enrolment_id, l.planned_at
+    ) per_planning where planned_at = last_planned_at"""
+# The next step of a move (a bound text parameter; typed so PostgreSQL knows it even when it is NULL).
+NEXT = "cast($default_next as varchar)"
 WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 OPT_IN = {"email": "email_opt_in", "sms": "sms_opt_in", "push": "push_opt_in"}
 
@@ -115,14 +119,15 @@ def required_tables(journey: Journey) -> list[str]:
 
 
 class JourneyTick:
-    """The SQL of one tick of one journey, on an open connection (no transaction control here)."""
+    """The SQL of one tick of one journey, on an open warehouse (no transaction control here).
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
-                 default_timezone: str = "UTC"):
-        self.con = con
+    The journey tables must exist (`prepare_tick`, outside the tick's transaction)."""
+
+    def __init__(self, wh: Warehouse, journey: Journey, as_of: datetime, default_timezone: str = "UTC"):
+        self.wh = wh
         self.j = journey
         self.as_of = as_of
-        self.columns = profile_columns(con)
+        self.columns = profile_columns(wh)
         self.base: dict[str, Any] = {"jid": journey.id, "as_of": as_of, "default_tz": default_timezone,
                                      "priority": journey.priority}
         self.report = TickReport(journey.id, as_of)
@@ -131,32 +136,45 @@ class JourneyTick:
     def _params(self, prefix: str = "p") -> Params:
         return Params(values=dict(self.base), prefix=prefix)
 
-    def _run(self, sql: str, params: Params | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-        values = params.values if isinstance(params, Params) else {**self.base, **(params or {})}
-        return run(self.con, sql, values)
+    def _values(self, params: Params | dict[str, Any] | None) -> dict[str, Any]:
+        return params.values if isinstance(params, Params) else {**self.base, **(params or {})}
+
+    def _run(self, sql: str, params: Params | dict[str, Any] | None = None) -> None:
+        self.wh.execute(sql, self._values(params))
+
+    def _rows(self, sql: str, params: Params | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.wh.fetch_rows(sql, self._values(params))
+
+    def _scalar(self, sql: str, params: Params | dict[str, Any] | None = None) -> Any:
+        return self.wh.scalar(sql, self._values(params))
+
+    def _temp(self, name: str, select_sql: str, params: Params | dict[str, Any] | None = None) -> None:
+        replace_temp_table(self.wh, name, select_sql, self._values(params))
+
+    def _sha256(self, expr: str) -> str:
+        return sha256_hex(expr, self.wh.dialect)
 
     def _decide(self, source_sql: str, decision: str, params: Params | dict[str, Any] | None = None) -> None:
         """Log decisions; source_sql selects user_id, enrolment_id, message_key, step_id, reason."""
+        key = self._sha256(f"coalesce(src.message_key, src.enrolment_id) || '|{decision}|' || cast($as_of as varchar)")
         self._run(
-            f"""insert into journey_decisions
-                select sha256(coalesce(message_key, enrolment_id) || '|' || '{decision}' || '|' || cast($as_of as varchar)),
-                       $jid, user_id, enrolment_id, message_key, step_id, '{decision}', reason, $as_of
-                from ({source_sql}) on conflict do nothing""",
+            f"""insert into journey_decisions (decision_key, journey_id, user_id, enrolment_id, message_key,
+                    step_id, decision, reason, decided_at)
+                select {key}, $jid, src.user_id, src.enrolment_id, src.message_key, src.step_id, '{decision}',
+                       src.reason, $as_of
+                from ({source_sql}) as src on conflict do nothing""",
             params,
         )
 
     # -- the tick ------------------------------------------------------------------------------
     def run(self) -> TickReport:
-        ensure_journey_tables(self.con)
-        ensure_ops_tables(self.con)
-        ensure_tz_table(self.con)
-        require_tables(self.con, required_tables(self.j), f"journey {self.j.id}")
-        last = scalar(self.con, "select max(as_of) from journey_ticks where journey_id = $jid and as_of < $as_of",
-                      self.base)
+        ensure_tz_table(self.wh)
+        require_tables(self.wh, required_tables(self.j), f"journey {self.j.id}")
+        last = self._scalar("select max(as_of) from journey_ticks where journey_id = $jid and as_of < $as_of")
         start = last if last is not None else self.as_of - self.j.trigger.lookback
         self.base["start"] = start
         self.report.window_start = start
-        ledger_before = scalar(self.con, "select count(*) from send_ledger where journey_id = $jid", self.base)
+        ledger_before = self._scalar("select count(*) from send_ledger where journey_id = $jid")
         self._exit_removed_steps()
         self._goals_and_exits()
         if self._accepting_entries():
@@ -179,17 +197,17 @@ class JourneyTick:
         """Exit active enrolments matching `where_sql` (over alias e) with a reason."""
         params = params or self._params()
         params.values["reason"] = reason
-        self._run(f"""create or replace temp table _exits as
+        self._temp("_exits", f"""
                       select e.enrolment_id, e.user_id, e.current_step as step_id from journey_enrolments e
                       where e.journey_id = $jid and e.status = 'active' and ({where_sql})""", params)
-        count = scalar(self.con, "select count(*) from _exits")
+        count = self._scalar("select count(*) from _exits")
         if not count:
             return
         self._run("""update journey_enrolments e set status = 'exited', exit_reason = $reason, exited_at = $as_of,
                      current_step = null, updated_at = $as_of from _exits x where e.enrolment_id = x.enrolment_id""",
                   params)
-        self._decide("select user_id, enrolment_id, null as message_key, step_id, $reason as reason from _exits",
-                     "exited", params)
+        self._decide("""select user_id, enrolment_id, cast(null as varchar) as message_key, step_id,
+                                cast($reason as varchar) as reason from _exits""", "exited", params)
         self.report.exited[reason] = self.report.exited.get(reason, 0) + count
 
     def _exit_removed_steps(self) -> None:
@@ -210,14 +228,15 @@ class JourneyTick:
                 hits = f"""select e.enrolment_id, min(ev.event_at) as at from journey_enrolments e
                     join events_stitched ev on ev.user_id = e.user_id and ev.event_name = {params.add(goal.event)}
                      and ev.event_at > e.trigger_at and ev.event_at <= least(e.trigger_at + {window}, $as_of)"""
-            self._run(f"""create or replace temp table _goals as {hits}
+            self._temp("_goals", f"""{hits}
                 where e.journey_id = $jid and e.status in ('active', 'holdout') and e.converted_at is null
                 group by e.enrolment_id""", params)
             self._run("""update journey_enrolments e set converted_at = g.at, updated_at = $as_of
                          from _goals g where e.enrolment_id = g.enrolment_id""")
-            self.report.converted = scalar(self.con, "select count(*) from _goals")
-            self._decide("""select e.user_id, e.enrolment_id, null as message_key, e.current_step as step_id,
-                            'goal' as reason from _goals g join journey_enrolments e using (enrolment_id)""",
+            self.report.converted = self._scalar("select count(*) from _goals")
+            self._decide("""select e.user_id, e.enrolment_id, cast(null as varchar) as message_key,
+                            e.current_step as step_id, 'goal' as reason
+                            from _goals g join journey_enrolments e on e.enrolment_id = g.enrolment_id""",
                          "converted")
             if self.j.exit.on_goal:
                 self._exit("e.converted_at is not null", "goal")
@@ -249,7 +268,7 @@ class JourneyTick:
     def _enrol(self) -> None:
         params = self._params()
         entrants = entrants_sql(self.j.trigger, params)
-        clusters_available = table_exists(self.con, "customer_clusters")
+        clusters_available = table_exists(self.wh, "customer_clusters")
         if self.j.audience.clusters and not clusters_available:
             self.report.notes.append("audience filters on clusters but customer_clusters does not exist yet "
                                      "(intelligence stage not run): nobody enters")
@@ -263,11 +282,12 @@ class JourneyTick:
         params.values["first_step"] = self.j.steps[0].id
         max_age = self.j.trigger.max_age
         too_old = f"c.trigger_at < $as_of - {sql_interval(max_age)}" if max_age else "false"
-        self._run(f"""create or replace temp table _entrants as
+        self._temp("_entrants", f"""
             with candidates as ({entrants})
             select c.user_id, c.entry_key, c.trigger_at,
-                   substr(sha256($jid || '|' || c.user_id || '|' || c.entry_key), 1, 32) as enrolment_id,
-                   {bucket_sql('$jid', 'c.user_id')} < $holdout_bp as is_holdout, {too_old} as too_old
+                   substr({self._sha256("$jid || '|' || c.user_id || '|' || c.entry_key")}, 1, 32) as enrolment_id,
+                   {bucket_sql(self.wh.dialect, '$jid', 'c.user_id')} < $holdout_bp as is_holdout,
+                   {too_old} as too_old
             from candidates c join customer_profile p on p.user_id = c.user_id
             left join {TZ_TABLE} vtz on vtz.name = p.timezone
             where ({audience})
@@ -275,32 +295,36 @@ class JourneyTick:
                               and x.user_id = c.user_id and ({blocked}))""", params)
         if max_age:
             self._skip_too_old(format_duration(max_age))
-        self._run("""create or replace temp table _new as
+        self._temp("_new", """
             select * from _entrants n
             where not n.too_old
               and not exists (select 1 from journey_enrolments x where x.enrolment_id = n.enrolment_id)""")
-        self._run("""insert into journey_enrolments
+        self._run("""insert into journey_enrolments (enrolment_id, journey_id, user_id, entry_key, trigger_at,
+                entered_at, is_holdout, status, current_step, step_entered_at, converted_at, exit_reason,
+                exited_at, updated_at)
             select enrolment_id, $jid, user_id, entry_key, trigger_at, $as_of, is_holdout,
                    case when is_holdout then 'holdout' else 'active' end,
                    case when is_holdout then null else $first_step end,
                    case when is_holdout then null else $as_of end,
                    null, null, null, $as_of
             from _new on conflict do nothing""", params)
-        self._decide("""select user_id, enrolment_id, null as message_key, null as step_id,
+        self._decide("""select user_id, enrolment_id, cast(null as varchar) as message_key,
+                        cast(null as varchar) as step_id,
                         case when is_holdout then 'holdout' else 'trigger' end as reason from _new""",
                      "entered")
-        self.report.entered = scalar(self.con, "select count(*) from _new")
-        self.report.holdout = scalar(self.con, "select count(*) from _new where is_holdout")
+        self.report.entered = self._scalar("select count(*) from _new")
+        self.report.holdout = self._scalar("select count(*) from _new where is_holdout")
 
     def _skip_too_old(self, max_age: str) -> None:
         """Record each entry that only its age kept out, once (the key has no as-of: event triggers
         see an event again on every tick of their lookback) as a 'skipped' decision."""
-        inserted = self._run("""insert into journey_decisions
-            select sha256(enrolment_id || '|skipped|max_age'), $jid, user_id, null, null, null, 'skipped',
-                   $reason, $as_of
-            from _entrants where too_old on conflict do nothing""",
-            {"reason": f"trigger_older_than_max_age:{max_age}"}).fetchall()
-        self.report.too_old = int(inserted[0][0]) if inserted else 0
+        inserted = self._rows(f"""insert into journey_decisions (decision_key, journey_id, user_id, enrolment_id,
+                message_key, step_id, decision, reason, decided_at)
+            select {self._sha256("enrolment_id || '|skipped|max_age'")}, $jid, user_id, null, null, null,
+                   'skipped', $reason, $as_of
+            from _entrants where too_old on conflict do nothing returning decision_key""",
+            {"reason": f"trigger_older_than_max_age:{max_age}"})
+        self.report.too_old = len(inserted)
 
     # -- steps -----------------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -340,14 +364,14 @@ class JourneyTick:
                 else:
                     ready.append(f"({t} >= cast({start} as time) or {t} < cast({end} as time))")
                 if step.until.weekdays:
-                    ready.append(f"isodow({local}) in {params.add_list([WEEKDAYS[d] for d in step.until.weekdays])}")
-            moves = f"select e.enrolment_id, e.user_id, $default_next as next_step from journey_enrolments e {profile_join} where {at_step} and {' and '.join(ready)}"
+                    ready.append(f"extract(isodow from {local}) in {params.add_list([WEEKDAYS[d] for d in step.until.weekdays])}")
+            moves = f"select e.enrolment_id, e.user_id, {NEXT} as next_step from journey_enrolments e {profile_join} where {at_step} and {' and '.join(ready)}"
         elif isinstance(step, WaitUntilStep):
             met = condition_sql(step.condition, "e", self.columns, params)
             params.values["timeout_next"] = step.timeout_next
             moves = f"""select e.enrolment_id, e.user_id,
-                    case when {met} then $default_next else $timeout_next end as next_step,
-                    case when {met} then null else 'timeout' end as reason
+                    case when {met} then {NEXT} else cast($timeout_next as varchar) end as next_step,
+                    case when {met} then cast(null as varchar) else 'timeout' end as reason
                 from journey_enrolments e where {at_step}
                   and (({met}) or e.step_entered_at + {sql_interval(step.timeout)} <= $as_of)"""
             reason_sql = "m.reason"
@@ -356,16 +380,16 @@ class JourneyTick:
                 f"when {condition_sql(c.when, 'e', self.columns, params)} then {params.add(c.next)}" for c in step.cases
             )
             params.values["default_next"] = step.default or following
-            moves = f"select e.enrolment_id, e.user_id, case {whens} else $default_next end as next_step from journey_enrolments e where {at_step}"
+            moves = f"select e.enrolment_id, e.user_id, case {whens} else {NEXT} end as next_step from journey_enrolments e where {at_step}"
         elif isinstance(step, ExitStep):
             params.values["default_next"] = None
             params.values["exit_reason"] = step.reason
-            moves = f"select e.enrolment_id, e.user_id, null as next_step, $exit_reason as reason from journey_enrolments e where {at_step}"
+            moves = f"select e.enrolment_id, e.user_id, cast(null as varchar) as next_step, cast($exit_reason as varchar) as reason from journey_enrolments e where {at_step}"
             reason_sql = "m.reason"
         else:
-            moves = f"select e.enrolment_id, e.user_id, $default_next as next_step from journey_enrolments e where {at_step}"
-        self._run(f"create or replace temp table _moves as {moves}", params)
-        count = scalar(self.con, "select count(*) from _moves")
+            moves = f"select e.enrolment_id, e.user_id, {NEXT} as next_step from journey_enrolments e where {at_step}"
+        self._temp("_moves", moves, params)
+        count = self._scalar("select count(*) from _moves")
         if not count:
             return 0
         self._side_effects(step, params)
@@ -384,19 +408,21 @@ class JourneyTick:
             self._plan_send(step, params)
         elif isinstance(step, AssignBannerStep):
             params.values.update(slot=step.slot, creative=step.creative_id)
-            self._run(f"""insert into journey_banner_overrides
+            self._run(f"""insert into journey_banner_overrides (user_id, slot, creative_id, journey_id, enrolment_id,
+                    valid_from, valid_until)
                 select user_id, $slot, $creative, $jid, enrolment_id, $as_of, $as_of + {sql_interval(step.valid_for)}
                 from _moves on conflict do nothing""", params)
         elif isinstance(step, CreateTaskStep):
             params.values.update(queue=step.queue, rule=step.rule, task_priority=step.priority, note=step.note)
-            self._run("""insert into journey_task_requests
-                select sha256($jid || '|' || enrolment_id || '|' || $sid), user_id, $jid, $sid, $rule, $queue,
-                       $task_priority, $note, $as_of
+            self._run(f"""insert into journey_task_requests (request_key, user_id, journey_id, step_id, rule, queue,
+                    priority, note, requested_at)
+                select {self._sha256("$jid || '|' || enrolment_id || '|' || $sid")}, user_id, $jid, $sid, $rule,
+                       $queue, $task_priority, $note, $as_of
                 from _moves on conflict do nothing""", params)
         elif isinstance(step, AddTagStep):
             params.values["tag"] = step.tag
-            self._run("""insert into journey_tags
-                select distinct m.user_id, $tag, $jid, $as_of, null from _moves m
+            self._run("""insert into journey_tags (user_id, tag, journey_id, added_at, removed_at)
+                select distinct m.user_id, $tag, $jid, $as_of, cast(null as timestamptz) from _moves m
                 where not exists (select 1 from journey_tags t where t.user_id = m.user_id and t.tag = $tag
                                   and t.journey_id = $jid and t.removed_at is null)""", params)
         elif isinstance(step, RemoveTagStep):
@@ -413,7 +439,7 @@ class JourneyTick:
                 cumulative += v.weight
                 threshold = int(round(cumulative / total * BUCKETS))
                 cases.append((threshold, v.name, v.template))
-            bucket = bucket_sql("$jid", "$sid", "m.user_id")
+            bucket = bucket_sql(self.wh.dialect, "$jid", "$sid", "m.user_id")
             variant = "case " + " ".join(f"when {bucket} < {t} then {params.add(n)}" for t, n, _ in cases[:-1])
             variant += f" else {params.add(cases[-1][1])} end"
             template_of = "case v.variant " + " ".join(
@@ -427,30 +453,41 @@ class JourneyTick:
                 variant, template, priority, content_ref, send_after, state, reason, attempts,
                 provider_message_id, error, planned_at, sent_at, updated_at)
             with v as (select m.enrolment_id, m.user_id, {variant} as variant from _moves m)
-            select {message_key_sql('$jid', 'v.enrolment_id', '$sid', 'v.variant')}, $jid, $sid, v.enrolment_id,
+            select {message_key_sql(self.wh.dialect, '$jid', 'v.enrolment_id', '$sid', 'v.variant')}, $jid, $sid, v.enrolment_id,
                    v.user_id, $channel, v.variant, {template_of}, $priority, null, $as_of, 'planned', null, 0,
                    null, null, $as_of, null, $as_of
             from v on conflict do nothing""", params)
 
     def _summarise(self, ledger_before: int) -> None:
-        rows = self._run("""select current_step, count(*) from journey_enrolments
-                            where journey_id = $jid and status = 'active' group by 1""").fetchall()
+        rows = self._rows("""select current_step, count(*) from journey_enrolments
+                             where journey_id = $jid and status = 'active' group by current_step""")
         self.report.at_step = {str(k): int(v) for k, v in rows}
-        rows = self._run("""select step_id || coalesce('/' || variant, ''), count(*) from send_ledger
-                            where journey_id = $jid and planned_at = $as_of group by 1 order by 1""").fetchall()
+        rows = self._rows("""select step_id || coalesce('/' || variant, '') as step_variant, count(*) from send_ledger
+                             where journey_id = $jid and planned_at = $as_of group by step_variant order by step_variant""")
         self.report.planned_by_variant = {str(k): int(v) for k, v in rows}
-        self.report.planned = scalar(self.con, "select count(*) from send_ledger where journey_id = $jid",
-                                     self.base) - ledger_before
+        self.report.planned = self._scalar("select count(*) from send_ledger where journey_id = $jid") - ledger_before
         active = sum(self.report.at_step.values())
-        self._run("""insert or replace into journey_ticks values ($jid, $as_of, $hash, $entered, $holdout, $exited,
-                     $planned, $active)""",
+        self._run("""insert into journey_ticks (journey_id, as_of, config_hash, entered, holdout, exited, planned, active)
+                     values ($jid, $as_of, $hash, $entered, $holdout, $exited, $planned, $active)
+                     on conflict (journey_id, as_of) do update set config_hash = excluded.config_hash,
+                         entered = excluded.entered, holdout = excluded.holdout, exited = excluded.exited,
+                         planned = excluded.planned, active = excluded.active""",
                   {"hash": config_hash(self.j), "entered": self.report.entered, "holdout": self.report.holdout,
                    "exited": sum(self.report.exited.values()), "planned": self.report.planned, "active": active})
 
 
-def run_tick(con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
-             default_timezone: str = "UTC") -> TickReport:
+def prepare_tick(con: Warehouse | Any) -> Warehouse:
+    """The warehouse for a tick (a Warehouse or a raw DuckDB connection), with every table migrated.
+
+    Outside the tick's transaction: migrations run in transactions of their own, which do not nest."""
+    wh = as_warehouse(con)
+    ensure_journey_tables(wh)
+    return wh
+
+
+def run_tick(con: Warehouse | Any, journey: Journey, as_of: datetime, default_timezone: str = "UTC") -> TickReport:
     """Run one tick of one journey in its own transaction: all of it or none of it."""
-    with transaction(con):
-        report = JourneyTick(con, journey, as_of, default_timezone).run()
+    wh = prepare_tick(con)
+    with wh.transaction():
+        report = JourneyTick(wh, journey, as_of, default_timezone).run()
     return report

@@ -42,7 +42,7 @@ def quote_ident(name: str) -> str:
 
 def _typed(params: Params, value: Any, column_type: str) -> str:
     # Parameters arrive as VARCHAR/INTEGER etc.; cast to the column's type so dates and
-    # timestamps compare as such (DuckDB does not compare DATE with VARCHAR implicitly).
+    # timestamps compare as such (neither engine compares DATE with VARCHAR implicitly).
     return f"cast({params.add(value)} as {column_type})"
 
 
@@ -52,7 +52,7 @@ def _moment_of(column_type: str) -> str | None:
     ctype = column_type.upper()
     if ctype == "DATE":
         return "cast(timezone('UTC', {}) as date)"  # dates compare with the UTC date of the moment
-    if ctype.startswith("TIMESTAMP") and ("TIME ZONE" in ctype or ctype == "TIMESTAMPTZ"):
+    if ctype.startswith("TIMESTAMP") and ("WITH TIME ZONE" in ctype or ctype == "TIMESTAMPTZ"):
         return "{}"
     if ctype.startswith("TIMESTAMP"):
         return "timezone('UTC', {})"  # a naive timestamp is read as UTC

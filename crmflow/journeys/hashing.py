@@ -1,10 +1,15 @@
 """Stable buckets computed identically in SQL and Python: md5 -> first 8 hex chars -> int mod 10000.
 
-(DuckDB's hash() changes between versions; md5 does not, so holdouts and A/B splits stay put.)"""
+md5 gives the same hex on DuckDB, PostgreSQL and Python (DuckDB's hash() changes between versions and
+exists nowhere else), so holdouts and A/B splits stay put whatever the engine. Message keys are the
+hex SHA-256 of journey|enrolment|step|variant on every engine (crmflow.warehouse.dialect.sha256_hex).
+"""
 
 from __future__ import annotations
 
 import hashlib
+
+from crmflow.warehouse.dialect import hex_to_bigint, sha256_hex
 
 BUCKETS = 10_000
 
@@ -14,15 +19,15 @@ def bucket(*parts: str) -> int:
     return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % BUCKETS
 
 
-def bucket_sql(*sql_parts: str) -> str:
+def bucket_sql(dialect: str, *sql_parts: str) -> str:
     """SQL for the same bucket; each part is an SQL expression (column or bound parameter)."""
     joined = " || ':' || ".join(f"cast({p} as varchar)" for p in sql_parts)
-    return f"(cast('0x' || substr(md5({joined}), 1, 8) as bigint) % {BUCKETS})"
+    return f"({hex_to_bigint(f'substr(md5({joined}), 1, 8)', dialect)} % {BUCKETS})"
 
 
 def message_key(journey_id: str, enrolment_id: str, step_id: str, variant: str | None) -> str:
     return hashlib.sha256(f"{journey_id}|{enrolment_id}|{step_id}|{variant or ''}".encode()).hexdigest()
 
 
-def message_key_sql(journey: str, enrolment: str, step: str, variant: str) -> str:
-    return (f"sha256({journey} || '|' || {enrolment} || '|' || {step} || '|' || coalesce({variant}, ''))")
+def message_key_sql(dialect: str, journey: str, enrolment: str, step: str, variant: str) -> str:
+    return sha256_hex(f"{journey} || '|' || {enrolment} || '|' || {step} || '|' || coalesce({variant}, '')", dialect)

@@ -4,6 +4,7 @@ Order: missing profile/consent/suppression -> suppressed; missing address -> ski
 the user's own zone -> deferred (send_after moves to the next allowed local time, never dropped);
 frequency caps (global per channel, then per journey) -> capped, higher journey priority first.
 Every decision is a journey_decisions row with a reason; the ledger row carries state and reason.
+Portable SQL on the warehouse interface (DuckDB and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from crmflow.journeys.durations import format_duration, sql_interval
 from crmflow.journeys.policy_config import Policies
 from crmflow.journeys.schema import Journey
-from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, run
+from crmflow.journeys.sql import TZ_TABLE, ensure_tz_table, replace_temp_table
+from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.warehouse.dialect import sha256_hex
 
 ADDRESS_SQL = """case l.channel
     when 'email' then lower(trim(p.email))
@@ -39,29 +40,32 @@ class PolicyReport:
     decisions: dict[str, int] = field(default_factory=dict)
 
 
-def _record(con: duckdb.DuckDBPyConnection, as_of: datetime, report: PolicyReport) -> None:
+def _record(wh: Warehouse, as_of: datetime, report: PolicyReport) -> None:
     """Apply the decisions in temp table _decisions(message_key, decision, reason, send_after)."""
     params = {"as_of": as_of}
-    run(con, """update send_ledger l set
+    wh.execute("""update send_ledger l set
             state = case d.decision when 'deferred' then l.state else d.decision end,
             send_after = coalesce(d.send_after, l.send_after),
             reason = d.reason, updated_at = $as_of
         from _decisions d where l.message_key = d.message_key""", params)
-    run(con, """insert into journey_decisions
-        select sha256(l.message_key || '|' || d.decision || '|' || cast($as_of as varchar)), l.journey_id, l.user_id,
-               l.enrolment_id, l.message_key, l.step_id, d.decision, d.reason, $as_of
-        from _decisions d join send_ledger l using (message_key) on conflict do nothing""", params)
-    for decision, count in con.execute("select decision, count(*) from _decisions group by 1").fetchall():
+    key = sha256_hex("l.message_key || '|' || d.decision || '|' || cast($as_of as varchar)", wh.dialect)
+    wh.execute(f"""insert into journey_decisions (decision_key, journey_id, user_id, enrolment_id, message_key,
+            step_id, decision, reason, decided_at)
+        select {key}, l.journey_id, l.user_id, l.enrolment_id, l.message_key, l.step_id, d.decision, d.reason, $as_of
+        from _decisions d join send_ledger l on l.message_key = d.message_key on conflict do nothing""", params)
+    for decision, count in wh.fetch_rows("select decision, count(*) from _decisions group by decision"):
         report.decisions[decision] = report.decisions.get(decision, 0) + int(count)
 
 
-def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Policies,
+def apply_policies(con: Warehouse | Any, as_of: datetime, policies: Policies,
                    journeys: Mapping[str, Journey]) -> PolicyReport:
-    ensure_tz_table(con)
+    """Decide every planned row (a Warehouse, or a raw DuckDB connection from a caller not yet ported)."""
+    wh = as_warehouse(con)
+    ensure_tz_table(wh)
     report = PolicyReport()
     params: dict[str, Any] = {"as_of": as_of, "default_tz": policies.default_timezone}
     # 1. consent, suppression, address: for every planned row (consent can change while deferred).
-    run(con, f"""create or replace temp table _planned as
+    replace_temp_table(wh, "_planned", f"""
         select l.message_key, l.user_id, l.channel, l.send_after, p.user_id is not null as has_profile,
                {ADDRESS_SQL} as address, {CONSENT_SQL} as consent, coalesce(vtz.name, $default_tz) as tz
         from send_ledger l left join customer_profile p on p.user_id = l.user_id
@@ -69,7 +73,7 @@ def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Po
         where l.state = 'planned'""", params)
     # Suppression hits by address and by user as two equi-joins (an OR in one join condition is a
     # nested loop: planned rows x suppression_list, quadratic as both grow).
-    run(con, """create or replace temp table _decisions as
+    replace_temp_table(wh, "_decisions", """
         with hits as (
             select pl.message_key, sl.reason from _planned pl join suppression_list sl
                 on sl.address = pl.address and sl.channel in (pl.channel, 'all')
@@ -78,7 +82,7 @@ def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Po
                 on sl.user_id = pl.user_id and sl.channel in (pl.channel, 'all')
         ),
         suppressed as (select message_key, min(reason) as reason from hits group by message_key)
-        select message_key,
+        select pl.message_key,
                case when not has_profile then 'skipped'
                     when not consent then 'suppressed'
                     when s.reason is not null then 'suppressed'
@@ -88,22 +92,23 @@ def apply_policies(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Po
                     when s.reason is not null then 'suppression_list:' || s.reason
                     else 'no_address:' || channel end as reason,
                cast(null as timestamptz) as send_after
-        from _planned pl left join suppressed s using (message_key)
+        from _planned pl left join suppressed s on s.message_key = pl.message_key
         where not has_profile or not consent or s.reason is not null
            or pl.address is null or trim(pl.address) = ''""", params)
-    _record(con, as_of, report)
-    _quiet_hours(con, as_of, policies, report, params)
-    _caps(con, as_of, policies, journeys, report)
+    _record(wh, as_of, report)
+    _quiet_hours(wh, as_of, policies, report, params)
+    _caps(wh, as_of, policies, journeys, report)
     return report
 
 
-def _quiet_hours(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Policies, report: PolicyReport,
+def _quiet_hours(wh: Warehouse, as_of: datetime, policies: Policies, report: PolicyReport,
                  params: dict[str, Any]) -> None:
     quiet = policies.quiet_hours
     if not quiet.channels:
         return
-    p = {**params, "qs": quiet.start.strftime("%H:%M:%S"), "qe": quiet.end.strftime("%H:%M:%S"),
-         "channels": list(quiet.channels)}
+    p = {**params, "qs": quiet.start.strftime("%H:%M:%S"), "qe": quiet.end.strftime("%H:%M:%S")}
+    channels = ", ".join(f"$channel{i}" for i in range(len(quiet.channels)))
+    p.update({f"channel{i}": channel for i, channel in enumerate(quiet.channels)})
     t = "cast(local_at as time)"
     if quiet.start > quiet.end:  # wraps midnight, e.g. 21:00-08:00
         in_quiet = f"({t} >= cast($qs as time) or {t} < cast($qe as time))"
@@ -112,22 +117,23 @@ def _quiet_hours(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Poli
     else:
         in_quiet = f"({t} >= cast($qs as time) and {t} < cast($qe as time))"
         next_open = "cast(local_at as date) + cast($qe as time)"
-    run(con, f"""create or replace temp table _decisions as
+    replace_temp_table(wh, "_decisions", f"""
         with due as (
             select pl.message_key, pl.tz, greatest(pl.send_after, $as_of) as eff,
                    cast(timezone(pl.tz, greatest(pl.send_after, $as_of)) as timestamp) as local_at
-            from _planned pl join send_ledger l using (message_key)
-            where l.state = 'planned' and pl.channel in (select unnest($channels))
+            from _planned pl join send_ledger l on l.message_key = pl.message_key
+            where l.state = 'planned' and pl.channel in ({channels})
         )
         select message_key, 'deferred' as decision,
-               'quiet_hours:' || strftime(local_at, '%H:%M') || ' local (' || tz || ')' as reason,
+               'quiet_hours:' || substr(cast(cast(local_at as time) as varchar), 1, 5) || ' local (' || tz || ')'
+                   as reason,
                timezone(tz, {next_open}) as send_after
         from due where {in_quiet}""", p)
     # Deferring is idempotent: a row already moved to the window's end is not in quiet hours.
-    _record(con, as_of, report)
+    _record(wh, as_of, report)
 
 
-def _caps(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Policies, journeys: Mapping[str, Journey],
+def _caps(wh: Warehouse, as_of: datetime, policies: Policies, journeys: Mapping[str, Journey],
           report: PolicyReport) -> None:
     params = {"as_of": as_of}
     for cap in policies.frequency_caps:
@@ -135,25 +141,26 @@ def _caps(con: duckdb.DuckDBPyConnection, as_of: datetime, policies: Policies, j
         partition = "l.user_id" if cap.channel == "all" else "l.user_id, l.channel"
         p = {**params, "channel": cap.channel, "max": cap.max,
              "reason": f"cap:{cap.channel}:{cap.max}/{format_duration(cap.window)}"}
-        _apply_cap(con, as_of, report, p, channel_filter, partition, sql_interval(cap.window))
+        _apply_cap(wh, as_of, report, p, channel_filter, partition, sql_interval(cap.window))
     for journey in journeys.values():
         if journey.frequency_cap is None:
             continue
         cap = journey.frequency_cap
         p = {**params, "jid": journey.id, "max": cap.max,
              "reason": f"journey_cap:{journey.id}:{cap.max}/{format_duration(cap.window)}"}
-        _apply_cap(con, as_of, report, p, "and l.journey_id = $jid", "l.user_id", sql_interval(cap.window))
+        _apply_cap(wh, as_of, report, p, "and l.journey_id = $jid", "l.user_id", sql_interval(cap.window))
 
 
-def _apply_cap(con: duckdb.DuckDBPyConnection, as_of: datetime, report: PolicyReport, p: dict[str, Any],
+def _apply_cap(wh: Warehouse, as_of: datetime, report: PolicyReport, p: dict[str, Any],
                row_filter: str, partition: str, window: str) -> None:
     sent_filter = row_filter.replace("l.", "s.")
     sent_partition = partition.replace("l.", "s.")
-    run(con, f"""create or replace temp table _decisions as
+    replace_temp_table(wh, "_decisions", f"""
         with due as (
             select l.message_key, l.user_id, l.channel,
                    row_number() over (partition by {partition}
-                                      order by l.priority desc, l.send_after, l.planned_at, l.message_key) as rank
+                                      order by l.priority desc nulls last, l.send_after nulls last,
+                                               l.planned_at nulls last, l.message_key nulls last) as rank
             from send_ledger l
             where l.state = 'planned' and l.send_after <= $as_of {row_filter}
         ),
@@ -161,11 +168,12 @@ def _apply_cap(con: duckdb.DuckDBPyConnection, as_of: datetime, report: PolicyRe
             select {sent_partition}, count(*) as n from send_ledger s
             where s.state in {COUNTED_STATES} and coalesce(s.sent_at, s.updated_at) > $as_of - {window}
               {sent_filter}
-            group by all
+            group by {sent_partition}
         )
-        select d.message_key, 'capped' as decision, $reason as reason, cast(null as timestamptz) as send_after
+        select d.message_key, 'capped' as decision, cast($reason as varchar) as reason,
+               cast(null as timestamptz) as send_after
         from due d left join already a on a.user_id = d.user_id
             {"and a.channel = d.channel" if "channel" in partition else ""}
         where coalesce(a.n, 0) + d.rank > $max""", p)
-    _record(con, as_of, report)
+    _record(wh, as_of, report)
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
-from crmflow.journeys.engine import JourneyTick, TickReport
+from crmflow.journeys.engine import JourneyTick, TickReport, prepare_tick
 from crmflow.journeys.recommendations import load_recommendations
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.templates import message_context, render
+from crmflow.warehouse import Warehouse
 
 
 @dataclass
@@ -21,22 +20,27 @@ class Preview:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def preview_journey(con: duckdb.DuckDBPyConnection, journey: Journey, as_of: datetime,
+class _RollBack(Exception):
+    """Raised at the end of a preview so the warehouse transaction rolls everything back."""
+
+
+def preview_journey(con: Warehouse | Any, journey: Journey, as_of: datetime,
                     default_timezone: str = "UTC", samples: int = 3) -> Preview:
-    con.execute("begin transaction")
+    wh = prepare_tick(con)  # migrations commit on their own, before the rolled-back tick
     try:
-        report = JourneyTick(con, journey, as_of, default_timezone).run()
-        cur = con.execute(
-            """select l.message_key, l.step_id, l.variant, l.template, l.channel, p.*
-               from send_ledger l left join customer_profile p on p.user_id = l.user_id
-               where l.journey_id = ? and l.planned_at = ? order by l.message_key limit ?""",
-            [journey.id, as_of, samples],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.execute("rollback")  # nothing of the preview stays: no enrolments, no ledger rows
-    recommendations = load_recommendations(con, [row["user_id"] for row in rows])
+        with wh.transaction():
+            report = JourneyTick(wh, journey, as_of, default_timezone).run()
+            rows = wh.fetch_arrow(
+                """select l.message_key, l.step_id, l.variant, l.template, l.channel, p.*
+                   from send_ledger l left join customer_profile p on p.user_id = l.user_id
+                   where l.journey_id = $jid and l.planned_at = $as_of
+                   order by l.message_key limit $samples""",
+                {"jid": journey.id, "as_of": as_of, "samples": samples},
+            ).to_pylist()
+            raise _RollBack  # nothing of the preview stays: no enrolments, no ledger rows
+    except _RollBack:
+        pass
+    recommendations = load_recommendations(wh, [row["user_id"] for row in rows])
     out: list[dict[str, Any]] = []
     for row in rows:
         template = journey.templates[row["template"]]

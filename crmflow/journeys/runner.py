@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import duckdb
+from typing import Any
 
 from connectors.channels.base import Channel
 from crmflow.journeys.columns import profile_columns, table_exists
@@ -17,6 +16,7 @@ from crmflow.journeys.loader import LoadedJourney, journey_files, load_journey_f
 from crmflow.journeys.policy_config import Policies, load_policies
 from crmflow.journeys.refs import ConfigRefs, load_refs
 from crmflow.journeys.schema import Journey
+from crmflow.warehouse import Warehouse
 
 
 class JourneyInvalidError(ValueError):
@@ -37,11 +37,11 @@ class JourneyConfig:
     def refs(self) -> ConfigRefs:
         return load_refs(self.marketing_dir)
 
-    def load(self, path: Path, con: duckdb.DuckDBPyConnection | None = None) -> LoadedJourney:
+    def load(self, path: Path, con: Warehouse | Any | None = None) -> LoadedJourney:
         columns = profile_columns(con) if con is not None else None
         return load_journey_file(path, columns, self.policies().sms_max_segments, self.refs())
 
-    def load_valid(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Journey]:
+    def load_valid(self, con: Warehouse | Any | None = None) -> dict[str, Journey]:
         out: dict[str, Journey] = {}
         for path in journey_files(self.journeys_dir):
             loaded = self.load(path, con)
@@ -50,7 +50,7 @@ class JourneyConfig:
         return out
 
 
-def tick_journey_file(con: duckdb.DuckDBPyConnection, config: JourneyConfig, path: Path,
+def tick_journey_file(con: Warehouse | Any, config: JourneyConfig, path: Path,
                       as_of: datetime) -> TickReport:
     loaded = config.load(path, con if table_exists(con, "customer_profile") else None)
     if not loaded.ok or loaded.journey is None:
@@ -58,7 +58,7 @@ def tick_journey_file(con: duckdb.DuckDBPyConnection, config: JourneyConfig, pat
     return run_tick(con, loaded.journey, as_of, config.policies().default_timezone)
 
 
-def dispatch_all(con: duckdb.DuckDBPyConnection, config: JourneyConfig, as_of: datetime,
+def dispatch_all(con: Warehouse | Any, config: JourneyConfig, as_of: datetime,
                  channels: Mapping[str, Channel], warehouse_path: Path | None) -> DispatchReport:
     journeys = config.load_valid(con if table_exists(con, "customer_profile") else None)
     lock = lock_path_for(warehouse_path) if warehouse_path is not None else None

@@ -1,16 +1,21 @@
-"""Small helpers to run SQL with named parameters (only the ones a statement uses are bound)."""
+"""SQL helpers of the journey engine: scratch temp tables and the valid time-zone list.
+
+`run` / `scalar` bind only the parameters a statement uses on a raw DuckDB connection; they stay for
+journeys/dispatch.py until it moves to the warehouse interface (the engine and policies use `wh`).
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-import duckdb
+from crmflow.warehouse import Warehouse
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+TZ_TABLE = "_journey_valid_tz"
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+def run(con: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
     used = set(_PARAM.findall(sql))
     bound = {k: v for k, v in (params or {}).items() if k in used}
     missing = used - bound.keys()
@@ -19,23 +24,19 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None 
     return con.execute(sql, bound) if bound else con.execute(sql)
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
+def scalar(con: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
     row = run(con, sql, params).fetchone()
     return row[0] if row else None
 
 
-TZ_TABLE = "_journey_valid_tz"
+def replace_temp_table(wh: Warehouse, name: str, select_sql: str, params: dict[str, Any] | None = None) -> None:
+    """(Re)create scratch temp table `name` from a query (portable: no `create or replace`)."""
+    wh.execute(f"drop table if exists {name}")
+    wh.execute(f"create temp table {name} as {select_sql}", params)
 
 
-def ensure_tz_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Known IANA zone names: a profile with a bad zone falls back to the default instead of failing."""
-    con.execute(f"create temp table if not exists {TZ_TABLE} as select name from pg_timezone_names()")
+def ensure_tz_table(wh: Warehouse) -> None:
+    """Known IANA zone names: a profile with a bad zone falls back to the default instead of failing.
 
-
-def user_tz_sql(profile_alias: str) -> str:
-    """The user's zone if valid, else $default_tz (needs a left join `{TZ_TABLE} vtz`)."""
-    return "coalesce(vtz.name, $default_tz)"
-
-
-def tz_join(profile_alias: str) -> str:
-    return f"left join {TZ_TABLE} vtz on vtz.name = {profile_alias}.timezone"
+    pg_timezone_names() exists on DuckDB and PostgreSQL (each engine's own zone database)."""
+    wh.execute(f"create temp table if not exists {TZ_TABLE} as select name from pg_timezone_names()")

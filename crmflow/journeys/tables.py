@@ -1,8 +1,13 @@
-"""DDL of the journey tables (contract: docs/data-contracts.md section 5)."""
+"""DDL of the journey tables (contract: docs/data-contracts.md section 5): migration 10, schema {ops}.
+
+`JOURNEY_TEMPLATE` is portable DDL (crmflow/warehouse/migrations.py applies it on DuckDB and
+PostgreSQL); `JOURNEY_DDL` is the same with bare table names, for the docs-consistency test.
+This module imports nothing from crmflow.warehouse at load time: migrations.py imports it.
+"""
 
 from __future__ import annotations
 
-import duckdb
+from typing import Any
 
 # The values of send_ledger.state and journey_decisions.decision, as the DDL comments below and
 # docs/data-contracts.md list them (tests/test_docs_consistency.py checks all three and the SQL).
@@ -10,8 +15,8 @@ import duckdb
 LEDGER_STATES = ("planned", "sending", "sent", "failed", "suppressed", "capped", "skipped", "unknown")
 DECISIONS = ("entered", "exited", "converted", "suppressed", "capped", "deferred", "skipped", "unknown", "requeued")
 
-JOURNEY_DDL = """
-create table if not exists journey_enrolments (
+JOURNEY_TEMPLATE = """
+create table if not exists {ops}.journey_enrolments (
     enrolment_id varchar primary key,      -- sha256(journey_id|user_id|entry_key), first 32 hex chars
     journey_id varchar not null,
     user_id varchar not null,
@@ -27,7 +32,7 @@ create table if not exists journey_enrolments (
     exited_at timestamptz,
     updated_at timestamptz not null
 );
-create table if not exists send_ledger (
+create table if not exists {ops}.send_ledger (
     message_key varchar primary key,       -- sha256(journey_id|enrolment_id|step_id|variant)
     journey_id varchar not null,
     step_id varchar not null,
@@ -48,7 +53,7 @@ create table if not exists send_ledger (
     sent_at timestamptz,
     updated_at timestamptz not null
 );
-create table if not exists journey_decisions (
+create table if not exists {ops}.journey_decisions (
     decision_key varchar primary key,      -- sha256(subject|decision|as_of): a rerun adds nothing
     journey_id varchar not null,
     user_id varchar,
@@ -59,7 +64,7 @@ create table if not exists journey_decisions (
     reason varchar,
     decided_at timestamptz not null
 );
-create table if not exists journey_banner_overrides (
+create table if not exists {ops}.journey_banner_overrides (
     user_id varchar not null,
     slot varchar not null,
     creative_id varchar not null,
@@ -69,7 +74,7 @@ create table if not exists journey_banner_overrides (
     valid_until timestamptz not null,
     primary key (enrolment_id, slot)
 );
-create table if not exists journey_task_requests (
+create table if not exists {ops}.journey_task_requests (
     request_key varchar primary key,       -- sha256(journey_id|enrolment_id|step_id)
     user_id varchar not null,
     journey_id varchar not null,
@@ -80,14 +85,14 @@ create table if not exists journey_task_requests (
     note varchar,
     requested_at timestamptz not null
 );
-create table if not exists journey_tags (
+create table if not exists {ops}.journey_tags (
     user_id varchar not null,
     tag varchar not null,
     journey_id varchar not null,
     added_at timestamptz not null,
     removed_at timestamptz
 );
-create table if not exists journey_ticks (
+create table if not exists {ops}.journey_ticks (
     journey_id varchar not null,
     as_of timestamptz not null,
     config_hash varchar not null,
@@ -101,5 +106,14 @@ create table if not exists journey_ticks (
 """
 
 
-def ensure_journey_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(JOURNEY_DDL)
+JOURNEY_DDL = JOURNEY_TEMPLATE.replace("{ops}.", "")
+
+
+def ensure_journey_tables(con_or_warehouse: Any) -> None:
+    """Bring the warehouse to the latest schema (idempotent); call it outside a transaction.
+
+    Takes a Warehouse or a raw DuckDB connection (callers not yet ported)."""
+    # Imported here: crmflow.warehouse.migrations imports this module for JOURNEY_TEMPLATE.
+    from crmflow.warehouse import apply_migrations, as_warehouse
+
+    apply_migrations(as_warehouse(con_or_warehouse))

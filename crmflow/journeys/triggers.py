@@ -19,7 +19,18 @@ HISTORY_TABLE = {
     "value_tier": "customer_value_tier_history",
     "b2b_grade": "customer_value_tier_history",
 }
-LATEST = "qualify row_number() over (partition by user_id order by trigger_at desc, entry_key desc) = 1"
+
+
+def latest_per_user(candidates_sql: str) -> str:
+    """The latest trigger of each user among (user_id, entry_key, trigger_at) rows (no `qualify`:
+    PostgreSQL has none); ties on the moment go to the highest entry_key."""
+    return f"""
+        select user_id, entry_key, trigger_at from (
+            select c.user_id, c.entry_key, c.trigger_at,
+                   row_number() over (partition by c.user_id
+                                      order by c.trigger_at desc nulls last, c.entry_key desc nulls last) as rn
+            from ({candidates_sql}) c
+        ) ranked where rn = 1"""
 
 
 def tables_for(trigger: object) -> list[str]:
@@ -34,13 +45,12 @@ def tables_for(trigger: object) -> list[str]:
 
 def entrants_sql(trigger: object, params: Params) -> str:
     if isinstance(trigger, SegmentTrigger):
-        return f"""
+        return latest_per_user(f"""
             select user_id, cast(valid_from as varchar) as entry_key, valid_from as trigger_at
             from customer_segment_history
             where segment_family = {params.add(trigger.family)} and segment = {params.add(trigger.segment)}
               and valid_from > $start and valid_from <= $as_of
-              and (valid_to is null or valid_to > $as_of)
-            {LATEST}"""
+              and (valid_to is null or valid_to > $as_of)""")
     if isinstance(trigger, TransitionTrigger):
         return _transition_sql(trigger, params)
     if isinstance(trigger, EventTrigger):
@@ -58,10 +68,9 @@ def _transition_sql(trigger: TransitionTrigger, params: Params) -> str:
     if trigger.to:
         conds.append(f"value in {params.add_list(trigger.to)}")
     if trigger.direction != "any":
-        order = params.add(list(ATTRIBUTE_ORDER[col]))
         op = ">" if trigger.direction == "up" else "<"
-        conds.append(f"list_position({order}, value) {op} list_position({order}, prev)")
-    return f"""
+        conds.append(f"{_rank_sql('value', col, params)} {op} {_rank_sql('prev', col, params)}")
+    return latest_per_user(f"""
         with changed as (
             select distinct user_id from {table} where valid_from > $start and valid_from <= $as_of
         ),
@@ -71,8 +80,13 @@ def _transition_sql(trigger: TransitionTrigger, params: Params) -> str:
             from {table} h join changed using (user_id)
         )
         select user_id, cast(valid_from as varchar) as entry_key, valid_from as trigger_at
-        from history where {' and '.join(conds)}
-        {LATEST}"""
+        from history where {' and '.join(conds)}""")
+
+
+def _rank_sql(expr: str, attribute: str, params: Params) -> str:
+    """Position of a value in the attribute's order (1 = lowest), NULL for a value not in it."""
+    whens = " ".join(f"when {params.add(v)} then {i}" for i, v in enumerate(ATTRIBUTE_ORDER[attribute], 1))
+    return f"(case {expr} {whens} end)"
 
 
 def _event_sql(trigger: EventTrigger, params: Params) -> str:
@@ -82,11 +96,10 @@ def _event_sql(trigger: EventTrigger, params: Params) -> str:
     # entry_key, hence the same enrolment_id, and does not enrol twice.
     late = sql_interval(trigger.lookback)
     if trigger.without is None:
-        return f"""
+        return latest_per_user(f"""
             select user_id, message_id as entry_key, event_at as trigger_at
             from events_stitched
-            where event_name = {name} and user_id is not null and event_at > $start - {late} and event_at <= $as_of
-            {LATEST}"""
+            where event_name = {name} and user_id is not null and event_at > $start - {late} and event_at <= $as_of""")
     # "Event, then no follow-up within X": the entry happens X after the event, once X has passed.
     delay = sql_interval(trigger.without.within)
     if trigger.without.order:
@@ -100,13 +113,12 @@ def _event_sql(trigger: EventTrigger, params: Params) -> str:
             f"and f.event_name = {params.add(trigger.without.event)} "
             f"and f.event_at > ev.event_at and f.event_at <= ev.event_at + {delay}"
         )
-    return f"""
+    return latest_per_user(f"""
         select ev.user_id, ev.message_id as entry_key, ev.event_at as trigger_at
         from events_stitched ev
         where ev.event_name = {name} and ev.user_id is not null
           and ev.event_at > $start - {late} - {delay} and ev.event_at <= $as_of - {delay}
-          and not exists ({follow})
-        qualify row_number() over (partition by ev.user_id order by ev.event_at desc, ev.message_id desc) = 1"""
+          and not exists ({follow})""")
 
 
 def _date_sql(trigger: DateTrigger, params: Params) -> str:
@@ -127,15 +139,17 @@ def _date_sql(trigger: DateTrigger, params: Params) -> str:
         # Anniversary in the years around the as-of (local years differ from UTC by < 1 day);
         # 29 February falls on 28 February in other years.
         min_years = 1 if trigger.attribute == "registered_at" else 0
+        month, day = _part("month", "d"), _part("day", "d")
         dates = f"""
             select user_id, tz,
-                   make_date(y, month(d), case when month(d) = 2 and day(d) = 29
-                       and not (y % 4 = 0 and (y % 100 <> 0 or y % 400 = 0)) then 28 else day(d) end)
+                   make_date(y, {month}, case when {month} = 2 and {day} = 29
+                       and not (y % 4 = 0 and (y % 100 <> 0 or y % 400 = 0)) then 28 else {day} end)
                    + $offset as target_date
-            from profile_dates, (select unnest([year($as_of) - 1, year($as_of), year($as_of) + 1]) as y) years
-            where y - year(d) >= {min_years}"""
+            from profile_dates,
+                 (select {_part("year", "$as_of")} + dy as y from (values (-1), (0), (1)) as around(dy)) years
+            where y - {_part("year", "d")} >= {min_years}"""
     params.values["offset"] = offset
-    return f"""
+    return latest_per_user(f"""
         with profile_dates as ({profile}),
         candidates as ({dates}),
         timed as (
@@ -144,5 +158,9 @@ def _date_sql(trigger: DateTrigger, params: Params) -> str:
             from candidates
         )
         select user_id, entry_key, trigger_at from timed
-        where trigger_at > $start and trigger_at <= $as_of
-        {LATEST}"""
+        where trigger_at > $start and trigger_at <= $as_of""")
+
+
+def _part(field: str, expr: str) -> str:
+    """A date part as an integer (year(), month() and day() are DuckDB-only)."""
+    return f"cast(extract({field} from {expr}) as integer)"

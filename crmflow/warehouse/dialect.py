@@ -104,23 +104,6 @@ def json_parse(text_expr: str, dialect: str) -> str:
     return f"json({text_expr})" if dialect == "duckdb" else f"cast({text_expr} as json)"
 
 
-# -- journeys (message keys, enrolment ids, holdout buckets) ---------------------------------------
-
-
-def sha256_hex(expr: str, dialect: str) -> str:
-    """The lower-case hex SHA-256 of a text expression (DuckDB's sha256 gives hex text, PostgreSQL's bytea)."""
-    if dialect == "duckdb":
-        return f"sha256({expr})"
-    return f"encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"
-
-
-def hex8_to_bigint(expr: str, dialect: str) -> str:
-    """Eight hex digits (text) as their unsigned value, a bigint in [0, 2^32)."""
-    if dialect == "duckdb":
-        return f"cast('0x' || {expr} as bigint)"
-    return f"cast(cast('x' || {expr} as bit(32)) as bigint)"
-
-
 # -- measurement ------------------------------------------------------------------------------------
 
 
