@@ -11,7 +11,7 @@ assignments, tasks, model outputs...). Special cases, documented in docs/reliabi
 - tables with a `task_id` but no `user_id` (task_outcomes, with the operator's free-text notes) match
   through the person's operator_tasks;
 - outbox files (<outbox>/<channel>.jsonl, the offline "provider": address and rendered message) are
-  exported and, on erasure, redacted in place: the line stays (it records that a message went out)
+  exported and, on erasure, redacted in place (crmflow/privacy_files.py): the line stays (it records that a message went out)
   with the pseudonym as user_id and without address, text or metadata.
 
 Erasure pseudonymises rather than deletes where aggregates depend on the rows: the user_id becomes a
@@ -26,28 +26,33 @@ person through `anonymise_staged_rows` before they reach the raw tables, so a la
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow as pa
 
+from crmflow.delivery_events import suppress
 from crmflow.errors import CrmflowUserError
-from crmflow.warehouse import ensure_ops_tables, transaction
+from crmflow.privacy_files import (
+    EXPORT_SUFFIXES,
+    erase_from_file,
+    export_files,
+    outbox_files,
+    outbox_lines_of,
+    redact_outbox,
+    rows_of,
+)
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
+from crmflow.warehouse.dialect import regexp_matches, sha256_hex
+from crmflow.warehouse.sql import quote_identifier, quote_relation, values_in
 
-PRIVACY_DDL = """
-create table if not exists privacy_erasures (
-    identifier_sha256 varchar primary key, -- sha256 of an erased user_id or anonymous_id (not the id itself)
-    kind varchar not null,                 -- user_id | anonymous_id
-    pseudonym varchar not null,            -- what the person's rows carry as user_id from now on
-    erased_at timestamptz not null
-);
-"""
+__all__ = ["EXPORT_SUFFIXES", "ErasureReport", "Identifiers", "UnknownPersonError", "anonymise_staged_rows",
+           "ensure_privacy_tables", "erase_person", "export_person", "identifiers"]
 
 # Columns that identify or describe a person: nulled on erasure wherever they appear.
 PERSONAL_COLUMNS = frozenset({
@@ -57,7 +62,7 @@ PERSONAL_COLUMNS = frozenset({
 })
 # Keys dropped from event JSON (properties/context) of an erased person.
 # operator_tasks.context nests the profile (first name, company) and the operator's note: the whole
-# sub-objects go, as json_merge_patch works on top-level keys only.
+# sub-objects go, as only top-level keys are removed.
 PERSONAL_JSON_KEYS = ("email", "phone", "name", "first_name", "last_name", "address", "ip", "userAgent",
                       "traits", "push_token", "birthday", "profile", "note", "notes", "last_orders",
                       "company_name")
@@ -65,15 +70,16 @@ PERSONAL_JSON_KEYS = ("email", "phone", "name", "first_name", "last_name", "addr
 DELETE_TABLES = frozenset({"raw_manual_tags"})
 # Tables that must keep the person's identifiers to do their job.
 KEEP_TABLES = frozenset({"suppression_list", "privacy_erasures"})
-EXPORT_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+TEXT_TYPES = ("VARCHAR", "CHARACTER VARYING", "TEXT")
+JSON_TYPES = ("JSON", "JSONB")
 
 
 class UnknownPersonError(CrmflowUserError):
     """No row, export file or outbox line anywhere mentions the user_id asked for."""
 
 
-def ensure_privacy_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(PRIVACY_DDL)
+def ensure_privacy_tables(con: Warehouse | Any) -> None:
+    apply_migrations(as_warehouse(con))
 
 
 @dataclass(frozen=True)
@@ -110,95 +116,96 @@ class ErasureReport:
                 "export_files": self.export_files, "outbox_files": self.outbox_files}
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    """table -> {"type": BASE TABLE|VIEW, "columns": {name: (data_type, nullable)}} in the current schema."""
-    rows = con.execute("""
-        select c.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable = 'YES'
+@dataclass(frozen=True)
+class Relation:
+    name: str  # what reports and exports call it: the table name
+    qualified: str  # schema.table
+    type: str  # BASE TABLE | VIEW
+    columns: dict[str, tuple[str, bool]]  # name -> (upper-case data type, nullable)
+
+
+def _relations(wh: Warehouse) -> dict[str, Relation]:
+    """Every table and view of the project's schemas (names starting with `_` are scratch), by name."""
+    schemas = sorted(set(wh.schemas.values()) | {"public"}) if wh.dialect == "postgres" else ["main"]
+    schema_in, params = values_in("c.table_schema", "schema", schemas)
+    rows = wh.fetch_rows(f"""
+        select c.table_schema, c.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable = 'YES'
         from information_schema.columns c
-        join information_schema.tables t using (table_catalog, table_schema, table_name)
-        where c.table_schema = current_schema() and c.table_catalog = current_database()
-          and not starts_with(c.table_name, '_')
-        order by c.table_name, c.ordinal_position""").fetchall()
-    out: dict[str, dict[str, Any]] = {}
-    for table, ttype, column, dtype, nullable in rows:
-        entry = out.setdefault(table, {"type": ttype, "columns": {}})
-        entry["columns"][column] = (dtype, nullable)
+        join information_schema.tables t
+          on t.table_catalog = c.table_catalog and t.table_schema = c.table_schema and t.table_name = c.table_name
+        where {schema_in} and c.table_catalog = current_database() and substr(c.table_name, 1, 1) <> '_'
+        order by c.table_schema, c.table_name, c.ordinal_position""", params)
+    out: dict[str, Relation] = {}
+    for schema, table, ttype, column, dtype, nullable in rows:
+        relation = out.setdefault(table, Relation(table, f"{schema}.{table}", ttype, {}))
+        if relation.qualified == f"{schema}.{table}":  # the same name in two schemas: the first one
+            relation.columns[column] = (str(dtype).upper(), bool(nullable))
     return out
 
 
-def _list(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[str]:
-    return sorted({str(r[0]) for r in con.execute(sql, params).fetchall() if r[0] is not None and str(r[0])})
+def _values(wh: Warehouse, sql: str, params: dict[str, Any]) -> list[str]:
+    return sorted({str(r[0]) for r in wh.fetch_rows(sql, params) if r[0] is not None and str(r[0])})
 
 
-def identifiers(con: duckdb.DuckDBPyConnection, user_id: str) -> Identifiers:
-    tables = _columns(con)
+def identifiers(con: Warehouse | Any, user_id: str) -> Identifiers:
+    wh = as_warehouse(con)
+    relations = _relations(wh)
     p = {"u": user_id}
-    anon: set[str] = set()
-    emails: set[str] = set()
-    phones: set[str] = set()
-    tokens: set[str] = set()
-    for table, entry in tables.items():
-        cols = entry["columns"]
-        if "user_id" not in cols or table in KEEP_TABLES:
+    found: dict[str, set[str]] = {"anonymous_id": set(), "email": set(), "phone": set(), "push_token": set()}
+    for relation in relations.values():
+        if "user_id" not in relation.columns or relation.name in KEEP_TABLES:
             continue
-        if "anonymous_id" in cols:
-            anon.update(_list(con, f'select anonymous_id from "{table}" where user_id = $u', p))
-        if "email" in cols:
-            emails.update(e.strip().lower() for e in _list(con, f'select email from "{table}" where user_id = $u', p))
-        if "phone" in cols:
-            phones.update(_list(con, f'select phone from "{table}" where user_id = $u', p))
-        if "push_token" in cols:
-            tokens.update(_list(con, f'select push_token from "{table}" where user_id = $u', p))
-    tasks = _list(con, "select task_id from operator_tasks where user_id = $u", p) \
-        if "operator_tasks" in tables else []
-    return Identifiers(user_id, sorted(anon), sorted(emails), sorted(phones), sorted(tokens), tasks)
+        for column, values in found.items():
+            if column in relation.columns:
+                values.update(_values(wh, f"select {quote_identifier(column)} from {quote_relation(relation.qualified)} "
+                                          "where user_id = $u", p))
+    tasks = _values(wh, f"select task_id from {relations['operator_tasks'].qualified} where user_id = $u", p) \
+        if "operator_tasks" in relations else []
+    emails = {e.strip().lower() for e in found["email"]}
+    return Identifiers(user_id, sorted(found["anonymous_id"]), sorted(emails), sorted(found["phone"]),
+                       sorted(found["push_token"]), tasks)
 
 
-def _match_sql(cols: dict[str, Any]) -> str:
-    """Rows of a table that are about the person (parameters $u, $anon, $addr, $pattern)."""
-    parts = []
+def _match(relation: Relation, ids: Identifiers, dialect: str) -> tuple[str, dict[str, Any]]:
+    """Rows of a table that are about the person: the condition and its parameters."""
+    cols = relation.columns
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+
+    def add(sql: str, values: dict[str, Any]) -> None:
+        parts.append(sql)
+        params.update(values)
+
     if "user_id" in cols:
-        parts.append("user_id = $u")
+        add("user_id = $u", {"u": ids.user_id})
     if "anonymous_id" in cols:
-        parts.append("anonymous_id in (select unnest($anon))")
+        add(*values_in("anonymous_id", "anon", ids.anonymous_ids))
     if "address" in cols:
-        parts.append("address in (select unnest($addr))")
+        add(*values_in("address", "addr", ids.addresses))
     if "task_id" in cols and "user_id" not in cols:
-        parts.append("task_id in (select unnest($tasks))")
+        add(*values_in("task_id", "task", ids.task_ids))
     if "raw_content" in cols:
-        parts.append("regexp_matches(raw_content, $pattern)")
-    return " or ".join(f"({p})" for p in parts)
+        add(regexp_matches("raw_content", "$pattern", dialect), {"pattern": _mention_pattern(ids)})
+    return " or ".join(f"({p})" for p in parts), params
 
 
-def _params(ids: Identifiers) -> dict[str, Any]:
+def _mention_pattern(ids: Identifiers) -> str:
     # An identifier counts as mentioned only as a whole field: "u1" must not match "u10".
     escaped = "|".join(_regex_escape(x) for x in ids.all)
-    return {"u": ids.user_id, "anon": ids.anonymous_ids or [""], "addr": ids.addresses or [""],
-            "tasks": ids.task_ids or [""], "pattern": f"(^|[^A-Za-z0-9_.@+-])({escaped})($|[^A-Za-z0-9_.@+-])"}
+    return f"(^|[^A-Za-z0-9_.@+-])({escaped})($|[^A-Za-z0-9_.@+-])"
 
 
 def _regex_escape(value: str) -> str:
     return "".join("\\" + ch if not ch.isalnum() else ch for ch in value)
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    """Execute with only the named parameters the statement uses (DuckDB rejects extra ones)."""
-    used = set(re.findall(r"\$(\w+)", sql))
-    return con.execute(sql, {k: v for k, v in params.items() if k in used})
-
-
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur = _run(con, sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
+def export_person(con: Warehouse | Any, user_id: str, as_of: datetime,
                   export_dir: Path | None = None, outbox_dir: Path | None = None) -> dict[str, Any]:
     """Everything held about `user_id`: every matching row of every table and view, the rows of
     export files (banners, tasks) that carry their user_id, and their outbox messages."""
-    ids = identifiers(con, user_id)
-    found, files, outbox = _mentions(con, ids, export_dir, outbox_dir)
+    wh = as_warehouse(con)
+    ids = identifiers(wh, user_id)
+    found, files, outbox = _mentions(wh, ids, export_dir, outbox_dir)
     if not (found or files or outbox):  # a typo must not look like "we hold nothing about them"
         raise UnknownPersonError(_unknown(user_id))
     return {"user_id": user_id, "as_of": as_of.isoformat(), "identifiers": {
@@ -210,30 +217,20 @@ def export_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
 Rows = dict[str, list[dict[str, Any]]]
 
 
-def _mentions(con: duckdb.DuckDBPyConnection, ids: Identifiers, export_dir: Path | None,
+def _mentions(wh: Warehouse, ids: Identifiers, export_dir: Path | None,
               outbox_dir: Path | None) -> tuple[Rows, Rows, Rows]:
     """The person's rows: by table, by export file, by outbox file (only non-empty entries)."""
-    params = _params(ids)
     found: Rows = {}
-    for table, entry in sorted(_columns(con).items()):
-        where = _match_sql(entry["columns"])
+    for name, relation in sorted(_relations(wh).items()):
+        where, params = _match(relation, ids, wh.dialect)
         if not where:
             continue
-        rows = _fetch(con, f'select * from "{table}" where {where}', params)
+        rows = wh.fetch_arrow(f"select * from {quote_relation(relation.qualified)} where {where}", params).to_pylist()
         if rows:
-            found[table] = rows
-    files: Rows = {}
-    for path in _export_files(export_dir):
-        rows = _fetch(con, f"select * from {_reader(path)} where cast(user_id as varchar) = $u",
-                      {"u": ids.user_id}) if _has_user_id(con, path) else []
-        if rows:
-            files[str(path)] = rows
-    outbox: Rows = {}
-    for path in _outbox_files(outbox_dir):
-        lines = con.execute(f"select json from {_lines(path)} where {_OUTBOX_MATCH}",
-                            {"u": ids.user_id, "addr": ids.addresses or [""]}).fetchall()
-        if lines:
-            outbox[str(path)] = [json.loads(line) for (line,) in lines]
+            found[name] = rows
+    files = {str(path): rows for path in export_files(export_dir) if (rows := rows_of(path, ids.user_id))}
+    outbox = {str(path): lines for path in outbox_files(outbox_dir)
+              if (lines := outbox_lines_of(path, ids.user_id, ids.addresses))}
     return found, files, outbox
 
 
@@ -242,124 +239,77 @@ def _unknown(user_id: str) -> str:
             "(an erased person still has their suppression entries)")
 
 
-# Outbox lines (OutboundMessage as JSON) about the person: theirs by user_id, or sent to their address.
-_OUTBOX_MATCH = "(json ->> 'user_id' = $u or json ->> 'to' in (select unnest($addr)))"
-# What an erased person's outbox line keeps: message_key, channel, journey/step, variant, locale.
-_OUTBOX_REDACT = ("to", "subject", "body", "html", "title", "deep_link", "metadata")
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _outbox_files(outbox_dir: Path | None) -> list[Path]:
-    if outbox_dir is None or not Path(outbox_dir).is_dir():
-        return []
-    return sorted(p for p in Path(outbox_dir).rglob("*.jsonl") if p.is_file() and not p.name.startswith("."))
+def _existing_pseudonym(wh: Warehouse, user_id: str) -> str | None:
+    return wh.scalar("select pseudonym from privacy_erasures where identifier_sha256 = $h", {"h": _sha256(user_id)})
 
 
-def _lines(path: Path) -> str:
-    """Each JSON line as text, untouched (read_json would re-shape heterogeneous metadata)."""
-    literal = "'" + str(path).replace("'", "''") + "'"
-    return f"read_json_objects({literal}, format = 'newline_delimited')"
-
-
-def _redact_outbox(con: duckdb.DuckDBPyConnection, path: Path, ids: Identifiers, pseudonym: str) -> int:
-    """Rewrite an outbox file with the person's lines redacted (others byte-for-byte the same);
-    atomically: temp file + rename."""
-    params = {"u": ids.user_id, "addr": ids.addresses or [""]}
-    hits = con.execute(f"select count(*) from {_lines(path)} where {_OUTBOX_MATCH}", params).fetchall()[0][0]
-    if not hits:
-        return 0
-    # json_merge_patch: a null value removes the key; user_id becomes the pseudonym.
-    patch = ", ".join(f"'{k}', null" for k in _OUTBOX_REDACT)
-    column = con.sql(f"""select case when {_OUTBOX_MATCH}
-                              then json_merge_patch(json, json_object({patch}, 'user_id', $p))::varchar
-                              else json::varchar end
-                         from {_lines(path)}""", params={**params, "p": pseudonym}).to_arrow_table().column(0)
-    tmp = path.with_name(f".{path.name}.erase.tmp")
-    tmp.write_text("\n".join(column.to_pylist()) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return int(hits)
-
-
-def _export_files(export_dir: Path | None) -> list[Path]:
-    if export_dir is None or not Path(export_dir).is_dir():
-        return []
-    return sorted(p for p in Path(export_dir).rglob("*")
-                  if p.is_file() and p.suffix in EXPORT_SUFFIXES and not p.name.startswith("."))
-
-
-def _reader(path: Path) -> str:
-    literal = "'" + str(path).replace("'", "''") + "'"
-    if path.suffix == ".parquet":
-        return f"read_parquet({literal})"
-    if path.suffix == ".csv":
-        return f"read_csv({literal}, header = true, all_varchar = true)"
-    return f"read_json({literal}, format = 'newline_delimited')" if path.suffix == ".jsonl" \
-        else f"read_json({literal})"
-
-
-def _has_user_id(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
-    try:
-        names = [d[0] for d in con.execute(f"select * from {_reader(path)} limit 0").description]
-    except duckdb.Error:
-        return False  # empty or not tabular: nothing about a person in it
-    return "user_id" in names
-
-
-def _existing_pseudonym(con: duckdb.DuckDBPyConnection, user_id: str) -> str | None:
-    row = con.execute("select pseudonym from privacy_erasures where identifier_sha256 = sha256($u)",
-                      {"u": user_id}).fetchone()
-    return row[0] if row else None
-
-
-def erase_person(con: duckdb.DuckDBPyConnection, user_id: str, as_of: datetime,
+def erase_person(con: Warehouse | Any, user_id: str, as_of: datetime,
                  export_dir: Path | None = None, outbox_dir: Path | None = None) -> ErasureReport:
     """Erase `user_id` (idempotent): one transaction over the warehouse, then the export files and
     the outbox. An id nothing mentions (and never erased) is an UnknownPersonError."""
-    ensure_ops_tables(con)
-    ensure_privacy_tables(con)
-    ids = identifiers(con, user_id)
-    earlier = _existing_pseudonym(con, user_id)
-    if earlier is None and not any(_mentions(con, ids, export_dir, outbox_dir)):
+    wh = as_warehouse(con)
+    apply_migrations(wh)
+    ids = identifiers(wh, user_id)
+    earlier = _existing_pseudonym(wh, user_id)
+    if earlier is None and not any(_mentions(wh, ids, export_dir, outbox_dir)):
         raise UnknownPersonError(_unknown(user_id))  # nothing recorded, suppressed or rewritten
     pseudonym = earlier or f"erased-{uuid.uuid4().hex[:20]}"
     report = ErasureReport(user_id, pseudonym)
-    params = {**_params(ids), "p": pseudonym, "as_of": as_of}
-    with transaction(con):
-        for table, entry in sorted(_columns(con).items()):
-            if entry["type"] != "BASE TABLE" or table in KEEP_TABLES:
+    with wh.transaction():
+        for name, relation in sorted(_relations(wh).items()):
+            if relation.type != "BASE TABLE" or name in KEEP_TABLES:
                 continue
-            cols = entry["columns"]
-            where = _match_sql(cols)
+            where, params = _match(relation, ids, wh.dialect)
             if not where:
                 continue
-            if table in DELETE_TABLES or table.startswith("quarantine_"):
-                n = _run(con, f'delete from "{table}" where {where} returning 1', params).fetchall()
+            target = quote_relation(relation.qualified)
+            if name in DELETE_TABLES or name.startswith("quarantine_"):
+                n = len(wh.fetch_rows(f"delete from {target} where {where} returning 1", params))
                 if n:
-                    report.rows_deleted[table] = len(n)
+                    report.rows_deleted[name] = n
                 continue
-            scrub = _scrub_sql(cols)
+            scrub = _scrub_sql(relation.columns, wh.dialect)
             if not scrub:
                 continue  # matched by task_id only, nothing personal in it (operator_task_pushes)
-            sql = f'update "{table}" set {scrub} where {where} returning 1'
-            n = _run(con, sql, params).fetchall()
+            n = len(wh.fetch_rows(f"update {target} set {scrub} where {where} returning 1",
+                                  {**params, "p": pseudonym}))
             if n:
-                report.rows_pseudonymised[table] = len(n)
-        report.suppressed = _suppress(con, ids, pseudonym, as_of)
-        _run(con, """insert into privacy_erasures
-            select sha256(id), kind, $p, $as_of from (
-                select $u as id, 'user_id' as kind union all select unnest($anon), 'anonymous_id')
-            where id <> '' on conflict do nothing""", params)
-    for path in _export_files(export_dir):
-        removed = _erase_from_file(con, path, user_id)
+                report.rows_pseudonymised[name] = n
+        report.suppressed = _suppress(wh, ids, pseudonym, as_of)
+        erased = {_sha256(ids.user_id): "user_id", **{_sha256(a): "anonymous_id" for a in ids.anonymous_ids if a}}
+        erased.pop(_sha256(""), None)
+        wh.insert_new_returning("privacy_erasures", pa.table({
+            "identifier_sha256": pa.array(list(erased), pa.string()),
+            "kind": pa.array(list(erased.values()), pa.string()),
+            "pseudonym": pa.array([pseudonym] * len(erased), pa.string()),
+            "erased_at": pa.array([as_of] * len(erased), pa.timestamp("us", tz="UTC")),
+        }), ["identifier_sha256"])
+    for path in export_files(export_dir):
+        removed = erase_from_file(path, user_id)
         if removed:
             report.export_files[str(path)] = removed
-    for path in _outbox_files(outbox_dir):
-        redacted = _redact_outbox(con, path, ids, pseudonym)
+    for path in outbox_files(outbox_dir):
+        redacted = redact_outbox(path, ids.user_id, ids.addresses, pseudonym)
         if redacted:
             report.outbox_files[str(path)] = redacted
     return report
 
 
-def _scrub_sql(cols: dict[str, tuple[str, bool]]) -> str:
+def _drop_json_keys(column: str, dtype: str, dialect: str) -> str:
+    """`column` (JSON) without the personal top-level keys."""
+    if dialect == "duckdb":
+        patch = json.dumps({k: None for k in PERSONAL_JSON_KEYS})
+        return f"json_merge_patch({column}, '{patch}')"
+    keys = ", ".join("'" + k + "'" for k in PERSONAL_JSON_KEYS)
+    dropped = f"cast({column} as jsonb) - cast(array[{keys}] as text[])"
+    return dropped if dtype == "JSONB" else f"cast({dropped} as json)"
+
+
+def _scrub_sql(cols: dict[str, tuple[str, bool]], dialect: str = "duckdb") -> str:
     sets = []
     if "user_id" in cols:
         sets.append("user_id = $p")
@@ -367,58 +317,35 @@ def _scrub_sql(cols: dict[str, tuple[str, bool]]) -> str:
         if name not in PERSONAL_COLUMNS:
             continue
         if nullable:
-            sets.append(f'"{name}" = null')
-        elif dtype.upper().startswith("VARCHAR"):
-            sets.append(f"\"{name}\" = 'erased'")
+            sets.append(f"{quote_identifier(name)} = null")
+        elif dtype.upper().startswith(TEXT_TYPES):
+            sets.append(f"{quote_identifier(name)} = 'erased'")
     for name in ("properties", "context"):
-        if name in cols and cols[name][0].upper() == "JSON":
-            patch = json.dumps({k: None for k in PERSONAL_JSON_KEYS})
-            sets.append(f"\"{name}\" = json_merge_patch(\"{name}\", '{patch}')")
+        if name in cols and cols[name][0].upper() in JSON_TYPES:
+            quoted = quote_identifier(name)
+            sets.append(f"{quoted} = {_drop_json_keys(quoted, cols[name][0].upper(), dialect)}")
     for name in ("email_opt_in", "sms_opt_in", "push_opt_in"):
         if name in cols:
-            sets.append(f'"{name}" = false')  # no consent survives an erasure
+            sets.append(f"{quote_identifier(name)} = false")  # no consent survives an erasure
     return ", ".join(sets)
 
 
-def _suppress(con: duckdb.DuckDBPyConnection, ids: Identifiers, pseudonym: str, as_of: datetime) -> int:
+def _suppress(wh: Warehouse, ids: Identifiers, pseudonym: str, as_of: datetime) -> int:
     rows = [("all", ids.user_id, ids.user_id), ("all", pseudonym, pseudonym)]
     rows += [("email", e, pseudonym) for e in ids.emails]
     rows += [("sms", p, pseudonym) for p in ids.phones]
     rows += [("push", t, pseudonym) for t in ids.push_tokens]
-    added = 0
-    for channel, address, uid in rows:
-        added += len(con.execute(
-            "insert into suppression_list values (?, ?, ?, 'erased', 'privacy', ?) on conflict do nothing "
-            "returning 1", [channel, address, uid, as_of]).fetchall())
+    added = suppress(wh, ((channel, address, uid, "erased", "privacy") for channel, address, uid in rows), as_of)
     # Suppressions recorded earlier (bounces, unsubscribes) stay, now under the pseudonym.
-    con.execute("update suppression_list set user_id = ? where user_id = ? and channel <> 'all'",
-                [pseudonym, ids.user_id])
+    wh.execute("update suppression_list set user_id = $p where user_id = $u and channel <> 'all'",
+               {"p": pseudonym, "u": ids.user_id})
     return added
 
 
-def _erase_from_file(con: duckdb.DuckDBPyConnection, path: Path, user_id: str) -> int:
-    """Rewrite an export file without the person's rows (atomically: temp file + rename)."""
-    if not _has_user_id(con, path):
-        return 0
-    source = _reader(path)
-    removed = con.execute(f"select count(*) from {source} where cast(user_id as varchar) = $u",
-                          {"u": user_id}).fetchone()[0]
-    if not removed:
-        return 0
-    tmp = path.with_name(f".{path.name}.erase.tmp")
-    fmt = {".parquet": "format parquet", ".csv": "format csv, header true"}.get(path.suffix, "format json")
-    if path.suffix == ".json":
-        fmt = "format json, array true"
-    literal = "'" + str(tmp).replace("'", "''") + "'"
-    con.execute(f"copy (select * from {source} where cast(user_id as varchar) is distinct from $u) "
-                f"to {literal} ({fmt})", {"u": user_id})
-    os.replace(tmp, path)
-    return int(removed)
-
-
-def anonymise_staged_rows(con: duckdb.DuckDBPyConnection, staged: str = "_staged") -> None:
-    """Ingestion hook: rows of an erased person in a staged batch get the pseudonym and lose their
-    personal fields before they are deduplicated and written to the raw tables."""
+def anonymise_staged_rows(con: Any, staged: str = "_staged") -> None:
+    """Ingestion hook, on the landing parser's in-memory DuckDB (privacy_erasures mirrored into it):
+    rows of an erased person in a staged batch get the pseudonym and lose their personal fields before
+    they are deduplicated and written to the raw tables."""
     exists = con.execute("select count(*) from information_schema.tables where table_name = 'privacy_erasures' "
                          "and table_schema = current_schema()").fetchone()[0]
     if not exists or not con.execute("select count(*) from privacy_erasures").fetchone()[0]:
@@ -428,6 +355,6 @@ def anonymise_staged_rows(con: duckdb.DuckDBPyConnection, staged: str = "_staged
     if "user_id" not in cols:
         return
     scrub = _scrub_sql({k: v for k, v in cols.items() if k != "raw_content"}).replace("$p", "e.pseudonym")
-    anon = ", sha256(s.anonymous_id)" if "anonymous_id" in cols else ""
+    anon = f", {sha256_hex('s.anonymous_id', 'duckdb')}" if "anonymous_id" in cols else ""
     con.execute(f"""update {staged} s set {scrub} from privacy_erasures e
-        where s.reason is null and e.identifier_sha256 in (sha256(s.user_id){anon})""")
+        where s.reason is null and e.identifier_sha256 in ({sha256_hex('s.user_id', 'duckdb')}{anon})""")

@@ -8,7 +8,7 @@ import typer
 
 from crmflow.privacy import erase_person, export_person
 from crmflow.settings import load_settings, parse_as_of
-from crmflow.warehouse import connect
+from crmflow.warehouse import open_warehouse
 from orchestration.user_errors import existing_warehouse, writable_file
 
 app = typer.Typer(help="Data-subject requests: export or erase everything held about a person.",
@@ -27,7 +27,7 @@ def export(
     moment = parse_as_of(as_of)
     if out is not None:
         writable_file(out, "--out")
-    with connect(existing_warehouse(settings.warehouse)) as con:
+    with open_warehouse(existing_warehouse(settings.warehouse)) as con:
         data = export_person(con, user_id, moment, settings.export_dir, settings.outbox_dir)
     text = json.dumps(data, default=str, indent=2, ensure_ascii=False)
     if out is None:
@@ -51,6 +51,6 @@ def erase(
         raise typer.Exit(2)
     settings = load_settings()
     moment = parse_as_of(as_of)
-    with connect(existing_warehouse(settings.warehouse)) as con:
+    with open_warehouse(existing_warehouse(settings.warehouse)) as con:
         report = erase_person(con, user_id, moment, settings.export_dir, settings.outbox_dir)
     typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +41,7 @@ from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.templates import message_context, render, sms_info, template_variables
 from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 from crmflow.warehouse.dialect import sha256_hex, skip_locked
+from crmflow.warehouse.sql import values_in
 
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "push_token"}
 DEAD_REASON = {"email": "bounce", "sms": "undelivered", "push": "dead_token", "webhook": "dead_endpoint"}
@@ -156,14 +157,6 @@ def staged_columns(con: Warehouse | Any, journeys: Mapping[str, Journey]) -> tup
     return columns, "recommendations" in names and wh.table_exists("customer_recommendations")
 
 
-def _values_in(column: str, name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """`column in ($name_0, ...)` and its parameters (portable; `false` for no values)."""
-    params = {f"{name}_{i}": v for i, v in enumerate(values)}
-    if not params:
-        return "false", {}
-    return f"{column} in ({', '.join('$' + p for p in params)})", params
-
-
 @dataclass(frozen=True)
 class StagedRun:
     ranges: dict[str, tuple[int, int]]  # channel -> (first seq, last seq) in _dispatch_due
@@ -184,8 +177,8 @@ def stage_due(wh: Warehouse, as_of: datetime, channel_names: list[str], journey_
     customer_profile or customer_recommendations again."""
     channel_rank = "case l.channel " + " ".join(
         f"when $channel_{i} then {i}" for i in range(len(channel_names))) + " end"
-    channels_in, params = _values_in("l.channel", "channel", channel_names)
-    journeys_in, journey_params = _values_in("l.journey_id", "journey", journey_ids)
+    channels_in, params = values_in("l.channel", "channel", channel_names)
+    journeys_in, journey_params = values_in("l.journey_id", "journey", journey_ids)
     profile = "".join(f", p.{quote_ident(c)}" for c in columns)
     staged = wh.fetch_arrow(f"""select * from (
             select row_number() over (order by {channel_rank}, l.priority desc, l.planned_at, l.message_key)

@@ -14,6 +14,7 @@ from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, MODEL_RUNS_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
 from crmflow.measurement.schema import MEASUREMENT_TEMPLATE
+from crmflow.privacy_ddl import PRIVACY_TEMPLATE
 from crmflow.tasks.ddl import TASKS_TEMPLATE
 from crmflow.warehouse.base import Warehouse
 from crmflow.warehouse.ddl import MIGRATION_1_TEMPLATE
@@ -29,6 +30,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "raw, quarantine, tag and operational tables", MIGRATION_1_TEMPLATE),
     Migration(10, "journey enrolments, decisions, send ledger, ticks and step outputs", JOURNEY_TEMPLATE),
+    Migration(20, "privacy erasures (hashed identifiers and their pseudonym)", PRIVACY_TEMPLATE),
     Migration(30, "banner assignment changes (the diff each run appends, push state)", BANNER_TEMPLATE),
     Migration(31, "operator tasks, rule runs, push versions, task outcomes and their quarantine", TASKS_TEMPLATE),
     Migration(40, "intelligence model runs (with the retraining cadence columns)", MODEL_RUNS_TEMPLATE),

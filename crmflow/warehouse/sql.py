@@ -11,7 +11,7 @@ statement; several statements in one call take no parameters.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,3 +88,12 @@ def quote_relation(relation: str) -> str:
 
 def is_relation(text: str) -> bool:
     return bool(_RELATION.match(text.strip()))
+
+
+def values_in(column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """`column in ($name_0, $name_1, ...)` and its parameters: a list of values in portable SQL
+    (PostgreSQL has no `unnest($list)` of a DuckDB list); `false` when there are none."""
+    params = {f"{name}_{i}": value for i, value in enumerate(values)}
+    if not params:
+        return "false", {}
+    return f"{column} in ({', '.join('$' + p for p in params)})", params
