@@ -108,7 +108,34 @@ def deliver(db: Path, landing: Path, config: GeneratorConfig, as_of: datetime) -
             select user_id, 'vip_hand_picked', 'ops@example.com', registered_at, 'manual.csv',
                    row_number() over (order by user_id), ?::timestamptz
             from raw_registrations where hash(user_id) % 9 = 0""", [as_of])
+        add_text_order_ties(con, as_of)
     craft_python_outputs(db, as_of)
+
+
+def add_text_order_ties(con: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
+    """Rows whose result depends on how text sorts (an en-US collation puts 'apps' before 'Books'
+    and 'alice' before 'Zed', bytes do the opposite): a device linked to two users at the same
+    instant (identity_map takes the smallest user_id) and an order whose two categories have equal
+    spend (favourite_category takes the first)."""
+    day = as_of - timedelta(days=3)
+    con.execute("""insert into raw_events (message_id, type, user_id, anonymous_id, event_at,
+            properties, context, _source_file, _source_line, _loaded_at)
+        select 'tie-' || user_id, 'identify', user_id, 'anon-tie', ?::timestamptz, '{}', '{}', 'ties.jsonl', 1,
+               ?::timestamptz
+        from (values ('Zed-tie'), ('alice-tie')) as users(user_id)
+        where not exists (select 1 from raw_events where message_id = 'tie-' || users.user_id)""", [day, as_of])
+    con.execute("""insert into raw_orders (order_id, user_id, ordered_at, updated_at, status, amount,
+            currency, items, channel, _source_file, _source_line, _loaded_at)
+        select 'tie-order', 'tie-buyer', ?::timestamptz, ?::timestamptz, 'paid', 20.00, 'USD',
+               '[{"sku": "b1", "category": "Books", "quantity": 1, "unit_price": 10.0},
+                 {"sku": "a1", "category": "apps", "quantity": 1, "unit_price": 10.0}]', 'web', 'ties.csv', 1,
+               ?::timestamptz
+        where not exists (select 1 from raw_orders where order_id = 'tie-order')""", [day, day, as_of])
+
+
+# What the text-order ties resolve to on DuckDB (byte order); the comparison then requires the same.
+TIES = """select (select user_id from identity_map where anonymous_id = 'anon-tie'),
+                  (select favourite_category from customer_profile where user_id = 'tie-buyer')"""
 
 
 def compared_relations(work: Path) -> list[str]:
@@ -140,9 +167,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory, pg_database: str) -> list[d
         relations = compared_relations(work / "duckdb")
         with duckdb.connect(str(duck), read_only=True) as con:
             counts = {name: con.execute(f"select count(*) from {name}").fetchone()[0] for name in relations}
+            ties = con.execute(TIES).fetchall()
         results.append({
             "relations": relations,
             "counts": counts,
+            "ties": ties,
             "differences": {name: differences(duckdb_rows(duck, name),
                                               postgres_rows(pg_database, f"crm_analytics.{name}"))
                             for name in relations},
@@ -154,6 +183,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory, pg_database: str) -> list[d
 def test_every_model_is_the_same_on_postgres(builds: list[dict], build: int) -> None:
     result = builds[build]
     assert len(result["relations"]) >= 40  # every model and seed of the project (41 today), not a handful
+    assert result["ties"] == [("Zed-tie", "Books")]  # byte order: 'Z' < 'a', 'B' < 'a'
     empty = [name for name in MUST_HAVE_ROWS if result["counts"][name] == 0]
     assert not empty, f"relations without rows (the world must exercise them): {empty}"
     differing = {name: found for name, found in result["differences"].items() if found}
