@@ -30,10 +30,13 @@ from helpers_journeys import (
 )
 from helpers_postgres import postgres_url, postgres_warehouse  # noqa: F401 (fixtures)
 
+from crmflow.journeys.columns import profile_columns
 from crmflow.journeys.engine import run_tick
 from crmflow.journeys.hashing import bucket, message_key
 from crmflow.journeys.policies import apply_policies
 from crmflow.journeys.policy_config import Policies
+from crmflow.journeys.preview import preview_journey
+from crmflow.journeys.recommendations import load_recommendations
 from crmflow.journeys.schema import Journey
 from crmflow.warehouse import Warehouse, open_warehouse
 
@@ -232,3 +235,30 @@ def test_four_ticks_give_the_same_journey_state_on_duckdb_and_postgres(
     assert any(r["is_holdout"] for r in cart) and not all(r["is_holdout"] for r in cart)
     for r in cart:
         assert r["is_holdout"] == (bucket("cart", r["user_id"]) < 2000)
+
+
+def _preview_world(wh: Warehouse) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
+    make_customer_tables(wh, **_world())
+    wh.execute("create table customer_recommendations (user_id varchar, rank integer, sku varchar, "
+               "score double precision, reason varchar)")
+    wh.execute("""insert into customer_recommendations values ('u000', 2, 'SKU-2', 0.25, 'co_purchase'),
+                  ('u000', 1, 'SKU-1', 0.5, 'popular'), ('u002', 1, 'SKU-9', 0.125, 'popular')""")
+    preview = preview_journey(wh, JOURNEYS["cart"], TICKS[0], samples=5)
+    left_behind = {t: wh.scalar(f"select count(*) from {t}") for t in JOURNEY_TABLES}
+    assert left_behind == dict.fromkeys(JOURNEY_TABLES, 0)  # the preview wrote nothing
+    assert load_recommendations(wh, ["u000", "u001", "u002"]) == {
+        "u000": [{"sku": "SKU-1", "score": 0.5, "reason": "popular", "rank": 1},
+                 {"sku": "SKU-2", "score": 0.25, "reason": "co_purchase", "rank": 2}],
+        "u002": [{"sku": "SKU-9", "score": 0.125, "reason": "popular", "rank": 1}]}
+    return preview.report.metadata(), preview.samples, profile_columns(wh)
+
+
+def test_preview_recommendations_and_profile_columns_match_on_both_engines(
+    duckdb_warehouse: Warehouse, postgres_warehouse: Warehouse  # noqa: F811
+) -> None:
+    duck = _preview_world(duckdb_warehouse)
+    pg = _preview_world(postgres_warehouse)
+    assert duck == pg
+    report, samples, columns = duck
+    assert report["entered"] > 0 and len(samples) == 5
+    assert columns["registered_at"] == "TIMESTAMP WITH TIME ZONE" and columns["revenue"] == "DECIMAL(18,2)"

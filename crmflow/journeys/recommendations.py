@@ -2,7 +2,7 @@
 the intelligence stage), ordered by rank, as [{sku, score, reason, rank}, ...].
 
 Loaded set-based (never one query per user): dispatch stages them once per run for all due messages
-(`recommendations_sql`), preview loads them for its few samples (`load_recommendations`, portable).
+(journeys/dispatch.py), preview loads them for its few samples (`load_recommendations`).
 An empty list when the user has none or when the intelligence stage has not run yet (no table).
 """
 
@@ -20,18 +20,6 @@ SAMPLE_RECOMMENDATIONS: list[dict[str, Any]] = [
     {"sku": "SKU-SAMPLE", "score": 0.5, "reason": "co_purchase", "rank": 1},
 ]
 REC_USERS = "_rec_user_ids"
-
-
-def recommendations_sql(users: str, user_column: str = "user_id") -> str:
-    """user_id, recommendations (ordered by rank) for the users in relation `users` (`user_column`).
-
-    DuckDB only (a list of structs): journeys/dispatch.py uses it until it is ported to the
-    warehouse interface; portable code reads rows as `load_recommendations` does."""
-    return f"""select r.user_id,
-                      list({{'sku': r.sku, 'score': r.score, 'reason': r.reason, 'rank': r.rank}}
-                           order by r.rank, r.sku) as recommendations
-               from customer_recommendations r semi join {users} u on u.{user_column} = r.user_id
-               group by r.user_id"""
 
 
 def load_recommendations(con: Warehouse | Any, user_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
