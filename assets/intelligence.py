@@ -29,6 +29,8 @@ from orchestration.resources import WarehouseResource
 GROUP = "intelligence"
 MART_DEPS = [dg.AssetKey(k) for k in ("customer_profile", "customer_rfm", "customer_lifecycle",
                                       "stg_shop__orders", "stg_shop__order_items", "events_stitched")]
+# Churn and clusters read the dbt event stage at the run's as-of (crmflow/intelligence/features.py).
+FEATURE_DEPS = [*MART_DEPS, dg.AssetKey("int_intelligence__event_days")]
 
 
 class ClusteringRunConfig(dg.Config):
@@ -70,7 +72,7 @@ def _num(value: Any) -> float | None:
 
 @dg.asset(
     group_name=GROUP,
-    deps=MART_DEPS,
+    deps=FEATURE_DEPS,
     description="One cluster per customer (RFM, tenure, category and channel mix, engagement), with ids kept "
     "stable across runs and a readable label; centroids in intelligence_cluster_centroids.",
     check_specs=[
@@ -104,7 +106,7 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
 
 @dg.asset(
     group_name=GROUP,
-    deps=MART_DEPS,
+    deps=FEATURE_DEPS,
     description="Calibrated probability of no paid order in the next horizon (default 60 days); falls back to "
     "the days-since-last-purchase baseline when the model does not beat it.",
     check_specs=[

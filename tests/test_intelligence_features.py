@@ -9,7 +9,13 @@ import pytest
 from helpers_intelligence import AS_OF, simulate_warehouse
 
 from crmflow.intelligence.config import FeatureConfig
-from crmflow.intelligence.features import build_features, churn_labels, staged_inputs
+from crmflow.intelligence.features import (
+    EVENT_STAGE,
+    _event_stage_select,
+    build_features,
+    churn_labels,
+    staged_inputs,
+)
 
 CUTOFF = AS_OF - timedelta(days=90)
 
@@ -76,50 +82,29 @@ def test_feature_values_on_a_crafted_customer():
     assert churn_labels(con, pd.Series(["a"]), c, 3, FeatureConfig()).tolist() == [1]
 
 
-def _dbt_like_events(con):
-    """events_stitched as dbt builds it: views over raw_events (with _loaded_at) and identity_map."""
-    con.execute("""create table raw_events as select * replace (anonymous_id::varchar as anonymous_id),
-                   '2026-01-01 00:00:00+00'::timestamptz as _loaded_at from events_stitched""")
-    con.execute("drop table events_stitched")
-    con.execute("create table identity_map as select distinct 'anon-' || user_id as anonymous_id, user_id "
-                "from raw_events")
-    con.execute("create view stg_tracking__events as select * from raw_events")
-    con.execute("""create view events_stitched as select e.message_id, coalesce(e.user_id, i.user_id) as user_id,
-                   e.event_at from stg_tracking__events e left join identity_map i using (anonymous_id)""")
-
-
 def _unshared(con, cutoff):
     with staged_inputs(con, cutoff, FeatureConfig(), share=False) as st:
         assert st.event_days.startswith("_intel_event_days_")
         return build_features(con, cutoff, FeatureConfig(), "active", staged=st).frame
 
 
-def test_event_stage_is_shared_at_the_same_as_of_and_rebuilt_when_its_sources_change(con):
-    _dbt_like_events(con)
-    first = build_features(con, CUTOFF, FeatureConfig(), "active").frame
-    pd.testing.assert_frame_equal(first, _unshared(con, CUTOFF))
-    assert con.execute("select as_of from intelligence_event_stage_marker").fetchall()[0][0] == CUTOFF
-    # Same as-of, same sources: the stored stage is read, not rebuilt (a tampered stage shows through).
-    con.execute("update intelligence_event_stage set n = n + 1000")
+def _dbt_stage(con, as_of):
+    """int_intelligence__event_days as dbt builds it at `as_of` (the model's SQL is the same select;
+    tests/test_intelligence_generator.py checks the real dbt build gives the same features)."""
+    con.execute(f"create or replace table {EVENT_STAGE} as select *, $a::timestamptz as as_of from "
+                f"({_event_stage_select('events_stitched', 'duckdb')})", {"as_of": as_of, "a": as_of})
+
+
+def test_the_dbt_event_stage_is_read_only_at_its_own_as_of(con):
+    _dbt_stage(con, CUTOFF)
+    pd.testing.assert_frame_equal(build_features(con, CUTOFF, FeatureConfig(), "active").frame,
+                                  _unshared(con, CUTOFF))
+    # The stage is read, not rebuilt: a tampered stage shows through at its as-of...
+    con.execute(f"update {EVENT_STAGE} set n = n + 1000")
     assert (build_features(con, CUTOFF, FeatureConfig(), "active").frame["events_90d"] >= 1000).any()
-    # A new load (raw_events grows, later _loaded_at) rebuilds it: features equal the unshared path.
-    con.execute("""insert into raw_events by name select * replace (message_id || 'n' as message_id,
-                   $c - interval 1 hour as event_at, '2026-02-01 00:00:00+00'::timestamptz as _loaded_at)
-                   from raw_events where hash(message_id) % 5 = 0""", {"c": CUTOFF})
-    again = build_features(con, CUTOFF, FeatureConfig(), "active").frame
-    pd.testing.assert_frame_equal(again, _unshared(con, CUTOFF))
-    assert not again["events_30d"].equals(first["events_30d"])
-    # Anonymous events stitched through identity_map; then a re-link (same identity_map row count).
-    con.execute("""insert into raw_events by name select message_id || 'a' as message_id, null as user_id,
-                   'anon-' || user_id as anonymous_id, $c - interval 2 hour as event_at, _loaded_at
-                   from raw_events where _loaded_at = '2026-02-01 00:00:00+00'""", {"c": CUTOFF})
-    pd.testing.assert_frame_equal(build_features(con, CUTOFF, FeatureConfig(), "active").frame,
-                                  _unshared(con, CUTOFF))
-    con.execute("update intelligence_event_stage set n = n + 1000")
-    con.execute("update identity_map set user_id = (select min(user_id) from raw_events)")
-    pd.testing.assert_frame_equal(build_features(con, CUTOFF, FeatureConfig(), "active").frame,
-                                  _unshared(con, CUTOFF))
-    # Another as-of rebuilds it at that as-of.
+    # ...and is ignored at any other as-of (a dbt build from an earlier run).
     later = CUTOFF + timedelta(days=7, hours=5)
     pd.testing.assert_frame_equal(build_features(con, later, FeatureConfig(), "active").frame, _unshared(con, later))
-    assert con.execute("select as_of from intelligence_event_stage_marker").fetchall()[0][0] == later
+    con.execute(f"delete from {EVENT_STAGE}")  # empty: its as-of is unknown, so it is not used either
+    pd.testing.assert_frame_equal(build_features(con, CUTOFF, FeatureConfig(), "active").frame,
+                                  _unshared(con, CUTOFF))

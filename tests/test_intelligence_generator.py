@@ -11,14 +11,16 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from connectors.sources.files import ingest_source
 from crmflow.generator import GeneratorConfig, generate_landing
-from crmflow.intelligence.config import IntelligenceConfig
+from crmflow.intelligence.config import FeatureConfig, IntelligenceConfig
+from crmflow.intelligence.features import EVENT_STAGE, build_features, staged_inputs
 from crmflow.intelligence.steps import churn_step
 from crmflow.settings import DBT_PROJECT_DIR
 from crmflow.warehouse import connect
@@ -29,7 +31,8 @@ DBT = str(Path(sys.executable).parent / "dbt")
 AS_OF = datetime(2026, 11, 21, 6, tzinfo=UTC)
 USERS = 3000
 # The churn features (crmflow/intelligence/features.py) read these marts and their upstream.
-DBT_SELECT = ["+customer_profile", "+stg_shop__order_items", "+events_stitched"]
+# int_intelligence__event_days is their shared event stage.
+DBT_SELECT = ["+customer_profile", "+stg_shop__order_items", "+events_stitched", "+int_intelligence__event_days"]
 
 
 def _build_dbt(warehouse: Path, target: Path) -> None:
@@ -55,6 +58,7 @@ def test_churn_model_beats_the_baseline_on_generator_data(tmp_path: Path) -> Non
             assert ingest_source(con, source, landing, loaded_at=AS_OF).balanced
     _build_dbt(warehouse, tmp_path / "target")
     with connect(warehouse) as con:
+        _assert_dbt_event_stage_gives_the_same_features(con)
         summary, result = churn_step(con, AS_OF, IntelligenceConfig(), tmp_path / "models")
         decision, metrics = con.execute(
             "select decision, metrics from intelligence_model_runs where model_name = 'churn'").fetchall()[0]
@@ -65,3 +69,17 @@ def test_churn_model_beats_the_baseline_on_generator_data(tmp_path: Path) -> Non
     assert metrics["model"]["roc_auc"] > metrics["baseline"]["roc_auc"], report
     assert metrics["auc_gain_lower_bound"] > 0, report
     assert metrics["model"]["pr_auc"] > metrics["baseline"]["pr_auc"], report
+
+
+def _assert_dbt_event_stage_gives_the_same_features(con) -> None:
+    """The dbt model int_intelligence__event_days (built at AS_OF, 06:00: days span two q parts) is the
+    stage the steps read, and gives the features a stage copied in Python gives, at AS_OF and 60 days before."""
+    config = FeatureConfig()
+    with staged_inputs(con, AS_OF, config) as shared, staged_inputs(con, AS_OF, config, share=False) as copied:
+        assert shared.event_days == EVENT_STAGE and copied.event_days != EVENT_STAGE
+        for cutoff in (AS_OF, AS_OF - timedelta(days=60)):
+            for population in ("all", "active"):
+                from_dbt = build_features(con, cutoff, config, population, staged=shared).frame
+                assert from_dbt["events_90d"].sum() > 0 and from_dbt["active_days_30d"].sum() > 0
+                pd.testing.assert_frame_equal(from_dbt, build_features(con, cutoff, config, population,
+                                                                       staged=copied).frame, check_exact=True)

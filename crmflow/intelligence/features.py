@@ -91,13 +91,10 @@ class StagedInputs:
         return int(days)
 
 
-# The per-(user, day, q) event stage is kept in the warehouse, so the steps of one run at the same
-# as-of (churn, clusters) share the one pass over events_stitched (~17 s at 1M users). The marker
-# table holds the as-of and a signature of the stage's sources; a differing marker rebuilds it.
-# DuckDB only (the signature reads DuckDB's catalog); on PostgreSQL each step stages its own copy
-# until the stage is a dbt model (docs/intelligence.md, Features).
-EVENT_STAGE = "intelligence_event_stage"
-EVENT_STAGE_MARKER = "intelligence_event_stage_marker"
+# The per-(user, day, q) event stage at the run's as-of is the dbt model int_intelligence__event_days
+# (dbt_project/models/intermediate/intelligence/), so the steps of one run (churn, clusters) share one
+# pass over events_stitched (~17 s at 1M users) on every engine. Its SQL is _event_stage_select's.
+EVENT_STAGE = "int_intelligence__event_days"
 
 
 def _event_stage_select(source: str, dialect: str) -> str:
@@ -118,52 +115,21 @@ def _event_stage_select(source: str, dialect: str) -> str:
     """
 
 
-def event_stage_signature(wh: Warehouse) -> str | None:
-    """What the events_stitched view reads, cheaply: None when it cannot be told (then no sharing).
+def dbt_event_stage(wh: Warehouse, as_of: datetime) -> str | None:
+    """The dbt event stage when it exists and was built at `as_of`; None = stage a copy instead.
 
-    The dbt layout: events_stitched and stg_tracking__events are views over raw_events (appended by
-    the ingest, each row stamped with _loaded_at) joined to the identity_map table. The signature is
-    the two views' SQL (it holds dbt's as_of), raw_events' row count and latest _loaded_at, and
-    identity_map's row count and an order-independent hash of its rows. DuckDB only (its catalog
-    and hash()); None on any other engine.
+    An empty stage says nothing about its as-of and is not used (staging a copy of no events is cheap).
     """
-    if wh.dialect != "duckdb":
+    if not wh.table_exists(EVENT_STAGE):
         return None
-    views = dict(wh.fetch_rows(
-        "select view_name, sql from duckdb_views() where not internal and schema_name = current_schema() "
-        "and view_name in ('events_stitched', 'stg_tracking__events')"))
-    tables = {t for t in ("raw_events", "identity_map") if wh.table_exists(t)}
-    loaded = wh.scalar("select count(*) from information_schema.columns where table_schema = current_schema() "
-                       "and table_name = 'raw_events' and column_name = '_loaded_at'")
-    if len(views) != 2 or tables != {"raw_events", "identity_map"} or not loaded:
-        return None
-    raw = wh.fetch_rows("select count(*), cast(max(_loaded_at) as varchar) from raw_events")[0]
-    ids = wh.fetch_rows("select count(*), bit_xor(hash(t)) from identity_map t")[0]
-    return repr((views["events_stitched"], views["stg_tracking__events"], raw, ids))
-
-
-def _shared_event_stage(wh: Warehouse, as_of: datetime) -> str | None:
-    """Name of the warehouse event stage at `as_of`, built unless its marker matches; None = not shareable."""
-    sig = event_stage_signature(wh)
-    if sig is None:
-        return None
-    if wh.table_exists(EVENT_STAGE) and wh.table_exists(EVENT_STAGE_MARKER):
-        marker = wh.fetch_rows(f"select as_of, signature from {EVENT_STAGE_MARKER}")
-        if len(marker) == 1 and marker[0][0] == as_of and marker[0][1] == sig:
-            return EVENT_STAGE
-    wh.execute(f"drop table if exists {EVENT_STAGE_MARKER}")
-    wh.execute(f"drop table if exists {EVENT_STAGE}")
-    wh.execute(f"create table {EVENT_STAGE} as {_event_stage_select('events_stitched', wh.dialect)}",
-               {"as_of": as_of})
-    wh.execute(f"create table {EVENT_STAGE_MARKER} as select cast($as_of as timestamptz) as as_of, "
-               "cast($sig as varchar) as signature", {"as_of": as_of, "sig": sig})
-    return EVENT_STAGE
+    built_at = wh.scalar(f"select as_of from {EVENT_STAGE} limit 1")
+    return EVENT_STAGE if built_at is not None and built_at == as_of else None
 
 
 @contextmanager
 def staged_inputs(con: object, as_of: datetime, cfg: FeatureConfig, share: bool = True) -> Iterator[StagedInputs]:
-    """Stage the inputs at `as_of`. share: use (or build) the warehouse event stage when its sources
-    can be signed (see event_stage_signature); otherwise, or with share=False, a temp table."""
+    """Stage the inputs at `as_of`. share: read the dbt event stage when it was built at `as_of`
+    (dbt_event_stage); otherwise, or with share=False, stage the events into a temp table."""
     wh = as_warehouse(con)
     n = next(_stage_ids)
     lines, temp_events = f"_intel_lines_{n}", f"_intel_event_days_{n}"
@@ -177,7 +143,7 @@ def staged_inputs(con: object, as_of: datetime, cfg: FeatureConfig, share: bool 
         """,
         {"as_of": as_of},
     )
-    event_days = _shared_event_stage(wh, as_of) if share else None
+    event_days = dbt_event_stage(wh, as_of) if share else None
     if event_days is None:
         wh.execute(f"create temp table {temp_events} as {_event_stage_select('events_stitched', wh.dialect)}",
                    {"as_of": as_of})

@@ -1,0 +1,27 @@
+{#- Microseconds since the epoch of a timestamptz, as bigint, exact on both engines (PostgreSQL's
+    extract(epoch ...) is numeric). The Python twin is crmflow/warehouse/dialect.py epoch_us. -#}
+{% macro epoch_microseconds(column) -%}
+    {{ return(adapter.dispatch('epoch_microseconds', 'crmflow')(column)) }}
+{%- endmacro %}
+
+{% macro default__epoch_microseconds(column) -%}
+    cast(extract(epoch from {{ column }}) * 1000000 as bigint)
+{%- endmacro %}
+
+{% macro duckdb__epoch_microseconds(column) -%}
+    epoch_us({{ column }})
+{%- endmacro %}
+
+{#- Integer division of non-negative integers: DuckDB's `/` on integers gives a double, its `//`
+    truncates; PostgreSQL's `/` truncates. The Python twin is dialect.floor_div. -#}
+{% macro floor_div(dividend, divisor) -%}
+    {{ return(adapter.dispatch('floor_div', 'crmflow')(dividend, divisor)) }}
+{%- endmacro %}
+
+{% macro default__floor_div(dividend, divisor) -%}
+    (({{ dividend }}) / ({{ divisor }}))
+{%- endmacro %}
+
+{% macro duckdb__floor_div(dividend, divisor) -%}
+    (({{ dividend }}) // ({{ divisor }}))
+{%- endmacro %}
