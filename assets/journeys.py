@@ -86,10 +86,12 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
                          settings: CrmflowSettingsResource, journey_channels: JourneyChannelsResource):
         as_of = as_of_from_context(context)
         config = JourneyConfig(Path(settings.marketing_dir))
-        with warehouse.connect() as con:
-            report = dispatch_all(con, config, as_of, journey_channels.channels(), Path(warehouse.path))
-            dup = con.execute("select count(*) - count(distinct message_key) from send_ledger").fetchone()[0]
-            sending = con.execute("select count(*) from send_ledger where state = 'sending'").fetchone()[0]
+        with warehouse.open() as wh:
+            # The OS dispatch lock sits beside a DuckDB file; on PostgreSQL the claim's row locks do the job.
+            lock_beside = Path(warehouse.path) if wh.dialect == "duckdb" else None
+            report = dispatch_all(wh, config, as_of, journey_channels.channels(), lock_beside)
+            dup = wh.scalar("select count(*) - count(distinct message_key) from send_ledger")
+            sending = wh.scalar("select count(*) from send_ledger where state = 'sending'")
         for row in report.reconciled_unknown:
             context.log.warning(f"ledger row {row['message_key'][:12]}… ({row['journey_id']}/{row['step_id']}, "
                                 f"{row['channel']}) was claimed but never recorded: marked unknown, not resent")

@@ -39,7 +39,7 @@ from crmflow.journeys.policy_config import Policies
 from crmflow.journeys.schema import Journey
 from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.templates import message_context, render, sms_info, template_variables
-from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
+from crmflow.warehouse import Warehouse, as_warehouse
 from crmflow.warehouse.dialect import sha256_hex, skip_locked
 from crmflow.warehouse.sql import values_in
 
@@ -359,11 +359,10 @@ def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Chann
     (DuckDB warehouses); without it the claim alone keeps concurrent dispatchers apart."""
     wh = as_warehouse(con)
     report = DispatchReport()
-    ensure_journey_tables(_journey_engine_arg(wh))
-    apply_migrations(wh)
+    ensure_journey_tables(wh)  # every migration: the ledger (10) and the ops tables (1)
     with dispatch_lock(lock_path):
         reconcile(wh, as_of, policies, report)
-        report.policy = apply_policies(_journey_engine_arg(wh), as_of, policies, journeys)
+        report.policy = apply_policies(wh, as_of, policies, journeys)
         names = sorted(channels)
         columns, with_recommendations = staged_columns(wh, journeys)
         staged = stage_due(wh, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
@@ -395,8 +394,3 @@ def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Chann
             wh.drop_table(STAGED_RECOMMENDATIONS)
     return report
 
-
-def _journey_engine_arg(wh: Warehouse) -> Any:
-    """What the journey-engine functions dispatch calls (tables, policies) take while they move to the
-    interface: the raw connection on DuckDB (they wrap it once ported), the Warehouse on PostgreSQL."""
-    return wh.native if wh.dialect == "duckdb" else wh
