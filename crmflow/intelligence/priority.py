@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from crmflow.intelligence.config import FeatureConfig, PriorityConfig
-from crmflow.intelligence.tables import CHURN_SCORES, PRIORITY, output_relation, sql_list
+from crmflow.intelligence.tables import CHURN_SCORES, PRIORITY, empty_or_create, output_relation, sql_list
 from crmflow.warehouse import Warehouse, as_warehouse
 from crmflow.warehouse.dialect import binary_order
 
@@ -43,9 +43,8 @@ def build_priority(con: Warehouse | object, as_of: datetime, cfg: PriorityConfig
     wh = as_warehouse(con)
     scores, priority = output_relation(wh, CHURN_SCORES), output_relation(wh, PRIORITY)
     inputs_exist = wh.table_exists(scores) and wh.table_exists("stg_shop__orders")
-    with wh.transaction():  # readers see the old table or the new one
-        wh.execute(f"drop table if exists {priority}")
-        wh.execute(f"create table {priority} {PRIORITY_COLUMNS}")
+    with wh.transaction():  # readers see the old rows or the new ones
+        empty_or_create(wh, priority, f"create table {priority} {PRIORITY_COLUMNS}")
         if not inputs_exist:
             return 0
         sql = PRIORITY_SELECT.format(paid=sql_list(fcfg.paid_statuses), scores=scores,

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from crmflow.intelligence import model_store
 from crmflow.intelligence.config import IntelligenceConfig
 from crmflow.intelligence.priority import build_priority
-from crmflow.intelligence.tables import RECOMMENDATIONS, RECOMMENDATIONS_SCHEMA, output_relation
+from crmflow.intelligence.tables import RECOMMENDATIONS, RECOMMENDATIONS_SCHEMA, output_relation, replace_output
 from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 if TYPE_CHECKING:
@@ -130,8 +130,8 @@ def recommendations_step(con: Warehouse | object, as_of: datetime, cfg: Intellig
         "recommendations", cfg.recommendations.model_dump(), as_of)
     relation = output_relation(wh, RECOMMENDATIONS)
     with wh.transaction():
-        # Readers see the old table until commit; each block of users is appended as it is scored.
-        wh.write_arrow(RECOMMENDATIONS_SCHEMA.empty_table(), relation, mode="replace")
+        # Readers see the old rows until commit; each block of users is appended as it is scored.
+        replace_output(wh, RECOMMENDATIONS, RECOMMENDATIONS_SCHEMA.empty_table(), RECOMMENDATIONS_SCHEMA)
         with threadpool_limits(cfg.threads):
             result = run_recommendations(wh, as_of, cfg.recommendations, cfg.features, evaluation=evaluation,
                                          sink=lambda block: append_recommendations(wh, relation, block))

@@ -42,6 +42,24 @@ def as_arrow(frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> pa.Table:
     return frame.select(schema.names).cast(schema)
 
 
+def empty_or_create(wh: Warehouse, relation: str, create: str) -> bool:
+    """Empty `relation` if it exists (True), else run `create` (False). Inside the caller's transaction.
+
+    Outputs are emptied and refilled, never dropped: on PostgreSQL a view over one (dbt's
+    int_segment_memberships reads customer_clusters) forbids dropping the table.
+    """
+    if wh.table_exists(relation):
+        wh.execute(f"delete from {relation}")
+        return True
+    wh.execute(create)
+    return False
+
+
 def replace_output(wh: Warehouse, table: str, frame: pd.DataFrame | pa.Table, schema: pa.Schema) -> None:
-    """Replace an output table with `frame` typed by `schema` (inside the caller's transaction)."""
-    wh.write_arrow(as_arrow(frame, schema), output_relation(wh, table), mode="replace")
+    """Replace the rows of an output table with `frame` typed by `schema` (inside the caller's transaction)."""
+    relation, arrow = output_relation(wh, table), as_arrow(frame, schema)
+    if wh.table_exists(relation):
+        wh.execute(f"delete from {relation}")  # see empty_or_create: a dependent view forbids a drop
+        wh.write_arrow(arrow, relation)
+    else:
+        wh.write_arrow(arrow, relation, mode="replace")
