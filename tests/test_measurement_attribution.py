@@ -97,3 +97,22 @@ def test_empty_warehouse_builds_empty_tables(tmp_path):
     tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
     assert not result.missing_inputs & tables
     con.close()
+
+
+def test_a_ledger_over_one_duckdb_row_group_is_attributed_whole(tmp_path):
+    """130,000 sends (more than DuckDB's 122,880-row group), each followed by its user's paid order an
+    hour later: every order is credited. A temp table created empty and filled by `insert ... select` in
+    the transaction (the previous form) lost every row in DuckDB 2.0.0: 0 orders attributed."""
+    con = duckdb.connect(str(tmp_path / "big.duckdb"))
+    create_inputs(con)
+    con.execute("""insert into send_ledger (message_key, journey_id, step_id, enrolment_id, user_id, channel, template,
+                       priority, send_after, state, planned_at, sent_at, updated_at)
+                   select 'm' || i, 'j_welcome', 'w1', 'e' || i, 'u' || i, 'email', 't1', 100, timestamptz '2026-03-01',
+                          'sent', timestamptz '2026-03-01', timestamptz '2026-03-01' + i * interval '1 second',
+                          timestamptz '2026-03-01'
+                   from range(130000) r(i)""")
+    con.execute("""insert into stg_shop__orders select 'o' || i, 'u' || i,
+                       timestamptz '2026-03-01 01:00' + i * interval '1 second', 'paid', 10 from range(130000) r(i)""")
+    result = build_measurement(con, None, AS_OF)
+    con.close()
+    assert result.counts["messages_sent"] == result.counts["orders_attributed"] == 130_000

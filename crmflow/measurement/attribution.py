@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pyarrow as pa
-
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.goals import GOALS_TABLE, PAID_STATUSES_TABLE
 from crmflow.warehouse import Warehouse
@@ -22,27 +20,27 @@ NO_VARIANT = "-"  # steps without A/B variants: a real value, so group by and jo
 ATTRIBUTION_TABLES = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend")
 
 
-SENT_TABLE = "_measure_sent"
-SENT_SCHEMA = pa.schema([("message_key", pa.string()), ("journey_id", pa.string()), ("step_id", pa.string()),
-                         ("variant", pa.string()), ("user_id", pa.string()), ("channel", pa.string()),
-                         ("sent_at", pa.timestamp("us", tz="UTC")), ("window_end", pa.timestamp("us", tz="UTC"))])
-
-SENT_SQL = f"""
-    insert into {SENT_TABLE}
-    select l.message_key, l.journey_id, l.step_id, coalesce(l.variant, '{NO_VARIANT}') as variant,
-           l.user_id, l.channel, l.sent_at,
-           l.sent_at + coalesce(g.window_seconds, cast($default_window as bigint)) * interval '1 second' as window_end
-    from send_ledger l
-    left join {GOALS_TABLE} g on g.journey_id = l.journey_id
-    where l.state = 'sent' and l.sent_at is not null and l.sent_at <= $as_of
-"""
+# The sent messages with their goal window's end: a CTE each statement repeats (one cheap scan of the
+# ledger) rather than a temp table filled in the transaction. In DuckDB 2.0.0 an empty insert followed
+# by an `insert ... select` of 122,880 rows or more into the same table in one transaction leaves the
+# rows counted but unscanned, and an empty temp table filled later is exactly that pattern.
+SENT_CTE = f"""
+    sent as (
+        select l.message_key, l.journey_id, l.step_id, coalesce(l.variant, '{NO_VARIANT}') as variant,
+               l.user_id, l.channel, l.sent_at,
+               l.sent_at + coalesce(g.window_seconds, cast($default_window as bigint)) * interval '1 second'
+                   as window_end
+        from send_ledger l
+        left join {GOALS_TABLE} g on g.journey_id = l.journey_id
+        where l.state = 'sent' and l.sent_at is not null and l.sent_at <= $as_of
+    )"""
 
 
 def order_attribution_sql(dialect: str) -> str:
     return f"""
     insert into journey_order_attribution (order_id, user_id, ordered_at, amount, message_key, journey_id,
                                            step_id, variant, channel, sent_at, as_of)
-    with paid_orders as (
+    with {SENT_CTE}, paid_orders as (
         select order_id, user_id, ordered_at, amount
         from stg_shop__orders
         where status in (select status from {PAID_STATUSES_TABLE}) and ordered_at <= $as_of
@@ -54,7 +52,7 @@ def order_attribution_sql(dialect: str) -> str:
                row_number() over (partition by o.order_id
                                   order by s.sent_at desc, {binary_order("s.message_key", dialect)} desc) as touch_rank
         from paid_orders o
-        join {SENT_TABLE} s
+        join sent s
           on s.user_id = o.user_id and s.sent_at < o.ordered_at and o.ordered_at <= s.window_end
     )
     select order_id, user_id, ordered_at, cast(amount as decimal(18, 2)) as amount, message_key, journey_id,
@@ -71,7 +69,7 @@ def attribution_sql(dialect: str) -> str:
     return f"""
     insert into journey_attribution (journey_id, step_id, variant, sent, delivered, opened, clicked, bounced,
                                      unsubscribed, converted, attributed_orders, revenue, conversion_rate, as_of)
-    with engagement as (
+    with {SENT_CTE}, engagement as (
         select message_key,
                bool_or(event in ('delivered', 'open', 'click')) as delivered,
                bool_or(event in ('open', 'click')) as opened,
@@ -98,7 +96,7 @@ def attribution_sql(dialect: str) -> str:
            cast(coalesce(sum(c.revenue), 0) as decimal(18, 2)) as revenue,
            {rate} as conversion_rate,
            cast($as_of as timestamptz) as as_of
-    from {SENT_TABLE} s
+    from sent s
     left join engagement e on e.message_key = s.message_key
     left join credit c on c.message_key = s.message_key
     group by s.journey_id, s.step_id, s.variant
@@ -113,14 +111,14 @@ def trend_sql(dialect: str) -> str:
     return f"""
     insert into journey_conversion_trend (journey_id, send_date, days_since_send, sent, converted_cumulative,
                                           converted_share, as_of)
-    with first_credit as (
+    with {SENT_CTE}, first_credit as (
         select message_key, min(ordered_at) as first_order_at
         from journey_order_attribution
         group by message_key
     ), per_message as (
         select s.journey_id, cast(s.sent_at as date) as send_date,
                cast(cast(f.first_order_at as date) - cast(s.sent_at as date) as integer) as conversion_day
-        from {SENT_TABLE} s
+        from sent s
         left join first_credit f on f.message_key = s.message_key
     ), sends as (
         select journey_id, send_date, count(*) as sent from per_message group by journey_id, send_date
@@ -150,15 +148,14 @@ def build_attribution(wh: Warehouse, as_of: datetime, config: MeasurementConfig)
     """Rebuild journey_order_attribution, journey_attribution and journey_conversion_trend.
     Expects the goal temp tables and the input stand-ins (crmflow.measurement.goals / inputs) and runs
     inside the caller's transaction."""
-    wh.create_temp_table(SENT_TABLE, SENT_SCHEMA.empty_table())
-    wh.execute(SENT_SQL, {"as_of": as_of, "default_window": config.default_window_seconds})
+    params = {"as_of": as_of, "default_window": config.default_window_seconds}
     for table in ATTRIBUTION_TABLES:
         wh.execute(f"delete from {table}")
-    wh.execute(order_attribution_sql(wh.dialect), {"as_of": as_of})
-    wh.execute(attribution_sql(wh.dialect), {"as_of": as_of})
-    wh.execute(trend_sql(wh.dialect), {"as_of": as_of, "trend_days": config.trend_days})
+    wh.execute(order_attribution_sql(wh.dialect), params)
+    wh.execute(attribution_sql(wh.dialect), params)
+    wh.execute(trend_sql(wh.dialect), {**params, "trend_days": config.trend_days})
     return {
-        "messages_sent": wh.scalar(f"select count(*) from {SENT_TABLE}"),
+        "messages_sent": wh.scalar(f"with {SENT_CTE} select count(*) from sent", params),
         "orders_attributed": wh.scalar("select count(*) from journey_order_attribution"),
         "attribution_rows": wh.scalar("select count(*) from journey_attribution"),
     }
