@@ -25,7 +25,7 @@ def api_pull(
         context.log.info(f"HTTP API source not configured ({BASE_URL_ENV} unset): nothing pulled")
         return dg.MaterializeResult(metadata={"configured": False})
     results = sync_api_resources(
-        api_source.client(), warehouse.connect, Path(settings.landing_dir), as_of_from_context(context),
+        api_source.client(), warehouse.open, Path(settings.landing_dir), as_of_from_context(context),
         api_source.resources,
     )
     metadata: dict[str, dg.RawMetadataValue] = {"configured": True}

@@ -61,8 +61,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         settings: CrmflowSettingsResource,
     ):
         as_of = as_of_from_context(context)
-        with warehouse.connect() as con:
-            stats = ingest_source(con, source, settings.landing_dir, loaded_at=as_of,
+        with warehouse.open() as wh:
+            stats = ingest_source(wh, source, settings.landing_dir, loaded_at=as_of,
                                   accepted=settings.accepted_times)
         yield from ingest_results(context, source, check_name, stats)
 

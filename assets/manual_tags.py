@@ -12,7 +12,7 @@ import dagster as dg
 from assets.ingest import ingest_results
 from connectors.sources.manual_tags import ingest_manual_tags
 from crmflow.tags import compile_rules, load_tags_config, write_tag_rules
-from crmflow.warehouse import ensure_raw_tables
+from crmflow.warehouse import apply_migrations
 from orchestration.asof import as_of_from_context
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 
@@ -26,8 +26,8 @@ from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 def raw_manual_tags(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     settings: CrmflowSettingsResource):
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        stats = ingest_manual_tags(con, settings.landing_dir, loaded_at=as_of)
+    with warehouse.open() as wh:
+        stats = ingest_manual_tags(wh, settings.landing_dir, loaded_at=as_of)
     yield from ingest_results(context, "manual tags", "raw_manual_tags_rows_reconcile", stats)
 
 
@@ -41,7 +41,7 @@ def tag_rules(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     as_of = as_of_from_context(context)
     config = load_tags_config(Path(settings.marketing_dir) / "tags.yaml")  # raises naming file/tag/field
     rules = compile_rules(config)
-    with warehouse.connect() as con:
-        ensure_raw_tables(con)
-        count = write_tag_rules(con, rules, loaded_at=as_of)
+    with warehouse.open() as wh:
+        apply_migrations(wh)
+        count = write_tag_rules(wh, rules, loaded_at=as_of)
     return dg.MaterializeResult(metadata={"tags": len(config.tags), "conditions": count})

@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import duckdb
 import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+
+from crmflow.warehouse import Warehouse, as_warehouse
 
 FieldType = Literal["number", "text", "boolean"]
 
@@ -245,22 +246,15 @@ TAG_RULES_SCHEMA = pa.schema([
 ])
 
 
-def write_tag_rules(con: duckdb.DuckDBPyConnection, rules: list[CompiledCondition], loaded_at: datetime) -> int:
-    """Replace the contents of tag_rules in one transaction (config is small; the table is the contract)."""
+def write_tag_rules(con: Warehouse | object, rules: list[CompiledCondition], loaded_at: datetime) -> int:
+    """Replace the contents of tag_rules in one transaction (config is small; the table is the contract).
+
+    `con` is a Warehouse (or a raw DuckDB connection, wrapped); tag_rules must exist (migrations)."""
+    warehouse = as_warehouse(con)
     columns = {name: [getattr(r, name) for r in rules] for name in TAG_RULES_SCHEMA.names}
-    con.register("_tag_rules_staged", pa.table(columns, schema=TAG_RULES_SCHEMA))
-    con.execute("begin")
-    try:
-        con.execute("delete from tag_rules")
-        con.execute(
-            "insert into tag_rules select tag, description, condition_no, field, operator, value_num, value_text, "
-            "? from _tag_rules_staged",
-            [loaded_at],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("_tag_rules_staged")
+    staged = pa.table(columns, schema=TAG_RULES_SCHEMA).append_column(
+        "loaded_at", pa.array([loaded_at] * len(rules), pa.timestamp("us", tz="UTC")))
+    with warehouse.transaction():
+        warehouse.execute("delete from tag_rules")
+        warehouse.write_arrow(staged, "tag_rules")
     return len(rules)

@@ -63,15 +63,17 @@ def test_only_oversize_jsonl_files_get_passes_of_their_own(tmp_path: Path) -> No
     assert [s[0][0] for s in shapes[1:-1]] == [250] * 4 and shapes[-1] == ([2], [])
 
 
-def test_ingestion_bounds_duckdb_memory_and_restores_the_setting(landing: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingestion_bounds_the_parser_memory_and_leaves_the_warehouse_setting(
+        landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The landing parser (an in-memory DuckDB) runs under CRMFLOW_INGEST_MEMORY_LIMIT; the
+    warehouse connection's own memory limit is never changed."""
     import connectors.sources.files as files
 
     seen = []
     real = files._ingest
     monkeypatch.setattr(files, "MEMORY_LIMIT", "200MB")
-    monkeypatch.setattr(files, "_ingest", lambda con, *a: seen.append(
-        con.execute("select current_setting('memory_limit')").fetchone()[0]) or real(con, *a))
+    monkeypatch.setattr(files, "_ingest", lambda run, *a: seen.append(
+        run.parser.execute("select current_setting('memory_limit')").fetchall()[0][0]) or real(run, *a))
     with connect(tmp_path / "wh.duckdb") as con:
         con.execute("set memory_limit = '1GiB'")
         assert files.ingest_source(con, "events", landing, LOADED_AT).balanced

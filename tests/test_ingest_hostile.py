@@ -165,17 +165,20 @@ def test_ids_must_be_strings_or_numbers(tmp_path):
 
 
 def test_control_characters_are_rejected_by_the_documented_rule(tmp_path):
-    """A text value with a control character other than tab, LF, CR is quarantined naming the field;
-    JSON fields (properties, context) keep the escape and load; a backslash that only looks like
-    an escape of one (C:\\bin) is not one."""
+    """A value with a control character other than tab, LF, CR is quarantined naming the field: a
+    text field, and a JSON field (properties, context) holding one as an escape (PostgreSQL's jsonb
+    cannot store \\u0000); a backslash that only looks like an escape of one (C:\\bin) is not one.
+    A line holding a raw NUL byte is kept in quarantine as hex (PostgreSQL text cannot hold NUL)."""
     landing = tmp_path / "landing"
     write_jsonl(landing / "events" / "e.jsonl", [
         event("m1", event="View\u0000ed"),
         event("m2", user_id="u\u001b[31m"),
         event("m3", anonymous_id="a\u007f"),
         event("m4", event="Form\bfeed"),
-        event("m5", event="C:\\bin\\files", properties={"note": "nul \u0000 inside json"}),
+        event("m5", event="C:\\bin\\files", properties={"path": "C:\\bin", "tab": "a\tb"}),
         event("m6", event="tab\tand\nnewline"),
+        event("m7", properties={"note": "nul \u0000 inside json"}),
+        event("m8", context={"ua": "esc \u001b[0m"}),
     ])
     write_csv(landing / "registrations" / "r.csv", REGISTRATION_HEADER, [
         registration("u1", first_name="An\x01n"), registration("u2", city="Ber\x00lin"),
@@ -185,12 +188,14 @@ def test_control_characters_are_rejected_by_the_documented_rule(tmp_path):
         ingest(con, "registrations", landing)
         assert [r[1:] for r in quarantine(con, "events")] == [
             (1, "control_character", "event"), (2, "control_character", "user_id"),
-            (3, "control_character", "anonymous_id"), (4, "control_character", "event")]
-        assert rows(con, "select message_id, event, properties->>'$.note' from raw_events order by 1") == [
-            ("m5", "C:\\bin\\files", "nul \u0000 inside json"), ("m6", "tab\tand\nnewline", None)]
-        assert rows(con, "select count(*) from raw_events where contains(properties::varchar, '\\u0000')") == [(1,)]
+            (3, "control_character", "anonymous_id"), (4, "control_character", "event"),
+            (7, "control_character", "properties"), (8, "control_character", "context")]
+        assert rows(con, "select message_id, event, properties->>'$.path' from raw_events order by 1") == [
+            ("m5", "C:\\bin\\files", "C:\\bin"), ("m6", "tab\tand\nnewline", None)]
         assert [r[1:] for r in quarantine(con, "registrations")] == [
             (2, "control_character", "first_name"), (3, "control_character", "city")]
+        nul_line = rows(con, "select raw_content from quarantine_registrations where line_number = 3")[0][0]
+        assert nul_line.startswith("hex:") and bytes.fromhex(nul_line[4:]).decode().startswith("u2,")
         assert rows(con, "select first_name from raw_registrations") == [("Ann\tMarie",)]
 
 

@@ -1,7 +1,7 @@
 """One incremental pull of every API resource: read cursor, land pages, then advance the cursor.
 
 The warehouse is opened only around the cursor reads/writes (DuckDB allows one writer; HTTP can
-be slow). The cursor moves only after all pages of a resource are on disk, so a failure part-way
+be slow): `connect()` yields a Warehouse (or a raw DuckDB connection, wrapped). The cursor moves only after all pages of a resource are on disk, so a failure part-way
 re-pulls from the old cursor next time and ingestion dedupes what landed twice.
 """
 
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from connectors.sources.http_api import (
     RESOURCES,
     HttpApiClient,
@@ -24,8 +22,9 @@ from connectors.sources.http_api import (
     read_cursor,
     save_cursor,
 )
+from crmflow.warehouse import Warehouse
 
-Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+Connect = Callable[[], AbstractContextManager[Warehouse]]
 
 
 @dataclass(frozen=True)

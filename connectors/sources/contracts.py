@@ -109,6 +109,7 @@ EVENTS = SourceContract(
     key="message_id",
     version=None,
     id_fields=("message_id", "user_id", "anonymous_id"),
+    json_outputs=("properties", "context"),
 )
 
 REGISTRATION_FIELDS = (
@@ -193,6 +194,7 @@ ORDERS = SourceContract(
     key="order_id",
     version="updated_at",
     id_fields=("order_id", "user_id"),
+    json_outputs=("items",),
 )
 
 CONTRACTS: dict[str, SourceContract] = {c.source: c for c in (EVENTS, REGISTRATIONS, ORDERS)}

@@ -10,6 +10,11 @@ Row accounting per call: rows_read = rows_loaded + duplicates_skipped + rows_qua
 A file that makes the parser raise (say DuckDB runs out of memory on it) is quarantined whole as one
 `unreadable_file` row holding the error, and recorded, so it cannot fail every later run; the other
 files of its batch are loaded one by one.
+
+Any warehouse (DuckDB or PostgreSQL): the lines are parsed and validated in an in-memory DuckDB
+(landing_parser.py); quarantine rows, loaded rows and ingested_files rows reach the warehouse as
+Arrow through the warehouse interface, and the dedupe against stored rows runs on the warehouse
+(merge.py), all inside the batch's warehouse transaction.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from connectors.sources.contracts import CONTRACTS
+from connectors.sources.landing_parser import ParseFailed as _ParseFailed
+from connectors.sources.landing_parser import Parser, create_staged, mirror, open_parser, parsed, settle
 from connectors.sources.landing_reader import (
     DEFAULT_LIMITS,
     LandingFile,
@@ -35,17 +41,16 @@ from connectors.sources.landing_reader import (
     split_lines,
 )
 from connectors.sources.merge import load_valid_rows
-from connectors.sources.reference import load_reference_tables
 from connectors.sources.rules import SourceContract, validated_sql
 from connectors.sources.sql_parts import csv_fields_sql, jsonl_fields_sql
-from connectors.sources.time_range import DEFAULT_ACCEPTED_TIMES, AcceptedTimes, load_accepted_times
+from connectors.sources.time_range import DEFAULT_ACCEPTED_TIMES, AcceptedTimes
 from crmflow.privacy import anonymise_staged_rows
 from crmflow.settings import load_settings
-from crmflow.warehouse import ensure_raw_tables
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 # File content per SQL pass: big enough to amortise the pass, small enough for 2 cores / few GB.
 BATCH_BYTES = 256 * 1024 * 1024
-# DuckDB memory while ingesting (it spills to disk above this). Without it, loading a year of events
+# Parser (in-memory DuckDB) memory while ingesting (it spills to disk above this). Without it, loading a year of events
 # at 1M users peaked at 5.7 GB RSS; with 300MB at 100k users the load still passed, ~25 % slower.
 # 1536MB -> 1024MB: loading the 1.2 GB October events file at 1M users alone peaked at 2,840 -> 2,460 MiB
 # RSS for the same CPU (28.5 / 28.9 s); the whole 1M ingest had peaked at 3,901 MiB.
@@ -84,18 +89,15 @@ class _PendingFile:
 class _Run:
     """What every batch of one ingest_source call shares; stats and reasons accumulate over batches."""
 
-    con: duckdb.DuckDBPyConnection
+    warehouse: Warehouse
+    parser: Parser
     contract: SourceContract
     loaded_at: datetime
     batch_bytes: int
     limits: ReadLimits
     stats: IngestStats
     reasons: Counter[str]
-
-
-class _ParseFailed(Exception):
-    """Reading or validating a pass's lines raised: the files' content broke the parser (not the
-    warehouse: a failed write or commit is not caught as this)."""
+    erasures: bool  # privacy_erasures has rows (mirrored into the parser)
 
 
 def default_read_limits() -> ReadLimits:
@@ -104,7 +106,7 @@ def default_read_limits() -> ReadLimits:
 
 
 def ingest_source(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | object,
     source: str,
     landing_dir: str | Path,
     loaded_at: datetime,
@@ -114,46 +116,37 @@ def ingest_source(
 ) -> IngestStats:
     """Load every new or changed landing file of `source` ("events", "registrations", "orders").
 
-    `loaded_at` is the run's as-of: events later than it (plus `accepted.event_skew`) are quarantined.
-    `limits` (default: the CRMFLOW_INGEST_MAX_* settings) bound a line's size and a quoted CSV field.
+    `con` is a Warehouse (or a raw DuckDB connection, wrapped). `loaded_at` is the run's as-of:
+    events later than it (plus `accepted.event_skew`) are quarantined. `limits` (default: the
+    CRMFLOW_INGEST_MAX_* settings) bound a line's size and a quoted CSV field.
     """
     if source not in CONTRACTS:
         raise ValueError(f"unknown source {source!r}; expected one of {sorted(CONTRACTS)}")
     if loaded_at.tzinfo is None:
         raise ValueError("loaded_at must be timezone-aware")
+    warehouse = as_warehouse(con)
     contract = CONTRACTS[source]
     limits = limits or default_read_limits()
-    previous_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
-    con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
-    try:
-        load_accepted_times(con, accepted, loaded_at)
-        return _ingest(con, source, contract, Path(landing_dir), loaded_at, batch_bytes, limits)
-    finally:
-        con.execute(f"set memory_limit = '{previous_limit}'")
+    apply_migrations(warehouse)
+    with open_parser(accepted, loaded_at, MEMORY_LIMIT) as parser:
+        # Re-delivered rows of an erased person are scrubbed in the parser (crmflow/privacy.py).
+        erasures = mirror(warehouse, parser, "privacy_erasures")
+        run = _Run(warehouse, parser, contract, loaded_at, batch_bytes, limits, IngestStats(source=source),
+                   Counter(), erasures)
+        return _ingest(run, Path(landing_dir))
 
 
-def _ingest(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    contract: SourceContract,
-    landing_dir: Path,
-    loaded_at: datetime,
-    batch_bytes: int,
-    limits: ReadLimits,
-) -> IngestStats:
-    ensure_raw_tables(con)
-    load_reference_tables(con)
-    stats = IngestStats(source=source)
-    reasons: Counter[str] = Counter()
-    recorded = con.execute(
-        "select path, content_hash, file_size, mtime_ns from ingested_files where source = ?", [source]
-    ).fetchall()
+def _ingest(run: _Run, landing_dir: Path) -> IngestStats:
+    warehouse, source, stats = run.warehouse, run.contract.source, run.stats
+    recorded = warehouse.fetch_rows(
+        "select path, content_hash, file_size, mtime_ns from ingested_files where source = $source",
+        {"source": source},
+    )
     known = {(path, digest) for path, digest, _, _ in recorded}
     unchanged = {(path, file_size, mtime_ns) for path, _, file_size, mtime_ns in recorded}
-    run = _Run(con, contract, loaded_at, batch_bytes, limits, stats, reasons)
     batch: list[_PendingFile] = []
     size = 0
-    for landing_file in list_landing_files(Path(landing_dir), source, contract.formats):
+    for landing_file in list_landing_files(landing_dir, source, run.contract.formats):
         st = landing_file.path.stat()
         if (landing_file.rel_path, st.st_size, st.st_mtime_ns) in unchanged:
             stats.files_skipped += 1
@@ -161,20 +154,21 @@ def _ingest(
         data, digest = read_bytes(landing_file.path)
         if (landing_file.rel_path, digest) in known:
             # same content, new stat (touched, copied, or recorded before size/mtime were kept)
-            con.execute(
-                "update ingested_files set file_size = ?, mtime_ns = ? where path = ? and content_hash = ?",
-                [st.st_size, st.st_mtime_ns, landing_file.rel_path, digest],
+            warehouse.execute(
+                "update ingested_files set file_size = $size, mtime_ns = $mtime"
+                " where path = $path and content_hash = $digest",
+                {"size": st.st_size, "mtime": st.st_mtime_ns, "path": landing_file.rel_path, "digest": digest},
             )
             stats.files_skipped += 1
             continue
         batch.append(_PendingFile(landing_file, data, digest, st.st_size, st.st_mtime_ns))
         size += len(data)
-        if size >= batch_bytes:
+        if size >= run.batch_bytes:
             _load_batch(run, batch)
             batch, size = [], 0
     if batch:
         _load_batch(run, batch)
-    stats.quarantine_reasons = dict(sorted(reasons.items()))
+    stats.quarantine_reasons = dict(sorted(run.reasons.items()))
     return stats
 
 
@@ -188,95 +182,96 @@ def _load_batch(run: _Run, batch: list[_PendingFile]) -> None:
             for pending in batch:
                 _load_batch(run, [pending])
         else:
-            _quarantine_whole_file(run.con, run.contract.source, batch[0], failure.__cause__, run.loaded_at)
+            _quarantine_whole_file(run, batch[0], failure.__cause__)
             run.stats.files_ingested += 1
             run.stats.rows_read += 1
             run.stats.rows_quarantined += 1
             run.reasons[UNREADABLE_FILE] += 1
 
 
-def _quarantine_whole_file(con: duckdb.DuckDBPyConnection, source: str, pending: _PendingFile,
-                           error: BaseException | None, loaded_at: datetime) -> None:
+def _quarantine_whole_file(run: _Run, pending: _PendingFile, error: BaseException | None) -> None:
     """One quarantine row for the file (line 0, raw_content = the error) and its ingested_files
     row (one row read, quarantined), in one transaction."""
     lines = str(error).strip().splitlines() or [""]
     message = f"{type(error).__name__}: {lines[0]}"[:ERROR_CHARS]
-    con.execute("begin transaction")
-    try:
-        con.execute(f"insert into quarantine_{source} (source_file, line_number, raw_content, reason, field,"
-                    " quarantined_at) values (?, 0, ?, ?, null, ?)",
-                    [pending.file.rel_path, message, UNREADABLE_FILE, loaded_at])
-        con.execute(
-            """insert into ingested_files (source, path, content_hash, rows_read, rows_loaded, duplicates_skipped,
-                                           rows_quarantined, ingested_at, file_size, mtime_ns)
-               values (?, ?, ?, 1, 0, 0, 1, ?, ?, ?)""",
-            [source, pending.file.rel_path, pending.content_hash, loaded_at, pending.file_size, pending.mtime_ns],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+    path, at = pending.file.rel_path, pa.array([run.loaded_at], pa.timestamp("us", tz="UTC"))
+    quarantine_row = pa.table({
+        "source_file": [path], "line_number": pa.array([0], pa.int64()), "raw_content": [message],
+        "reason": [UNREADABLE_FILE], "field": pa.array([None], pa.string()), "quarantined_at": at,
+    })
+    with run.warehouse.transaction():
+        run.warehouse.write_arrow(quarantine_row, f"quarantine_{run.contract.source}")
+        run.warehouse.write_arrow(_ingested_files_rows(run, [pending], [(1, 0, 0, 1)]), "ingested_files")
 
 
-def _load_files(run: _Run, batch: list[_PendingFile]) -> None:
-    """One transaction for the batch; inside it, one SQL pass per ~batch_bytes of lines.
-
-    A JSONL file bigger than batch_bytes (a month of events at 1M users is ~700 MB) is staged in
-    several passes, so DuckDB's working set stays bounded; each pass dedupes against the rows the
-    earlier passes wrote in this transaction, which gives the same rows as a single pass.
-    """
-    con, contract, loaded_at, stats = run.con, run.contract, run.loaded_at, run.stats
-    files = pa.table({
-        "file_id": pa.array(range(len(batch)), pa.int32()),
-        "rel_path": [p.file.rel_path for p in batch],
+def _ingested_files_rows(run: _Run, batch: list[_PendingFile],
+                         counts: list[tuple[int, int, int, int]]) -> pa.Table:
+    """ingested_files rows: one per file with its (read, loaded, duplicates, quarantined) counts."""
+    read, loaded, duplicates, quarantined = (list(c) for c in zip(*counts, strict=True))
+    n = len(batch)
+    return pa.table({
+        "source": [run.contract.source] * n,
+        "path": [p.file.rel_path for p in batch],
         "content_hash": [p.content_hash for p in batch],
+        "rows_read": pa.array(read, pa.int64()),
+        "rows_loaded": pa.array(loaded, pa.int64()),
+        "duplicates_skipped": pa.array(duplicates, pa.int64()),
+        "rows_quarantined": pa.array(quarantined, pa.int64()),
+        "ingested_at": pa.array([run.loaded_at] * n, pa.timestamp("us", tz="UTC")),
         "file_size": pa.array([p.file_size for p in batch], pa.int64()),
         "mtime_ns": pa.array([p.mtime_ns for p in batch], pa.int64()),
     })
-    source = contract.source
-    con.register("_batch_files", files)
-    con.execute("begin transaction")
+
+
+def _load_files(run: _Run, batch: list[_PendingFile]) -> None:
+    """One warehouse transaction for the batch; inside it, one SQL pass per ~batch_bytes of lines.
+
+    A JSONL file bigger than batch_bytes (a month of events at 1M users is ~700 MB) is staged in
+    several passes, so the parser's working set stays bounded; each pass dedupes against the rows
+    the earlier passes wrote in this transaction, which gives the same rows as a single pass.
+    """
+    parser, source = run.parser, run.contract.source
+    files = pa.table({
+        "file_id": pa.array(range(len(batch)), pa.int32()),
+        "rel_path": [p.file.rel_path for p in batch],
+    })
+    parser.register("_batch_files", files)
+    parser.execute("""create or replace temp table _pass_counts (
+                          file_id integer, rows_read bigint, rows_quarantined bigint, rows_loaded bigint);
+                      create or replace temp table _pass_reasons (reason varchar, n bigint)""")
     try:
-        con.execute("""create or replace temp table _pass_counts (
-                           file_id integer, rows_read bigint, rows_quarantined bigint, rows_loaded bigint);
-                       create or replace temp table _pass_reasons (reason varchar, n bigint)""")
-        for jsonl, csv in _passes(batch, run.batch_bytes, run.limits):
-            _stage_pass(con, contract, jsonl, csv, loaded_at)
-        per_file = con.execute(
-            f"""insert into ingested_files (source, path, content_hash, rows_read, rows_loaded,
-                                           duplicates_skipped, rows_quarantined, ingested_at, file_size, mtime_ns)
-                select '{source}', f.rel_path, f.content_hash,
-                       coalesce(c.rows_read, 0), coalesce(c.rows_loaded, 0),
-                       coalesce(c.rows_read, 0) - coalesce(c.rows_loaded, 0) - coalesce(c.rows_quarantined, 0),
-                       coalesce(c.rows_quarantined, 0), ?, f.file_size, f.mtime_ns
-                from _batch_files f
-                left join (select file_id, sum(rows_read) as rows_read, sum(rows_quarantined) as rows_quarantined,
-                                  sum(rows_loaded) as rows_loaded
-                           from _pass_counts group by file_id) c using (file_id)
-                returning rows_read, rows_loaded, duplicates_skipped, rows_quarantined""",
-            [loaded_at],
-        ).fetchall()
-        batch_reasons = con.execute("select reason, sum(n)::bigint from _pass_reasons group by reason").fetchall()
-        con.execute("commit")
+        with run.warehouse.transaction():
+            for jsonl, csv in _passes(batch, run.batch_bytes, run.limits):
+                _stage_pass(run, jsonl, csv)
+            per_file = parser.execute(
+                """select coalesce(c.rows_read, 0), coalesce(c.rows_loaded, 0),
+                          coalesce(c.rows_read, 0) - coalesce(c.rows_loaded, 0) - coalesce(c.rows_quarantined, 0),
+                          coalesce(c.rows_quarantined, 0)
+                   from _batch_files f
+                   left join (select file_id, sum(rows_read) as rows_read,
+                                     sum(rows_quarantined) as rows_quarantined, sum(rows_loaded) as rows_loaded
+                              from _pass_counts group by file_id) c using (file_id)
+                   order by f.file_id"""
+            ).fetchall()
+            run.warehouse.write_arrow(_ingested_files_rows(run, batch, per_file), "ingested_files")
+        batch_reasons = parser.execute("select reason, sum(n)::bigint from _pass_reasons group by reason").fetchall()
     except _ParseFailed:
-        con.execute("rollback")
         raise
     except Exception as exc:
-        con.execute("rollback")
         names = ", ".join(p.file.rel_path for p in batch[:5]) + (" ..." if len(batch) > 5 else "")
         raise RuntimeError(f"ingesting {source} files failed ({names}): {exc}") from exc
     finally:
         for view in ("_batch_files", "_jsonl_lines", "_csv_records"):
-            con.unregister(view)
-        con.execute("drop table if exists _staged; drop table if exists _loaded; drop table if exists _duplicates; "
-                    "drop table if exists _loaded_counts; drop table if exists _pass_counts; "
-                    "drop table if exists _pass_reasons")
-    stats.files_ingested += len(batch)
+            parser.unregister(view)
+        parser.execute("drop table if exists _staged; drop table if exists _copies; drop table if exists _duplicates; "
+                       "drop table if exists _loaded_counts; drop table if exists _pass_counts; "
+                       "drop table if exists _pass_reasons")
+    run.stats.files_ingested += len(batch)
     for read, loaded, duplicates, quarantined in per_file:
-        stats.rows_read += read
-        stats.rows_loaded += loaded
-        stats.duplicates_skipped += duplicates
-        stats.rows_quarantined += quarantined
+        run.stats.rows_read += read
+        run.stats.rows_loaded += loaded
+        run.stats.duplicates_skipped += duplicates
+        run.stats.rows_quarantined += quarantined
     run.reasons.update(dict(batch_reasons))
 
 
@@ -309,42 +304,37 @@ def _passes(batch: list[_PendingFile], batch_bytes: int,
         yield jsonl, csv
 
 
-def _stage_pass(
-    con: duckdb.DuckDBPyConnection,
-    contract: SourceContract,
-    jsonl: list[pa.Table],
-    csv: list[pa.Table],
-    loaded_at: datetime,
-) -> None:
-    """Validate one pass of lines, quarantine the bad rows, write the good ones, count per file."""
+def _stage_pass(run: _Run, jsonl: list[pa.Table], csv: list[pa.Table]) -> None:
+    """Validate one pass of lines in the parser, write the bad rows to quarantine and the good ones
+    to the raw table (through the warehouse), count per file."""
+    parser, contract = run.parser, run.contract
     parts = []
     if jsonl:
-        con.register("_jsonl_lines", pa.concat_tables(jsonl))
+        parser.register("_jsonl_lines", pa.concat_tables(jsonl))
         parts.append(jsonl_fields_sql("_jsonl_lines", contract.fields, contract.json_fields, contract.id_fields))
     if csv:
-        con.register("_csv_records", pa.concat_tables(csv))
+        parser.register("_csv_records", pa.concat_tables(csv))
         parts.append(csv_fields_sql("_csv_records", contract.fields))
     fields_relation = "(" + "\nunion all by name\n".join(f"({p})" for p in parts) + ")"
-    source = contract.source
-    try:
-        con.execute(f"create or replace temp table _staged as {validated_sql(contract, fields_relation)}")
-    except (duckdb.IOException, duckdb.InterruptException):
-        raise  # the disk or the operator, not the file
-    except duckdb.Error as exc:  # out of memory on a huge value, an internal parser error, ...
-        raise _ParseFailed() from exc
-    con.execute(
-        f"""insert into quarantine_{source}
-            select f.rel_path, s.line_number, s.raw_content, s.reason, s.field, ?
-            from _staged s join _batch_files f using (file_id)
-            where s.reason is not null""",
-        [loaded_at],
-    )
-    anonymise_staged_rows(con)  # re-delivered rows of an erased person (crmflow/privacy.py)
-    load_valid_rows(con, contract, loaded_at)
-    con.execute("""insert into _pass_counts
-                   select file_id, count(*), count(reason), 0 from _staged group by file_id
-                   union all
-                   select file_id, 0, 0, rows_loaded from _loaded_counts""")
-    con.execute("insert into _pass_reasons select reason, count(*) from _staged where reason is not null group by reason")
+    create_staged(parser, "_staged", validated_sql(contract, fields_relation))
     for view in ("_jsonl_lines", "_csv_records"):
-        con.unregister(view)
+        parser.unregister(view)
+    quarantined = parsed(
+        parser,
+        """select f.rel_path as source_file, s.line_number, s.raw_content, s.reason, s.field,
+                  $loaded_at::timestamptz as quarantined_at
+           from _staged s join _batch_files f using (file_id)
+           where s.reason is not null""",
+        {"loaded_at": run.loaded_at},
+    )
+    if quarantined.num_rows:
+        run.warehouse.write_arrow(quarantined, f"quarantine_{contract.source}")
+    if run.erasures:
+        anonymise_staged_rows(parser)  # re-delivered rows of an erased person (crmflow/privacy.py)
+        settle(parser)
+    load_valid_rows(run.warehouse, parser, contract, run.loaded_at)
+    parser.execute("""insert into _pass_counts
+                      select file_id, count(*), count(reason), 0 from _staged group by file_id
+                      union all
+                      select file_id, 0, 0, rows_loaded from _loaded_counts""")
+    parser.execute("insert into _pass_reasons select reason, count(*) from _staged where reason is not null group by reason")

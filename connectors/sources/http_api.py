@@ -26,8 +26,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import requests
+
+from connectors.sources.landing_parser import open_parser
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 RESOURCES = ("registrations", "orders")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -210,16 +212,12 @@ def high_water_mark(files: list[Path], resource: str, previous: str | None) -> s
     """The max version timestamp in the pulled files (ISO-8601 UTC), never below `previous`."""
     if not files:
         return previous
-    con = duckdb.connect()  # in-memory: a set-based scan of the pages just written
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        newest = con.execute(
+    with open_parser() as parser:  # in-memory: a set-based scan of the pages just written
+        newest = parser.execute(
             f"select strftime(max({VERSION_EXPR[resource]}), '%Y-%m-%dT%H:%M:%S.%fZ')"
             " from read_ndjson_objects(?, ignore_errors = true)",
             [[str(f) for f in files]],
-        ).fetchone()[0]
-    finally:
-        con.close()
+        ).fetchall()[0][0]
     if newest is None:
         return previous
     if previous is not None and newest <= previous:
@@ -227,21 +225,17 @@ def high_water_mark(files: list[Path], resource: str, previous: str | None) -> s
     return newest
 
 
-CURSORS_DDL = """
-create table if not exists source_cursors (
-    resource varchar primary key,
-    cursor varchar,
-    updated_at timestamptz not null
-)
-"""
+def read_cursor(con: Warehouse | object, resource: str) -> str | None:
+    warehouse = as_warehouse(con)
+    apply_migrations(warehouse)
+    return warehouse.scalar('select "cursor" from source_cursors where resource = $resource', {"resource": resource})
 
 
-def read_cursor(con: duckdb.DuckDBPyConnection, resource: str) -> str | None:
-    con.execute(CURSORS_DDL)
-    row = con.execute("select cursor from source_cursors where resource = ?", [resource]).fetchone()
-    return row[0] if row else None
-
-
-def save_cursor(con: duckdb.DuckDBPyConnection, resource: str, cursor: str | None, at: Any) -> None:
-    con.execute(CURSORS_DDL)
-    con.execute("insert or replace into source_cursors values (?, ?, ?)", [resource, cursor, at])
+def save_cursor(con: Warehouse | object, resource: str, cursor: str | None, at: Any) -> None:
+    warehouse = as_warehouse(con)
+    apply_migrations(warehouse)
+    warehouse.execute(
+        'insert into source_cursors (resource, "cursor", updated_at) values ($resource, $cursor, $at)'
+        ' on conflict (resource) do update set "cursor" = excluded."cursor", updated_at = excluded.updated_at',
+        {"resource": resource, "cursor": cursor, "at": at},
+    )

@@ -3,7 +3,9 @@
 Operators tag customers by dropping CSV files. Each file is loaded once per content hash (recorded in
 ingested_files with source 'manual_tags'); bad rows go to quarantine_manual_tags with the file, line,
 field and reason, so nothing is dropped silently. A (user_id, tag) pair already tagged keeps its first
-added_at; later repeats count as duplicates. Validation is one SQL statement per file.
+added_at; later repeats count as duplicates. Validation is one SQL statement per file, in the
+landing parser (an in-memory DuckDB, landing_parser.py); the rows reach the warehouse (DuckDB or
+PostgreSQL) as Arrow, and new (user_id, tag) pairs are inserted with `insert ... on conflict do nothing`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from connectors.sources.files import IngestStats
-from crmflow.warehouse import ensure_raw_tables, transaction
+from connectors.sources.landing_parser import Parser, open_parser, parsed
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 SOURCE = "manual_tags"
 REQUIRED_COLUMNS = ("user_id", "tag", "added_by", "added_at")
@@ -98,77 +100,89 @@ from cleaned
 """
 
 
-def ingest_manual_tags(con: duckdb.DuckDBPyConnection, landing_dir: str | Path, loaded_at: datetime) -> IngestStats:
-    """Load every new or changed `<landing>/manual_tags/*.csv` file; return what happened."""
-    ensure_raw_tables(con)
+def ingest_manual_tags(con: Warehouse | object, landing_dir: str | Path, loaded_at: datetime) -> IngestStats:
+    """Load every new or changed `<landing>/manual_tags/*.csv` file; return what happened.
+
+    `con` is a Warehouse (or a raw DuckDB connection, wrapped)."""
+    warehouse = as_warehouse(con)
+    apply_migrations(warehouse)
     stats = IngestStats(source=SOURCE)
     folder = Path(landing_dir) / SOURCE
     files = sorted(folder.glob("*.csv")) if folder.exists() else []
-    for path in files:  # a loop per file, not per row
-        content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-        seen = con.execute(
-            "select count(*) from ingested_files where path = ? and content_hash = ?", [str(path), content_hash]
-        ).fetchone()[0]
-        if seen:
-            stats.files_skipped += 1
-            continue
-        _ingest_file(con, path, content_hash, loaded_at, stats)
-        stats.files_ingested += 1
+    with open_parser() as parser:
+        for path in files:  # a loop per file, not per row
+            content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            seen = warehouse.scalar(
+                "select count(*) from ingested_files where path = $path and content_hash = $hash",
+                {"path": str(path), "hash": content_hash},
+            )
+            if seen:
+                stats.files_skipped += 1
+                continue
+            _ingest_file(warehouse, parser, path, content_hash, loaded_at, stats)
+            stats.files_ingested += 1
     return stats
 
 
 def _ingest_file(
-    con: duckdb.DuckDBPyConnection, path: Path, content_hash: str, loaded_at: datetime, stats: IngestStats
+    warehouse: Warehouse, parser: Parser, path: Path, content_hash: str, loaded_at: datetime, stats: IngestStats
 ) -> None:
-    parsed = _read_csv(path)
-    with transaction(con):
-        read = loaded = duplicates = 0
-        if parsed.table is not None:
-            con.register("_manual_tags_batch", parsed.table)
-            con.execute(_VALIDATE_SQL, {"loaded_at": loaded_at})
-            con.unregister("_manual_tags_batch")
-            read = con.execute("select count(*) from _manual_tags_checked").fetchone()[0]
-            con.execute(
-                """
-                insert into quarantine_manual_tags
-                select ?, _line, raw_content, reason, field, ? from _manual_tags_checked where reason is not null
-                """,
-                [str(path), loaded_at],
-            )
+    parsed_file = _read_csv(path)
+    reasons: Counter[str] = Counter(b[2] for b in parsed_file.bad_rows)
+    read = loaded = duplicates = 0
+    with warehouse.transaction():
+        if parsed_file.table is not None:
+            parser.register("_manual_tags_batch", parsed_file.table)
+            try:
+                parser.execute(_VALIDATE_SQL, {"loaded_at": loaded_at})
+            finally:
+                parser.unregister("_manual_tags_batch")
+            params = {"path": str(path), "loaded_at": loaded_at}
+            quarantined = parsed(parser, """
+                select $path as source_file, _line as line_number, raw_content, reason, field,
+                       $loaded_at::timestamptz as quarantined_at
+                from _manual_tags_checked where reason is not null""", params)
+            if quarantined.num_rows:
+                warehouse.write_arrow(quarantined, "quarantine_manual_tags")
             # First added_at wins within the file; pairs already in raw_manual_tags are kept as they are.
-            loaded = con.execute(
-                """
-                insert into raw_manual_tags
-                select user_id, tag, added_by, added_at, ?, _line, ?
-                from _manual_tags_checked c
-                where reason is null
-                  and not exists (select 1 from raw_manual_tags r where r.user_id = c.user_id and r.tag = c.tag)
-                qualify row_number() over (partition by user_id, tag order by added_at, _line) = 1
-                """,
-                [str(path), loaded_at],
-            ).fetchone()[0]
-            valid = con.execute("select count(*) from _manual_tags_checked where reason is null").fetchone()[0]
+            first_per_pair = parsed(parser, """
+                select user_id, tag, added_by, added_at, $path as _source_file, _line as _source_line,
+                       $loaded_at::timestamptz as _loaded_at
+                from (select *, row_number() over (partition by user_id, tag order by added_at, _line) as copy_no
+                      from _manual_tags_checked where reason is null)
+                where copy_no = 1""", params)
+            loaded = warehouse.insert_new_returning("raw_manual_tags", first_per_pair, ["user_id", "tag"]).num_rows
+            valid = parser.execute("select count(*) from _manual_tags_checked where reason is null").fetchall()[0][0]
+            read = quarantined.num_rows + valid
             duplicates = valid - loaded
-            for reason, count in con.execute(
-                "select reason, count(*) from _manual_tags_checked where reason is not null group by reason"
-            ).fetchall():
-                stats.quarantine_reasons[reason] = stats.quarantine_reasons.get(reason, 0) + count
-        if parsed.bad_rows:
-            con.executemany(
-                "insert into quarantine_manual_tags values (?, ?, ?, ?, ?, ?)",
-                [(str(path), line, text, reason, fld, loaded_at) for line, text, reason, fld in parsed.bad_rows],
-            )
-            for reason, count in Counter(b[2] for b in parsed.bad_rows).items():
-                stats.quarantine_reasons[reason] = stats.quarantine_reasons.get(reason, 0) + count
-        quarantined = read - loaded - duplicates + len(parsed.bad_rows)
-        read += len(parsed.bad_rows)
-        con.execute(
+            reasons.update(quarantined.column("reason").to_pylist())
+        if parsed_file.bad_rows:
+            warehouse.write_arrow(_bad_rows_table(str(path), parsed_file.bad_rows, loaded_at), "quarantine_manual_tags")
+        quarantined_count = read - loaded - duplicates + len(parsed_file.bad_rows)
+        read += len(parsed_file.bad_rows)
+        warehouse.execute(
             "insert into ingested_files (source, path, content_hash, rows_read, rows_loaded, duplicates_skipped,"
-            " rows_quarantined, ingested_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [SOURCE, str(path), content_hash, read, loaded, duplicates, quarantined, loaded_at],
+            " rows_quarantined, ingested_at) values ($source, $path, $hash, $read, $loaded, $duplicates,"
+            " $quarantined, $at)",
+            {"source": SOURCE, "path": str(path), "hash": content_hash, "read": read, "loaded": loaded,
+             "duplicates": duplicates, "quarantined": quarantined_count, "at": loaded_at},
         )
+    for reason, count in reasons.items():
+        stats.quarantine_reasons[reason] = stats.quarantine_reasons.get(reason, 0) + count
     stats.rows_read += read
     stats.rows_loaded += loaded
     stats.duplicates_skipped += duplicates
-    stats.rows_quarantined += quarantined
+    stats.rows_quarantined += quarantined_count
 
+
+def _bad_rows_table(path: str, bad_rows: list[tuple[int, str, str, str | None]], loaded_at: datetime) -> pa.Table:
+    """The rows pyarrow's reader rejected (wrong column count, missing header column) as quarantine rows."""
+    lines, texts, reasons, fields = (list(c) for c in zip(*bad_rows, strict=True))
+    return pa.table({
+        "source_file": [path] * len(bad_rows),
+        "line_number": pa.array(lines, pa.int64()),
+        "raw_content": pa.array(texts, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+        "field": pa.array(fields, pa.string()),
+        "quarantined_at": pa.array([loaded_at] * len(bad_rows), pa.timestamp("us", tz="UTC")),
+    })

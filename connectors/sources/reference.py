@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the landing parser, an in-memory DuckDB (landing_parser.py)
+    from connectors.sources.landing_parser import Parser
 
 # ISO 4217 active currency codes (2026), excluding funds/precious-metal/testing codes.
 ISO_4217 = frozenset(
@@ -18,7 +21,7 @@ ISO_4217 = frozenset(
 )
 
 
-def load_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
+def load_reference_tables(con: Parser) -> None:
     """Temp tables _ref_currencies(code) and _ref_timezones(name) for set-based membership checks."""
     con.execute("create or replace temp table _ref_currencies (code varchar primary key)")
     con.execute("insert into _ref_currencies select unnest(?::varchar[])", [sorted(ISO_4217)])

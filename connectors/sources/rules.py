@@ -27,6 +27,7 @@ class SourceContract:
     key: str  # dedupe key
     version: str | None  # last-write-wins column (None: first copy wins)
     id_fields: tuple[str, ...] = ()  # must be strings or numbers in JSONL (invalid_id)
+    json_outputs: tuple[str, ...] = ()  # raw columns of the warehouse's JSON type (json / jsonb)
 
 
 def reason_sql(rules: tuple[Rule, ...]) -> tuple[str, str]:

@@ -35,6 +35,9 @@ def sql_list(values: tuple[str, ...] | list[str]) -> str:
 # Control characters a text value must not hold (docs/data-contracts.md): C0 except tab, line feed
 # and carriage return, and DEL. They break terminals, CSV exports and PostgreSQL (no NUL in text).
 CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# The same characters written as JSON escapes (\b, \f, \u0000-\u0008, \u000b, \u000c,
+# \u000e-\u001f, \u007f), not preceded by an escaping backslash (`\\b` is a backslash and a b).
+JSON_CONTROL_ESCAPE_RE = r"(^|[^\\])(\\\\)*\\(b|f|u000[0-8bBcCeEfF]|u001[0-9a-fA-F]|u007[fF])"
 # JSON types an id may have: a string or a number (never an array, object or boolean).
 ID_JSON_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE")
 
@@ -50,7 +53,10 @@ def decoded_sql(lines: str) -> str:
     return f"""
     select file_id, line_number, text, problem, ctrl,
            case when line is null then coalesce(try(decode(preview)), 'hex:' || hex(preview))
-                when text is null then 'hex:' || hex(line[:-2]) else text end as raw_content
+                when text is null then 'hex:' || hex(line[:-2])
+                -- PostgreSQL text cannot hold NUL: such a line is kept as hex (only flagged lines look)
+                when ctrl and contains(text, chr(0)) then 'hex:' || hex(line[:-2])
+                else text end as raw_content
     from (select file_id, line_number, line, problem, preview, ctrl,
                  case when ascii then decode(line[:-2]) else try(decode(line[:-2])) end as text
           from {lines})
@@ -58,12 +64,15 @@ def decoded_sql(lines: str) -> str:
     """
 
 
-def control_field_sql(fields: tuple[str, ...]) -> str:
-    """The first of `fields` holding a control character, only on lines the reader flagged (`ctrl`):
-    the regex never runs on the clean majority (CASE evaluates a branch only for its rows)."""
-    whens = " ".join(f"when regexp_matches(\"{_ident(f)}\", {sql_str(CONTROL_RE)}) then {sql_str(f)}"
-                     for f in fields)
-    return f"case when ctrl then case {whens} end end"
+def control_field_sql(fields: tuple[str, ...], json_fields: tuple[str, ...] = ()) -> str:
+    """The first of `fields`, then of `json_fields`, holding a control character (in a JSON field:
+    raw or as an escape; PostgreSQL's jsonb cannot store \u0000), only on lines the reader flagged
+    (`ctrl`): the regex never runs on the clean majority (CASE evaluates a branch only for its rows)."""
+    whens = [f"when regexp_matches(\"{_ident(f)}\", {sql_str(CONTROL_RE)}) then {sql_str(f)}" for f in fields]
+    json_control = sql_str(f"{CONTROL_RE}|{JSON_CONTROL_ESCAPE_RE}")
+    whens += [f"when regexp_matches(\"{_ident(f)}\"::varchar, {json_control}) then {sql_str(f)}"
+              for f in json_fields]
+    return f"case when ctrl then case {' '.join(whens)} end end"
 
 
 def _bad_id_field_sql(id_fields: tuple[str, ...]) -> str:
@@ -84,8 +93,8 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
     """JSON lines: one object per line; each field as trimmed text (nested values as JSON text).
 
     `json_fields` keep their JSON encoding (a string stays quoted) so their JSON type can be checked.
-    `id_fields` must be JSON strings or numbers (invalid_id). Text fields must not hold a control
-    character (control_character); JSON fields keep their escapes, so they hold none.
+    `id_fields` must be JSON strings or numbers (invalid_id). No field may hold a control
+    character (control_character): text fields decoded, JSON fields raw or as an escape.
     """
     structure = "{" + ", ".join(
         f'"{_ident(f)}": "{"JSON" if f in json_fields else "VARCHAR"}"' for f in fields + json_fields
@@ -104,7 +113,7 @@ def jsonl_fields_sql(lines: str, fields: tuple[str, ...], json_fields: tuple[str
                 when bad_control is not null then 'control_character' end as pre_reason,
            coalesce(bad_id, bad_control) as pre_field
     from (
-    select *, {_bad_id_field_sql(id_fields)} as bad_id, {control_field_sql(fields)} as bad_control
+    select *, {_bad_id_field_sql(id_fields)} as bad_id, {control_field_sql(fields, json_fields)} as bad_control
     from (
     select file_id, line_number, raw_content, text, jtype, problem, ctrl,
            {picks}

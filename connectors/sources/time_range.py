@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:  # the landing parser, an in-memory DuckDB (landing_parser.py)
+    from connectors.sources.landing_parser import Parser
 
 ENV_EARLIEST = "CRMFLOW_TIMESTAMP_MIN"
 ENV_LATEST = "CRMFLOW_TIMESTAMP_MAX"
@@ -71,7 +73,7 @@ def _parse_bound(name: str, value: str) -> datetime:
 DEFAULT_ACCEPTED_TIMES = AcceptedTimes.parse()
 
 
-def load_accepted_times(con: duckdb.DuckDBPyConnection, accepted: AcceptedTimes, as_of: datetime) -> None:
+def load_accepted_times(con: Parser, accepted: AcceptedTimes, as_of: datetime) -> None:
     """The one-row temp table `_accepted_times(earliest, latest, latest_event)` the rules read."""
     con.execute(
         "create or replace temp table _accepted_times as"

@@ -18,7 +18,7 @@ from typing import Any, Self
 import duckdb
 import pyarrow as pa
 
-from crmflow.warehouse.base import Warehouse, WarehouseConnectionError, staging_name
+from crmflow.warehouse.base import Warehouse, WarehouseConnectionError, WriteMode, staging_name
 from crmflow.warehouse.ddl import DUCKDB_SCHEMAS, DUCKDB_TYPES
 from crmflow.warehouse.sql import quote_identifier, quote_relation, split_relation
 from crmflow.warehouse.target import WarehouseTarget
@@ -127,6 +127,25 @@ class DuckDBWarehouse(Warehouse):
             self.native.unregister(name)
 
     _staged = _registered  # upsert / insert_new_returning read the Arrow table in place
+
+    # DuckDB 2.0.0 loses rows: a table created empty and then given >= 122,880 rows (one row group)
+    # in the same transaction reads as empty in joins (left join, semi join: 0 rows; count(*) is
+    # right). So a new table is created and filled by one `create ... as select` from the Arrow
+    # table, never create-empty-then-insert (tests/test_ingest_backends.py checks both paths).
+    def create_temp_table(self, name: str, table: pa.Table) -> str:
+        self._create_filled(name, table, temporary=True)
+        return name
+
+    def write_arrow(self, table: pa.Table, relation: str, mode: WriteMode = "append") -> None:
+        if mode == "replace":
+            self._create_filled(relation, table, temporary=False)
+        else:
+            super().write_arrow(table, relation, mode)
+
+    def _create_filled(self, relation: str, table: pa.Table, temporary: bool) -> None:
+        kind = "temp table" if temporary else "table"
+        with self._registered(table) as source:
+            self.execute(f"create or replace {kind} {quote_relation(relation)} as select * from {source}")
 
     def _create_table_from_arrow(self, relation: str, schema: pa.Schema, temporary: bool) -> None:
         kind = "temp table" if temporary else "table"

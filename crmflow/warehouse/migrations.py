@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connectors.sources.ddl import CURSORS_TEMPLATE
 from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, MODEL_RUNS_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
@@ -36,6 +37,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(40, "intelligence model runs (with the retraining cadence columns)", MODEL_RUNS_TEMPLATE),
     Migration(41, "intelligence cluster centroids per as-of", CENTROIDS_TEMPLATE),
     Migration(45, "measurement: attribution, conversion trend, uplift and A/B results", MEASUREMENT_TEMPLATE),
+    Migration(50, "ingestion: the HTTP API pull cursor per resource (source_cursors)", CURSORS_TEMPLATE),
 )
 
 LEDGER_TEMPLATE = """
