@@ -7,7 +7,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 SCALE ?= 100000
 
-.PHONY: install manifest demo test lint ui bench soak clean
+.PHONY: install manifest demo test test-backends lint ui bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 
 test: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q
+
+# crmflow run on DuckDB and on PostgreSQL (127.0.0.1:5432) gives the same tables (issue 14).
+test-backends: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pytest -q -m backends_equal tests/test_backends_equal.py
 
 lint: install
 	$(BIN)/ruff check .

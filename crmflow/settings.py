@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmflow.errors import CrmflowUserError
+from crmflow.warehouse.target import WarehouseTarget, parse_target
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT  # dbt_project.yml lives at the repo root and points into dbt_project/
@@ -26,7 +27,8 @@ INGEST_MAX_CSV_FIELD_LINES = 10
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
-    warehouse: Path
+    # CRMFLOW_WAREHOUSE: a DuckDB file (absolute path) or a PostgreSQL server; str() never shows a password
+    warehouse: WarehouseTarget
     outbox_dir: Path
     timezone: str
     marketing_dir: Path
@@ -48,7 +50,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     tz = check_timezone(env.get("CRMFLOW_TIMEZONE", "UTC"), "CRMFLOW_TIMEZONE")
     return Settings(
         landing_dir=Path(env.get("CRMFLOW_LANDING_DIR", "./data/landing")).resolve(),
-        warehouse=Path(env.get("CRMFLOW_WAREHOUSE", "./var/warehouse.duckdb")).resolve(),
+        warehouse=parse_target(None, env),
         outbox_dir=Path(env.get("CRMFLOW_OUTBOX_DIR", "./var/outbox")).resolve(),
         timezone=tz,
         marketing_dir=Path(env.get("CRMFLOW_MARKETING_DIR", str(MARKETING_DIR_DEFAULT))).resolve(),

@@ -62,8 +62,9 @@ def prepare_dbt_manifest(force: bool = False) -> Path:
     """`dbt parse` once so the Dagster definitions can load the manifest (build time, not import)."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
     if force or not manifest.exists():
-        settings = load_settings()
-        env = {**_dbt_env(), "CRMFLOW_WAREHOUSE": str(settings.warehouse)}
+        from orchestration.dbt import dbt_target_env
+
+        env = {**_dbt_env(), **dbt_target_env(load_settings().warehouse)}
         subprocess.run(
             [DBT_EXECUTABLE, "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir",
              str(DBT_PROJECT_DIR), "--quiet"],
@@ -133,6 +134,8 @@ def run(
 def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True) -> bool:
     from crmflow.summary import print_summary
 
+    # Before any step: an unreachable warehouse is one line (exit 2), and schemas and tables exist.
+    migrate_warehouse()
     # Re-parse every time: partial parsing makes it cheap, and a stale manifest would silently leave
     # new or changed models out of the run.
     prepare_dbt_manifest(force=True)
@@ -160,6 +163,18 @@ def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True)
     if summary:
         print_summary(load_settings().warehouse)
     return result.success
+
+
+def migrate_warehouse() -> list[int]:
+    """Open CRMFLOW_WAREHOUSE once and apply the migrations it lacks (the versions applied now)."""
+    from crmflow.warehouse import apply_migrations, open_warehouse
+
+    target = load_settings().warehouse
+    with open_warehouse(target) as warehouse:
+        applied = apply_migrations(warehouse)
+    if applied:
+        typer.echo(f"warehouse {target.redacted()}: applied migrations {', '.join(map(str, applied))}")
+    return applied
 
 
 @app.command()

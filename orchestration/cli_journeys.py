@@ -10,7 +10,7 @@ from crmflow.errors import CrmflowUserError
 from crmflow.journeys.loader import journey_files
 from crmflow.journeys.runner import JourneyConfig
 from crmflow.settings import load_settings, parse_as_of
-from crmflow.warehouse import connect
+from crmflow.warehouse import open_warehouse
 from orchestration.user_errors import existing_warehouse
 
 app = typer.Typer(help="Marketer journeys (marketing/journeys/*.yaml).", no_args_is_help=True)
@@ -74,7 +74,7 @@ def preview(
     if file is None:
         known = ", ".join(sorted(f.stem for f in journey_files(config.journeys_dir))) or "none"
         raise CrmflowUserError(f"no journey {journey_id!r} in {config.journeys_dir} (known: {known})")
-    with connect(existing_warehouse(load_settings().warehouse)) as con:
+    with open_warehouse(existing_warehouse(load_settings().warehouse)) as con:
         loaded = config.load(file, con)
         if not loaded.ok or loaded.journey is None:
             typer.echo(loaded.error_text(), err=True)

@@ -19,7 +19,7 @@ from assets.manual_tags import raw_manual_tags, tag_rules
 from assets.measurement import build_measurement_assets
 from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
-from orchestration.dbt import crmflow_dbt_assets, dbt_project
+from orchestration.dbt import crmflow_dbt_assets, dbt_project, dbt_target_env
 from orchestration.progress import console_logger, step_progress_logger
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import banner_push_from_env, tasks_push_from_env
@@ -33,8 +33,9 @@ from orchestration.schedules_journeys import journey_tick_job, journey_tick_sche
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 settings = load_settings()
-# dbt's profile reads the warehouse path from the environment: make it the same absolute path.
-os.environ["CRMFLOW_WAREHOUSE"] = str(settings.warehouse)
+# dbt's profile reads the warehouse from the environment: the same absolute DuckDB path, or the
+# postgres output's CRMFLOW_PG_* variables and PGPASSWORD (never a command-line argument).
+os.environ.update(dbt_target_env(settings.warehouse))
 
 defs = dg.Definitions(
     assets=[api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *intelligence_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
@@ -48,7 +49,7 @@ defs = dg.Definitions(
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
     resources={
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "warehouse": WarehouseResource.from_target(settings.warehouse),
         "settings": CrmflowSettingsResource.from_settings(settings),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "delivery_verification": delivery_verification_from_env(),

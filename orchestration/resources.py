@@ -17,14 +17,35 @@ from connectors.sources.time_range import (
     AcceptedTimes,
 )
 from crmflow.settings import Settings, load_settings
-from crmflow.warehouse import Warehouse, connect, open_warehouse
+from crmflow.warehouse import (
+    Warehouse,
+    WarehouseConfigError,
+    WarehouseTarget,
+    connect,
+    open_warehouse,
+    parse_target,
+)
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse (CRMFLOW_WAREHOUSE: a DuckDB file or a postgresql:// URL). Open it per step and
-    close it: DuckDB has one writer at a time."""
+    close it: DuckDB has one writer at a time.
+
+    `path` is a DuckDB file or a postgresql:// URL without the password (resource config is shown in
+    the Dagster UI): the password comes from PGPASSWORD, which `from_target` sets for this process.
+    """
 
     path: str
+
+    @classmethod
+    def from_target(cls, target: WarehouseTarget) -> WarehouseResource:
+        if target.password:
+            os.environ["PGPASSWORD"] = target.password
+        return cls(path=target.url_without_password())
+
+    @property
+    def target(self) -> WarehouseTarget:
+        return parse_target(self.path)
 
     @contextmanager
     def open(self, read_only: bool = False) -> Iterator[Warehouse]:
@@ -35,6 +56,10 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A raw DuckDB connection, for the modules not yet ported to `open()` (DuckDB only)."""
+        if self.target.kind != "duckdb":
+            # Without this, duckdb would silently create a new file named like the URL.
+            raise WarehouseConfigError(f"this step still needs a DuckDB warehouse (warehouse.connect()), "
+                                       f"not {self.target.redacted()}: it is not yet ported to warehouse.open()")
         with connect(Path(self.path), read_only=read_only) as con:
             yield con
 

@@ -28,12 +28,15 @@ from connectors.channels.fcm_auth import ServiceAccountFileError
 from connectors.delivery.signatures import SignatureKeyError
 from crmflow.errors import CrmflowUserError
 from crmflow.tags import TagsConfigError
+from crmflow.warehouse import WarehouseConfigError, WarehouseConnectionError, WarehouseTarget, open_warehouse
+from crmflow.warehouse.migrations import MIGRATIONS, applied_versions
 from crmflow.yaml_config import ConfigFileError
 
 EXIT_USER_ERROR = 2
 # Config loaders already raise one message naming file, line, field and reason.
+# A warehouse that cannot be reached or named is one line naming host, port and database (no password).
 USER_ERRORS = (CrmflowUserError, ConfigFileError, ChannelsConfigError, TagsConfigError, ServiceAccountFileError,
-               SignatureKeyError)
+               SignatureKeyError, WarehouseConfigError, WarehouseConnectionError)
 _debug = {"on": False}
 
 
@@ -45,11 +48,19 @@ def debug_enabled() -> bool:
     return _debug["on"] or os.environ.get("CRMFLOW_DEBUG", "").lower() in {"1", "true", "yes"}
 
 
-def existing_warehouse(path: Path) -> Path:
-    """The DuckDB file of a command that needs a previous run; never creates it (or its folder)."""
-    if not path.is_file():
-        raise CrmflowUserError(f"no warehouse at {path}: run `crmflow run` first (or set CRMFLOW_WAREHOUSE)")
-    return path
+def existing_warehouse(target: WarehouseTarget) -> WarehouseTarget:
+    """The warehouse of a command that needs a previous run. A DuckDB file must exist (it is never
+    created, nor its folder); a PostgreSQL server must answer and have every migration applied."""
+    if target.kind == "duckdb":
+        if not Path(target.path).is_file():
+            raise CrmflowUserError(f"no warehouse at {target.path}: run `crmflow run` first (or set CRMFLOW_WAREHOUSE)")
+        return target
+    with open_warehouse(target) as warehouse:  # unreachable: WarehouseConnectionError, one line
+        missing = sorted({m.version for m in MIGRATIONS} - set(applied_versions(warehouse)))
+    if missing:
+        raise CrmflowUserError(f"the warehouse {target.redacted()} lacks crmflow's tables (migrations "
+                               f"{', '.join(map(str, missing))} not applied): run `crmflow run` first")
+    return target
 
 
 def writable_file(path: Path, what: str) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,9 +33,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL server: {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    dbname = f"crmflow_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new database `<prefix>_<random>` (its URL), dropped afterwards; skip/fail as above without a server."""
+    dbname = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with open_warehouse(server_url("postgres")) as admin:
             admin.execute(f'create database "{dbname}"')  # outside a transaction: autocommit
@@ -45,6 +47,12 @@ def postgres_url() -> Iterator[str]:
     finally:
         with open_warehouse(server_url("postgres")) as admin:
             admin.execute(f'drop database if exists "{dbname}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with fresh_database("crmflow_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 DEFAULT_DUCKDB_PATH = "./var/warehouse.duckdb"
 DEFAULT_POSTGRES_PORT = 5432
@@ -52,6 +52,14 @@ class WarehouseTarget:
     def __repr__(self) -> str:
         return f"WarehouseTarget({self.redacted()!r})"
 
+    def url_without_password(self) -> str:
+        """The target as CRMFLOW_WAREHOUSE would say it, options kept, password left out (it then comes
+        from PGPASSWORD): safe for Dagster resource config, logs and subprocess arguments."""
+        if self.kind == "duckdb":
+            return str(self.path)
+        query = f"?{urlencode(self.options)}" if self.options else ""
+        return f"postgresql://{quote(self.user or '', safe='')}@{self.host}:{self.port}/{quote(self.dbname or '')}{query}"
+
     @property
     def connect_timeout_s(self) -> int:
         return int(dict(self.options).get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S))
@@ -62,8 +70,13 @@ def redact_url(value: str) -> str:
     return _URL_CREDENTIALS.sub(r"\1:***@", value)
 
 
-def parse_target(value: str | Path | None = None, env: Mapping[str, str] | None = None) -> WarehouseTarget:
-    """Parse a CRMFLOW_WAREHOUSE value (None: read it from `env`, default os.environ)."""
+def parse_target(
+    value: WarehouseTarget | str | Path | None = None, env: Mapping[str, str] | None = None
+) -> WarehouseTarget:
+    """Parse a CRMFLOW_WAREHOUSE value (None: read it from `env`, default os.environ); a target is
+    returned as it is (str() of one is redacted: parsing that again would lose the password)."""
+    if isinstance(value, WarehouseTarget):
+        return value
     env = os.environ if env is None else env
     if value is None:
         value = env.get("CRMFLOW_WAREHOUSE") or DEFAULT_DUCKDB_PATH
