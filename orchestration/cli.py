@@ -62,7 +62,7 @@ def prepare_dbt_manifest(force: bool = False) -> Path:
     """`dbt parse` once so the Dagster definitions can load the manifest (build time, not import)."""
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
     if force or not manifest.exists():
-        from orchestration.dbt import dbt_target_env
+        from orchestration.dbt_env import dbt_target_env
 
         env = {**_dbt_env(), **dbt_target_env(load_settings().warehouse)}
         subprocess.run(

@@ -14,8 +14,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from crmflow.settings import DBT_PROJECT_DIR
-from crmflow.warehouse import WarehouseTarget
 from orchestration.asof import as_of_from_context
+from orchestration.dbt_env import dbt_target_env  # noqa: F401  (re-exported: definitions, tests)
 from orchestration.resources import CrmflowSettingsResource
 
 # Python assets sit between dbt models (e.g. operator_tasks reads marts and feeds
@@ -23,22 +23,6 @@ from orchestration.resources import CrmflowSettingsResource
 # in the step where all of its parents are built or already upstream, so a singular test spanning
 # two steps runs once, in the later step, instead of failing in the earlier one.
 os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-
-
-def dbt_target_env(target: WarehouseTarget) -> dict[str, str]:
-    """The environment that points profiles.yml at `target` (the dbt subprocess inherits it).
-
-    DuckDB: the absolute file path. PostgreSQL: the `postgres` output's CRMFLOW_PG_* variables, PGTZ=UTC
-    (sessions in UTC like DuckDB) and the password only as PGPASSWORD, never on a command line.
-    """
-    if target.kind == "duckdb":
-        return {"CRMFLOW_DBT_TARGET": "duckdb", "CRMFLOW_WAREHOUSE": str(target.path)}
-    env = {"CRMFLOW_DBT_TARGET": "postgres", "CRMFLOW_WAREHOUSE": target.url_without_password(),
-           "CRMFLOW_PG_HOST": str(target.host), "CRMFLOW_PG_PORT": str(target.port),
-           "CRMFLOW_PG_USER": str(target.user), "CRMFLOW_PG_DBNAME": str(target.dbname), "PGTZ": "UTC"}
-    if target.password:
-        env["PGPASSWORD"] = target.password
-    return env
 
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
