@@ -40,12 +40,13 @@ PG_TYPES = {"VARCHAR": "text", "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE
             "TIMESTAMP": "timestamp", "JSON": "jsonb", "FLOAT": "real"}
 
 
-def require_server() -> None:
+def require_server(server: dict | None = None) -> None:
     """Skip when no PostgreSQL answers on 127.0.0.1:5432, except in CI, where that is a failure."""
+    server = server or PG
     try:
-        psycopg2.connect(dbname="postgres", connect_timeout=3, **PG).close()
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **server).close()
     except psycopg2.OperationalError as error:
-        message = f"PostgreSQL not reachable at {PG['host']}:{PG['port']}: {str(error).strip()}"
+        message = f"PostgreSQL not reachable at {server['host']}:{server['port']}: {str(error).strip()}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

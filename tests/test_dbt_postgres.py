@@ -230,3 +230,13 @@ def test_differences_are_order_independent_and_exact_beyond_1e_9() -> None:
     assert differences(duck, off) and "amount" in differences(duck, off)[0]
     assert differences(duck, (same[0], [same[1][0], ("a", 1, None, {"k": [2, 1]}, 1)]))
     assert differences(duck, (["id"], [])) == [f"columns differ: duckdb {duck[0]} vs postgres ['id']"]
+
+
+def test_missing_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    nothing_listening = {"host": "127.0.0.1", "port": 1, "user": "postgres"}
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="127.0.0.1:1"):
+        require_server(nothing_listening)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL not reachable at 127.0.0.1:1"):
+        require_server(nothing_listening)
