@@ -4,7 +4,7 @@ State (tasks, rule runs, push versions) lives in {ops}; outcomes loaded from lan
 quarantine and file ledger in {raw}.
 """
 
-TASKS_TEMPLATE = """
+TASK_STATE_TEMPLATE = """
 create table if not exists {ops}.operator_tasks (
     task_id varchar not null,           -- deterministic: md5 of rule|user|day, request key, or expired task
     user_id varchar not null,
@@ -39,6 +39,11 @@ create table if not exists {ops}.operator_task_pushes (
     status_updated_at timestamptz not null,  -- ... and its version (operator_tasks.status_updated_at)
     pushed_at timestamptz not null
 );
+"""
+
+# Outcomes loaded from landing files, their quarantine and file ledger; also created alone on a raw
+# DuckDB connection (tasks/outcomes.py OUTCOMES_DDL) by tests that build the dbt inputs by hand.
+TASK_OUTCOMES_TEMPLATE = """
 create table if not exists {raw}.task_outcomes (
     task_id varchar not null,
     operator_id varchar,
@@ -67,3 +72,6 @@ create table if not exists {raw}.task_outcome_files (
     loaded_at timestamptz not null
 );
 """
+
+# migration 31: the whole set
+TASKS_TEMPLATE = TASK_STATE_TEMPLATE + TASK_OUTCOMES_TEMPLATE

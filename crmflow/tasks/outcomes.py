@@ -17,8 +17,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from crmflow.tasks.ddl import TASK_OUTCOMES_TEMPLATE
 from crmflow.tasks.schema import TASK_OUTCOMES, ensure_task_tables
 from crmflow.warehouse import transaction
+from crmflow.warehouse.ddl import DUCKDB_SCHEMAS, DUCKDB_TYPES, render_ddl
 
 OUTCOMES = TASK_OUTCOMES
 # quarantine_task_outcomes.reason, in the order they are checked (docs/data-contracts.md).
@@ -27,35 +29,8 @@ QUARANTINE_REASONS = ("missing_columns", "malformed_row", "invalid_utf8", "missi
 REQUIRED = ("task_id", "outcome", "handled_at", "handling_seconds")
 OPTIONAL = ("operator_id", "notes")
 
-OUTCOMES_DDL = """
-create table if not exists task_outcomes (
-    task_id varchar not null,
-    operator_id varchar,
-    outcome varchar not null,          -- done | no_answer | converted
-    handled_at timestamptz not null,
-    handling_seconds bigint not null,
-    notes varchar,
-    source_file varchar not null,
-    line_number bigint not null,
-    loaded_at timestamptz not null
-);
-create table if not exists quarantine_task_outcomes (
-    source_file varchar not null,
-    line_number bigint,
-    raw_content varchar,
-    reason varchar not null,
-    field varchar,
-    quarantined_at timestamptz not null
-);
-create table if not exists task_outcome_files (
-    path varchar not null,
-    content_hash varchar not null,
-    rows_read bigint not null,
-    rows_loaded bigint not null,
-    rows_quarantined bigint not null,
-    loaded_at timestamptz not null
-);
-"""
+# The outcome tables alone, for DuckDB (migration 31 creates them with the task tables).
+OUTCOMES_DDL = render_ddl(TASK_OUTCOMES_TEMPLATE, DUCKDB_SCHEMAS, DUCKDB_TYPES)
 
 
 @dataclass
@@ -96,8 +71,7 @@ def _read_csv(path: Path) -> tuple[pa.Table | None, list[tuple[int | None, str, 
 
 
 def ingest_task_outcomes(con: duckdb.DuckDBPyConnection, landing_dir: Path, loaded_at: datetime) -> OutcomeStats:
-    ensure_task_tables(con)
-    con.execute(OUTCOMES_DDL)
+    ensure_task_tables(con)  # migration 31 includes the outcome tables
     stats = OutcomeStats()
     folder = Path(landing_dir) / "task_outcomes"
     seen = {(p, h) for p, h in con.execute("select path, content_hash from task_outcome_files").fetchall()}
