@@ -14,7 +14,7 @@ from orchestration.resources_channels import DeliveryVerificationResource
     group_name="channels",
     description="SendGrid Event Webhook and Twilio callback envelopes (signatures verified again) loaded "
     "into delivery_events, de-duplicated by event id and joined to send_ledger when it exists; "
-    "suppressing events feed suppression_list.",
+    "suppressing events feed suppression_list; events carrying a message key settle unknown ledger rows.",
     check_specs=[dg.AssetCheckSpec("delivery_envelopes_verified", asset="delivery_events")],
 )
 def delivery_events(
@@ -36,6 +36,7 @@ def delivery_events(
         "files_waiting": stats.files_waiting, "envelopes": stats.envelopes,
         "envelopes_rejected": stats.envelopes_rejected, "events_inserted": stats.events_inserted,
         "duplicates_skipped": stats.duplicates_skipped, "suppressions_added": stats.suppressions_added,
+        "ledger_settled": stats.ledger_settled,
     })
     yield dg.AssetCheckResult(
         check_name="delivery_envelopes_verified",

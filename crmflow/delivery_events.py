@@ -6,7 +6,8 @@ counted, never loaded). The verified payloads (already parsed to be verified) be
 per event; everything after that is set-based portable SQL through the warehouse interface (DuckDB
 and PostgreSQL): events are de-duplicated by event id (sg_event_id, or a sha256 of the event for
 SendGrid events without one / of sid|status|error code for Twilio), joined to the send ledger when it
-exists, and suppressions are derived with one insert. One transaction per load.
+exists, and suppressions are derived with one insert; events carrying a message key settle the
+ledger's unknown rows (crmflow/journeys/settle.py). One transaction per load.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from connectors.delivery.signatures import (
     verify_sendgrid,
     verify_twilio,
 )
+from crmflow.journeys.settle import settle_from_events
 from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
 
 log = logging.getLogger("crmflow.delivery_events")
@@ -62,6 +64,7 @@ class DeliveryLoadStats:
     events_inserted: int = 0
     duplicates_skipped: int = 0
     suppressions_added: int = 0
+    ledger_settled: int = 0  # send_ledger rows an event settled as sent (crmflow/journeys/settle.py)
     rejections: list[str] = field(default_factory=list)  # "<file>:<line>: <reason>"
 
 
@@ -281,6 +284,8 @@ def load_delivery_events(
             _load_stage(wh, rows, loaded_at, stats)
         if batch.files:
             _record_files(wh, batch.files, loaded_at)
+        # Events carrying a message key settle unknown rows (and correct lost/failed ones) now.
+        stats.ledger_settled = settle_from_events(wh, loaded_at)
     return stats
 
 

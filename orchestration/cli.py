@@ -40,6 +40,7 @@ def root(
         enable_debug()
 
 from orchestration.cli_channels import app as channels_app  # noqa: E402
+from orchestration.cli_dispatch import dispatch_command  # noqa: E402
 from orchestration.cli_journeys import app as journeys_app  # noqa: E402
 from orchestration.cli_ledger import app as ledger_app  # noqa: E402
 from orchestration.cli_privacy import app as privacy_app  # noqa: E402
@@ -54,6 +55,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(tags_app, name="tags")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(report_app, name="report")
+app.command("dispatch")(dispatch_command)
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
@@ -149,11 +151,16 @@ def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True)
     # A failed step is not a user mistake: it is reported, with its error's first line; the
     # traceback (Dagster's console logger prints it) only with --debug.
     console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
-    result = job.execute_in_process(
-        tags=as_of_tags(as_of),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": console}, "progress": {}}},
-    )
+    from crmflow.run_holder import holding
+
+    target = load_settings().warehouse
+    # Readers that find the DuckDB file held say who holds it and since when (crmflow/run_holder.py).
+    with holding(target.path if target.kind == "duckdb" else None, "crmflow run"):
+        result = job.execute_in_process(
+            tags=as_of_tags(as_of),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": console}, "progress": {}}},
+        )
     elapsed = time.perf_counter() - started
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":

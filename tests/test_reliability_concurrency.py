@@ -55,7 +55,8 @@ def test_dispatcher_exits_when_another_holds_the_dispatch_lock(tmp_path: Path) -
         with providers_running() as providers:
             run = run_dispatcher(world_file, AS_OF + timedelta(minutes=1), providers.env())
             assert run.returncode == 3, run.stderr
-            assert f"another dispatch holds {lock_path_for(world.warehouse)}; not dispatching" in run.stdout
+            assert f"another dispatch holds {lock_path_for(world.warehouse)} (pid " in run.stdout, run.stdout
+            assert "; not dispatching" in run.stdout
             assert providers.accepted() == {}
     finally:
         holder.kill()

@@ -1,7 +1,8 @@
 """Provider faults: 30 % of provider calls answer 429 (Retry-After), 500, 503, reset the connection or
-hang past the client timeout. Every message ends sent or failed with the provider's reason, retries
-back off (measured at the mock), and nothing is delivered twice under the at-most-once default
-(retry_on_timeout: false). With retry_on_timeout: true (at-least-once) a duplicate is possible only
+hang past the client timeout. Every message ends sent, failed (surely not delivered: never one the
+provider accepted) or unknown (the call hung or was reset after it was sent), with the provider's
+reason; retries back off (measured at the mock), and nothing is delivered twice under the
+at-most-once default (retry_on_timeout: false). With retry_on_timeout: true (at-least-once) a duplicate is possible only
 for a message whose call timed out after the provider accepted it."""
 
 import time
@@ -73,17 +74,19 @@ def test_faults_at_most_once_default(tmp_path: Path) -> None:
     assert {"429", "500", "503", "reset", "hang"} <= set(faults), faults
     rows = ledger_rows(world.warehouse)
     assert len(rows) == 2 * USERS
-    assert {r["state"] for r in rows} <= {"sent", "failed"}
+    assert {r["state"] for r in rows} <= {"sent", "failed", "unknown"}
     assert all(c == 1 for c in accepted.values()), "a message reached the provider twice"
     last_action = {k: e.action for log in logs.values() for e in log for k in e.keys}
     for row in rows:
         if row["state"] == "sent":
             assert accepted.get(row["message_key"]) == 1, row
-        else:
+        elif row["state"] == "failed":
+            # failed = surely not delivered: never a message the provider accepted
+            assert not accepted.get(row["message_key"]), row
             assert any(reason in row["error"] for reason in PROVIDER_REASONS), row
-            # delivered although recorded failed: only when the last call hung past the timeout
-            if accepted.get(row["message_key"]):
-                assert last_action[row["message_key"]] == "hang", row
+        else:  # unknown: the last call hung past the timeout or was reset after it was sent
+            assert last_action[row["message_key"]] in ("hang", "reset"), row
+            assert "not resent" in row["reason"] and "outcome unknown" in row["error"], row
     # a timeout or reset is never retried under at-most-once
     for log in logs.values():
         for attempts in attempts_by_request(log).values():
@@ -95,7 +98,7 @@ def test_faults_at_most_once_default(tmp_path: Path) -> None:
 def test_faults_at_least_once_duplicates_only_after_timeouts(tmp_path: Path) -> None:
     world, accepted, logs = dispatch_against_faults(tmp_path, retry_on_timeout=True, seed=12)
     rows = ledger_rows(world.warehouse)
-    assert {r["state"] for r in rows} <= {"sent", "failed"}
+    assert {r["state"] for r in rows} <= {"sent", "failed", "unknown"}
     hangs: dict[str, int] = defaultdict(int)
     for log in logs.values():
         for entry in log:
@@ -110,4 +113,6 @@ def test_faults_at_least_once_duplicates_only_after_timeouts(tmp_path: Path) -> 
             assert accepted.get(row["message_key"], 0) >= 1, row
         else:
             assert any(reason in row["error"] for reason in PROVIDER_REASONS), row
+            if row["state"] == "failed":
+                assert not accepted.get(row["message_key"]), row
     assert assert_backoff_observed(logs) > 0

@@ -38,7 +38,9 @@ class OutboundMessage:
     sent_at: datetime | None = None
 
 
-SendStatus = Literal["sent", "failed"]
+# unknown: the request was sent and no answer came back (timeout, reset, accept-then-drop): the provider
+# may have accepted it. Never "failed" (that means surely not delivered); delivery events settle it.
+SendStatus = Literal["sent", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,6 @@ class SendResult:
 
 class Channel(Protocol):
     name: str
-    max_batch: int
+    max_batch: int  # the most messages in flight at once: the dispatcher claims at most this many at a time
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]: ...

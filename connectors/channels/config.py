@@ -22,8 +22,9 @@ class SendingPolicy(BaseModel):
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_attempts: int = Field(default=4, ge=1, le=20)
     # Retry after a read timeout / dropped connection, when the provider may already have accepted
-    # the message: at-least-once (possible duplicate) instead of at-most-once (possible loss).
-    retry_on_timeout: bool = True
+    # the message: at-least-once (possible duplicate) instead of the default at-most-once (the
+    # message is recorded `unknown` and settled by its delivery event; docs/reliability.md).
+    retry_on_timeout: bool = False
     timeout_s: float = Field(default=10.0, gt=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)

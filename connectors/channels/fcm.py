@@ -21,7 +21,7 @@ from connectors.channels.fcm_auth import StaticToken, TokenError, TokenSource
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.masking import mask_token
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import CallOutcome, build_retrier
+from connectors.channels.retry import CallOutcome, build_retrier, result_status
 
 log = logging.getLogger("crmflow.channels.fcm")
 
@@ -60,7 +60,7 @@ class FcmChannel:
         limiter: TokenBucket | Unlimited | None = None,
     ):
         self.config = config
-        self.max_batch = 100 * config.max_concurrency
+        self.max_batch = config.max_concurrency  # one message per request
         self.api_base = api_base.rstrip("/")
         self.url = f"{self.api_base}/v1/projects/{project_id}/messages:send"
         self._session = build_session(config.max_concurrency)
@@ -106,7 +106,7 @@ class FcmChannel:
         if outcome.kind == "ok":
             return SendResult(message.message_key, "sent", outcome.provider_message_id, attempts=attempts)
         log.warning("fcm send to %s failed: %s", mask_token(message.to), outcome.error)
-        return SendResult(message.message_key, "failed", error=outcome.error, attempts=attempts,
+        return SendResult(message.message_key, result_status(outcome), error=outcome.error, attempts=attempts,
                           address_dead=outcome.address_dead)
 
     def _refreshed(self, used: str) -> bool:

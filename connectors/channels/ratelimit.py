@@ -7,7 +7,22 @@ import time
 from collections.abc import Callable
 
 
-class TokenBucket:
+class Limiter:
+    """acquire = reserve a slot, then sleep until it (outside any lock). Subclasses: reserve, defer."""
+
+    _sleep: Callable[[float], None]
+
+    def reserve(self, tokens: int = 1) -> float:
+        raise NotImplementedError
+
+    def acquire(self, tokens: int = 1) -> float:
+        wait = self.reserve(tokens)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class TokenBucket(Limiter):
     """Admits `rate_per_s` acquisitions per second on average, with bursts of up to `burst`.
 
     GCRA keeps one number, the theoretical arrival time (tat) of the next token: each caller reserves
@@ -44,12 +59,6 @@ class TokenBucket:
             self._tat = tat + tokens * self._interval
             return wait
 
-    def acquire(self, tokens: int = 1) -> float:
-        wait = self.reserve(tokens)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
     def defer(self, seconds: float) -> None:
         """The provider said "slow down" (429 Retry-After): push every sender's next slot back."""
         with self._lock:
@@ -58,16 +67,29 @@ class TokenBucket:
             self._tat = max(self._tat or now, now + seconds + self._tolerance)
 
 
-class Unlimited:
-    """Stands in for a TokenBucket when a channel has no configured rate."""
+class Unlimited(Limiter):
+    """Stands in for a TokenBucket when a channel has no configured rate. A 429 Retry-After still
+    pauses the whole channel (every sender waits until the deadline), not just the message that got it."""
 
     rate_per_s = float("inf")
 
-    def reserve(self, tokens: int = 1) -> float:
-        return 0.0
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._paused_until: float | None = None
+        self._paused_by: int | None = None
 
-    def acquire(self, tokens: int = 1) -> float:
-        return 0.0
+    def reserve(self, tokens: int = 1) -> float:
+        with self._lock:
+            # The sender that got the 429 waits out the Retry-After itself (the Retrier sleeps it).
+            if self._paused_until is None or self._paused_by == threading.get_ident():
+                return 0.0
+            return max(0.0, self._paused_until - self._clock())
 
     def defer(self, seconds: float) -> None:
-        return None
+        with self._lock:
+            until = self._clock() + seconds
+            if self._paused_until is None or until > self._paused_until:
+                self._paused_until, self._paused_by = until, threading.get_ident()

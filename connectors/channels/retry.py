@@ -5,9 +5,11 @@ Which failures are retried:
 - connect errors (connection refused, connect timeout): nothing reached the provider.
 - read timeouts and connections dropped after the request was sent: the outcome is UNKNOWN. The
   provider may have accepted the message, so a retry can deliver it twice (at-least-once). This is
-  retried only when the channel's `retry_on_timeout` is true; otherwise the message fails with
-  "outcome unknown" and the dispatcher/operator decides.
-- every other 4xx is permanent: no retry, the provider's reason is returned.
+  retried only when the channel's `retry_on_timeout` is true (opt-in); by default (at-most-once) the
+  result is `unknown`, never `failed`: the ledger records it as unknown and a delivery event carrying
+  the message key settles it (crmflow/journeys/settle.py). Once any attempt had an unknown outcome,
+  the final result stays `unknown` whatever later attempts say.
+- every other 4xx is permanent: no retry, the provider's reason is returned (`failed`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class CallOutcome:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 4
-    retry_on_timeout: bool = True
+    retry_on_timeout: bool = False
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
@@ -64,20 +66,28 @@ class Retrier:
     def run(self, call: Callable[[], CallOutcome], tokens: int = 1) -> tuple[CallOutcome, int]:
         """Return the final outcome and the number of attempts made."""
         attempt = 0
+        maybe_sent = False  # an earlier attempt may have reached the provider
         while True:
             attempt += 1
             self.limiter.acquire(tokens)
             outcome = call()
-            if outcome.kind in ("ok", "permanent"):
+            if outcome.kind == "ok":
                 return outcome, attempt
-            if outcome.kind == "unknown" and not self.policy.retry_on_timeout:
-                return _failed(outcome, "outcome unknown, not retried (retry_on_timeout=false)"), attempt
+            if outcome.kind == "permanent":
+                return (_unknown(outcome, "an earlier attempt's outcome is unknown") if maybe_sent else outcome), attempt
+            if outcome.kind == "unknown":
+                maybe_sent = True
+                if not self.policy.retry_on_timeout:
+                    return _unknown(outcome, "outcome unknown, not retried (at_most_once)"), attempt
             if attempt >= self.policy.max_attempts:
-                return _failed(outcome, f"gave up after {attempt} attempts"), attempt
+                note = f"gave up after {attempt} attempts"
+                return (_unknown(outcome, note) if maybe_sent else _failed(outcome, note)), attempt
             if outcome.retry_after_s is not None:
                 if outcome.retry_after_s > self.policy.max_retry_after_s:
-                    return _failed(outcome, f"Retry-After {outcome.retry_after_s:.0f}s exceeds "
-                                            f"max_retry_after_s={self.policy.max_retry_after_s:.0f}"), attempt
+                    note = (f"Retry-After {outcome.retry_after_s:.0f}s exceeds "
+                            f"max_retry_after_s={self.policy.max_retry_after_s:.0f}")
+                    self.limiter.defer(outcome.retry_after_s)
+                    return (_unknown(outcome, note) if maybe_sent else _failed(outcome, note)), attempt
                 self.limiter.defer(outcome.retry_after_s)
                 delay = outcome.retry_after_s
             else:
@@ -90,9 +100,19 @@ def build_retrier(policy: Any, sleep: Callable[[float], None] = time.sleep,
     """The Retrier for a channel config (a SendingPolicy): its rate limit and retry settings."""
     if limiter is None:
         limiter = TokenBucket(policy.rate_limit_per_s, policy.burst, sleep=sleep) \
-            if policy.rate_limit_per_s else Unlimited()
+            if policy.rate_limit_per_s else Unlimited(sleep=sleep)
     return Retrier(RetryPolicy(policy.max_attempts, policy.retry_on_timeout, policy.backoff_base_s,
                                policy.backoff_max_s, policy.max_retry_after_s), limiter=limiter, sleep=sleep)
+
+
+def _unknown(outcome: CallOutcome, note: str) -> CallOutcome:
+    error = f"{outcome.error}; {note}" if outcome.error else note
+    return CallOutcome(kind="unknown", status=outcome.status, error=error, data=outcome.data)
+
+
+def result_status(outcome: CallOutcome) -> str:
+    """A final non-ok outcome as a SendResult status: `unknown` when the provider may have the message."""
+    return "unknown" if outcome.kind == "unknown" else "failed"
 
 
 def _failed(outcome: CallOutcome, note: str) -> CallOutcome:

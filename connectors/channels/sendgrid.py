@@ -35,7 +35,13 @@ from connectors.channels.config import SendGridConfig
 from connectors.channels.http import map_bounded
 from connectors.channels.masking import is_email, mask_email
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import CallOutcome, build_retrier, classify_status, parse_retry_after
+from connectors.channels.retry import (
+    CallOutcome,
+    build_retrier,
+    classify_status,
+    parse_retry_after,
+    result_status,
+)
 
 log = logging.getLogger("crmflow.channels.sendgrid")
 
@@ -202,7 +208,7 @@ class SendGridChannel:
                 continue
             log.warning("sendgrid request for %d message(s) failed: %s", len(pending), outcome.error)
             for m, _ in pending:
-                results[m.message_key] = SendResult(m.message_key, "failed", error=outcome.error,
+                results[m.message_key] = SendResult(m.message_key, result_status(outcome), error=outcome.error,
                                                     attempts=attempts_total)
             break
         return [results[m.message_key] for m in chunk.messages]

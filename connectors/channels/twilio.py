@@ -19,7 +19,7 @@ from connectors.channels.config import TwilioConfig
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.masking import is_e164, mask_phone
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import build_retrier
+from connectors.channels.retry import build_retrier, result_status
 
 log = logging.getLogger("crmflow.channels.twilio")
 
@@ -62,7 +62,7 @@ class TwilioChannel:
         if not (from_number or messaging_service_sid):
             raise ValueError("Twilio needs a sender: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID")
         self.config = config
-        self.max_batch = 100 * config.max_concurrency
+        self.max_batch = config.max_concurrency  # one message per request
         self.account_sid = account_sid
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
@@ -97,7 +97,7 @@ class TwilioChannel:
         if outcome.kind == "ok":
             return SendResult(message.message_key, "sent", outcome.provider_message_id, attempts=attempts)
         log.warning("twilio send to %s failed: %s", mask_phone(message.to), outcome.error)
-        return SendResult(message.message_key, "failed", error=outcome.error, attempts=attempts,
+        return SendResult(message.message_key, result_status(outcome), error=outcome.error, attempts=attempts,
                           address_dead=outcome.address_dead)
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:

@@ -23,7 +23,7 @@ from connectors.channels.base import OutboundMessage, SendResult
 from connectors.channels.config import WebhookConfig
 from connectors.channels.http import build_session, map_bounded, post
 from connectors.channels.ratelimit import TokenBucket, Unlimited
-from connectors.channels.retry import build_retrier
+from connectors.channels.retry import build_retrier, result_status
 
 log = logging.getLogger("crmflow.channels.webhook")
 
@@ -65,7 +65,7 @@ class WebhookChannel:
         limiter: TokenBucket | Unlimited | None = None,
     ):
         self.config = config
-        self.max_batch = 100 * config.max_concurrency
+        self.max_batch = config.max_concurrency  # one message per request
         self.url = url
         self._secret = secret
         self._clock = clock
@@ -94,7 +94,7 @@ class WebhookChannel:
         if outcome.kind == "ok":
             return SendResult(message.message_key, "sent", outcome.provider_message_id, attempts=attempts)
         log.warning("webhook %s failed: %s", message.message_key, outcome.error)
-        return SendResult(message.message_key, "failed", error=outcome.error, attempts=attempts)
+        return SendResult(message.message_key, result_status(outcome), error=outcome.error, attempts=attempts)
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         return map_bounded(self._send_one, list(messages), self.config.max_concurrency)

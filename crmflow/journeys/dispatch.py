@@ -2,28 +2,41 @@
 
 Portable SQL through the warehouse interface: the same statements run on DuckDB and PostgreSQL.
 
-1. Take the dispatch lock (an OS file lock next to a DuckDB warehouse): two runs never both dispatch.
-2. Reconcile rows left in 'sending' by a crashed run: 'unknown' (at_most_once, reported, never resent)
-   or back to 'planned' (at_least_once), per channel.
-3. Apply policies (consent, address, quiet hours, caps).
-4. Stage the due messages once (one join with their profile columns; their recommendations beside
-   them), in temp tables numbered by `seq` in claim order.
-5. Per channel, per batch: claim (UPDATE state='sending' ... RETURNING, committed; on PostgreSQL
-   `for update skip locked`, so parallel workers never claim a row twice), render the claimed messages
-   from the staged rows, send, record the results (one UPDATE by message_key, committed). A crash
-   between claim and record leaves 'sending' rows, which step 2 of the next dispatch turns into
-   'unknown': nothing is sent twice. A batch never re-reads customer_profile /
-   customer_recommendations: cost grows with the messages.
+1. Take the dispatch lock: an OS file lock next to a DuckDB warehouse, a session advisory lock on
+   PostgreSQL. A second dispatch exits at once with one line (DispatchLockedError); while the lock is
+   held no other dispatcher is sending, so every row left in 'sending' belongs to a dead worker.
+2. Reconcile those rows: claimed but the request never started (outcome 'claimed') -> back to
+   'planned' (reason 'released: ...'); the request started (outcome 'requested') -> 'unknown'
+   (at_most_once, never resent) or 'planned' (at_least_once), per channel.
+3. Settle: delivery events carrying the message key turn unknown rows into 'sent' (settle.py); unknown
+   rows past the grace period are closed as 'lost' or resent once, per channel.
+4. Apply policies (consent, address, quiet hours, caps).
+5. Send: per channel (PostgreSQL: channels in parallel threads, each on its own connection) the due
+   messages are staged once (one join with their profile columns and recommendations) in temp tables
+   numbered by `seq`. Then, group by group, never more than the channel has in flight at once
+   (Channel.max_batch = max_concurrency x messages per request): claim (UPDATE state='sending' with
+   the lease: worker_id, lease_until, outcome 'claimed'; on PostgreSQL `for update skip locked`),
+   render, mark the group 'requested' just before its requests, send, record the results (one UPDATE
+   by message_key: sent / failed / unknown). A kill leaves at most one group per channel and worker
+   'sending'. With workers > 1 (PostgreSQL) N forked processes each take one hash partition of the
+   users (one user's messages go to one worker), and share each channel's rate limit and 429 pause
+   through dispatch_channels (dispatch_limits.py). DuckDB has one writer: one worker.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +50,10 @@ from crmflow.journeys.filters import quote_ident
 from crmflow.journeys.policies import PolicyReport, apply_policies
 from crmflow.journeys.policy_config import Policies
 from crmflow.journeys.schema import Journey
+from crmflow.journeys.settle import close_after_grace, settle_from_events
 from crmflow.journeys.tables import ensure_journey_tables
 from crmflow.journeys.templates import message_context, render, sms_info, template_variables
-from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.warehouse import Warehouse, as_warehouse, warehouse_for
 from crmflow.warehouse.dialect import sha256_hex, skip_locked
 from crmflow.warehouse.sql import values_in
 
@@ -57,7 +71,8 @@ class DispatchLedgerChangedError(RuntimeError):
 
 @contextmanager
 def dispatch_lock(lock_path: Path | None) -> Iterator[None]:
-    """Non-blocking exclusive lock; a second dispatcher fails fast instead of sending twice."""
+    """Non-blocking exclusive lock; a second dispatcher fails fast instead of sending twice. The lock
+    file names its holder (pid and since when), for the second dispatcher's one-line message."""
     if lock_path is None:
         yield
         return
@@ -67,10 +82,37 @@ def dispatch_lock(lock_path: Path | None) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise DispatchLockedError(f"another dispatch holds {lock_path}; not dispatching") from exc
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            raise DispatchLockedError(f"another dispatch holds {lock_path}"
+                                      f"{f' ({holder})' if holder else ''}; not dispatching") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
         yield
+        os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+ADVISORY_KEY = "hashtext('crmflow.journey_dispatch')"
+
+
+@contextmanager
+def postgres_dispatch_lock(wh: Warehouse) -> Iterator[None]:
+    """On PostgreSQL: a session advisory lock (released if this process dies), so one dispatch at a time."""
+    if wh.dialect != "postgres":
+        yield
+        return
+    if not wh.scalar(f"select pg_try_advisory_lock({ADVISORY_KEY})"):
+        since = wh.scalar(f"""select min(a.backend_start) from pg_stat_activity a join pg_locks k on k.pid = a.pid
+                              where k.locktype = 'advisory' and k.granted
+                                and k.objid = ((({ADVISORY_KEY})::bigint & 4294967295)::text)::oid""")
+        raise DispatchLockedError("another dispatch is running on this warehouse"
+                                  f"{f' (connected since {since:%Y-%m-%d %H:%M:%S %Z})' if since else ''}; "
+                                  "not dispatching")
+    try:
+        yield
+    finally:
+        wh.scalar(f"select pg_advisory_unlock({ADVISORY_KEY})")
 
 
 def lock_path_for(warehouse: Path | str) -> Path:
@@ -81,34 +123,58 @@ def lock_path_for(warehouse: Path | str) -> Path:
 class DispatchReport:
     reconciled_unknown: list[dict[str, Any]] = field(default_factory=list)
     requeued: int = 0
+    released: int = 0  # claimed by a dead worker before its request started: back to 'planned'
+    settled: int = 0  # unknown/lost/failed rows a delivery event settled as sent
+    lost: int = 0  # unknown past the grace period, closed
+    resent: int = 0  # unknown past the grace period, planned once more (resend_once)
     policy: PolicyReport = field(default_factory=PolicyReport)
     claimed: int = 0
     sent: int = 0
     failed: int = 0
+    unknown: int = 0  # sent, no answer (timeout, reset): recorded 'unknown', settled by its event
     by_channel: dict[str, int] = field(default_factory=dict)
+    workers: int = 1
+    workers_lost: list[str] = field(default_factory=list)  # workers that died (killed) before reporting
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.failed += other.failed
+        self.unknown += other.unknown
+        for name, count in other.by_channel.items():
+            self.by_channel[name] = self.by_channel.get(name, 0) + count
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "claimed": self.claimed, "sent": self.sent, "failed": self.failed,
+            "claimed": self.claimed, "sent": self.sent, "failed": self.failed, "unknown": self.unknown,
             "reconciled_unknown": len(self.reconciled_unknown), "requeued_after_crash": self.requeued,
+            "released_after_crash": self.released, "settled_by_events": self.settled,
+            "closed_lost": self.lost, "resent_after_grace": self.resent,
             "policy_decisions": dict(self.policy.decisions), "sent_by_channel": dict(self.by_channel),
+            "workers": self.workers, "workers_lost": list(self.workers_lost),
         }
 
 
 def reconcile(wh: Warehouse, as_of: datetime, policies: Policies, report: DispatchReport) -> None:
+    """Rows left in 'sending' (the caller holds the dispatch lock: their workers are dead)."""
+    report.released += len(wh.fetch_rows("""update send_ledger set state = 'planned', outcome = 'released',
+            reason = 'released: claimed by a worker that stopped before its request started',
+            attempts = greatest(attempts - 1, 0), worker_id = null, lease_until = null, updated_at = $as_of
+        where state = 'sending' and outcome = 'claimed' returning message_key""", {"as_of": as_of}))
     rows = wh.fetch_rows("select distinct channel from send_ledger where state = 'sending' order by channel")
     for (channel,) in rows:
         params = {"as_of": as_of, "channel": channel}
         if policies.dispatch.semantics(channel) == "at_least_once":
             requeued = wh.fetch_rows("""update send_ledger set state = 'planned', reason = 'requeued_after_crash',
-                                        updated_at = $as_of where state = 'sending' and channel = $channel
+                                        outcome = 'released', updated_at = $as_of
+                                        where state = 'sending' and channel = $channel
                                         returning message_key""", params)
             report.requeued += len(requeued)
             decision, reason = "requeued", "requeued_after_crash"
             keys = [r[0] for r in requeued]
         else:
-            unknown = wh.fetch_rows("""update send_ledger set state = 'unknown',
-                                       reason = 'claimed but no result recorded (crash?); not resent (at_most_once)',
+            unknown = wh.fetch_rows("""update send_ledger set state = 'unknown', outcome = 'unknown',
+                                       reason = 'request started, no result recorded (worker died?); not resent (at_most_once)',
                                        updated_at = $as_of where state = 'sending' and channel = $channel
                                        returning message_key, journey_id, step_id, user_id, channel, attempts""",
                                     params)
@@ -142,6 +208,7 @@ STAGED_RECOMMENDATIONS = "_dispatch_recommendations"  # their recommendations, b
 RECONCILED = "_dispatch_reconciled"
 RESULTS = "_dispatch_results"
 RECOMMENDATION_FIELDS = ("sku", "score", "reason", "rank")
+UNKNOWN_REASON = "outcome unknown (no answer after the request was sent); not resent (at_most_once)"
 
 
 def staged_columns(con: Warehouse | Any, journeys: Mapping[str, Journey]) -> tuple[list[str], bool]:
@@ -168,8 +235,18 @@ def _since_filter(since: datetime | None, alias: str = "") -> str:
     return "" if since is None else f"and {alias}planned_at >= $since"
 
 
+def partition_filter(wh: Warehouse, part: int, parts: int, alias: str = "l.") -> str:
+    """This worker's users (parts > 1, PostgreSQL): every message of one user goes to one worker."""
+    if parts <= 1:
+        return ""
+    if wh.dialect != "postgres":
+        raise ValueError(f"{parts} dispatch workers need PostgreSQL; {wh.dialect} has one writer")
+    return f"and mod(abs(hashtext({alias}user_id)::bigint), {int(parts)}) = {int(part)}"
+
+
 def stage_due(wh: Warehouse, as_of: datetime, channel_names: list[str], journey_ids: list[str],
-              budget: int, columns: list[str], with_recommendations: bool) -> StagedRun:
+              budget: int, columns: list[str], with_recommendations: bool, part: int = 0,
+              parts: int = 1) -> StagedRun:
     """Once per run, after policies: the next `budget` due messages in claim order (channel by channel
     in `channel_names` order, then priority, then oldest planned first, then message_key), with
     everything rendering needs, in temp table _dispatch_due (and their recommendations in
@@ -187,6 +264,7 @@ def stage_due(wh: Warehouse, as_of: datetime, channel_names: list[str], journey_
                    l.user_id as ledger_user_id, {LEDGER_SELECT}{profile}
             from send_ledger l left join customer_profile p on p.user_id = l.user_id
             where l.state = 'planned' and l.send_after <= $as_of and {channels_in} and {journeys_in}
+              {partition_filter(wh, part, parts)}
         ) due where seq <= $budget order by seq""",
         {**params, **journey_params, "as_of": as_of, "budget": budget})
     wh.create_temp_table(STAGED, staged)
@@ -219,8 +297,21 @@ def _split_ledger(row: dict[str, Any]) -> StagedLedger:
     return StagedLedger(*(row.pop(c) for c in LEDGER_COLUMNS))
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a claim and until when (wall clock: leases are about live processes, not the as-of)."""
+
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    seconds: float = 600.0
+    clock: Callable[[], float] = time.time
+
+    def until(self) -> datetime:
+        return datetime.fromtimestamp(self.clock() + self.seconds, UTC)
+
+
 def claim_staged(wh: Warehouse, as_of: datetime, first: int, last: int, staged: StagedRun,
-                 exclusive: bool = True) -> tuple[list[dict[str, Any]], dict[str, StagedLedger]]:
+                 exclusive: bool = True, lease: Lease | None = None,
+                 ) -> tuple[list[dict[str, Any]], dict[str, StagedLedger]]:
     """Mark the staged messages first..last (one channel's batch) 'sending' (committed on return) and
     return the claimed ones' staged rows and ledger values.
 
@@ -230,9 +321,12 @@ def claim_staged(wh: Warehouse, as_of: datetime, first: int, last: int, staged: 
     ledger changed under the dispatcher and the run stops (claimed rows become 'unknown' next time).
     `since` (the oldest staged planned_at) lets DuckDB skip the row groups of older ledger history."""
     since = staged.since
-    params = {"as_of": as_of, "first": first, "last": last, "since": since}
+    lease = lease or Lease()
+    params = {"as_of": as_of, "first": first, "last": last, "since": since, "worker": lease.worker_id,
+              "lease_until": lease.until()}
     claimed = {key for (key,) in wh.fetch_rows(f"""update send_ledger
-        set state = 'sending', attempts = attempts + 1, updated_at = $as_of
+        set state = 'sending', attempts = attempts + 1, updated_at = $as_of, worker_id = $worker,
+            lease_until = $lease_until, outcome = 'claimed'
         where message_key in (
             select c.message_key from send_ledger c join {STAGED} d on d.message_key = c.message_key
             where d.seq between $first and $last and c.state = 'planned' {_since_filter(since, "c.")}
@@ -251,6 +345,18 @@ def claim_staged(wh: Warehouse, as_of: datetime, first: int, last: int, staged: 
         row["recommendations"] = recommendations.get(seq, [])
     ledger = {row["message_key"]: _split_ledger(row) for row in rows}
     return rows, ledger
+
+
+def mark_requested(wh: Warehouse, keys: list[str], worker_id: str) -> set[str]:
+    """Just before the requests: the claimed rows this worker still holds become outcome 'requested'
+    (a row released meanwhile is not sent). After a crash, 'claimed' goes back to planned, 'requested'
+    becomes unknown."""
+    if not keys:
+        return set()
+    keys_in, params = values_in("message_key", "key", keys)
+    return {key for (key,) in wh.fetch_rows(f"""update send_ledger set outcome = 'requested'
+        where {keys_in} and state = 'sending' and worker_id = $worker returning message_key""",
+        {**params, "worker": worker_id})}
 
 
 def _staged_recommendations(wh: Warehouse, first: int, last: int) -> dict[int, list[dict[str, Any]]]:
@@ -310,7 +416,8 @@ def render_messages(rows: list[dict[str, Any]], journeys: Mapping[str, Journey],
 
 def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
                    refs: Mapping[str, str], messages: Mapping[str, OutboundMessage],
-                   errors: Mapping[str, str], ledger: Mapping[str, StagedLedger], since: datetime | None) -> None:
+                   errors: Mapping[str, str], ledger: Mapping[str, StagedLedger], since: datetime | None,
+                   worker_id: str) -> None:
     """Record a claimed batch in one set-based UPDATE by message_key: the send results, and render
     failures (`errors`: state 'failed', reason 'render_failed'). Final values come from the staged
     ledger values (attempts as claimed, content_ref/reason/sent_at kept where the result has none), so
@@ -320,7 +427,8 @@ def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
         return
     keys = [r.message_key for r in results] + list(errors)
     staged = [ledger[k] for k in keys]
-    sent = [r.status == "sent" for r in results]
+    # unknown: the request went out (sent_at is when), the provider may have it: its event settles it
+    sent = [r.status in ("sent", "unknown") for r in results]
     table = pa.table({
         "message_key": pa.array(keys, pa.string()),
         "status": pa.array([r.status for r in results] + ["failed"] * len(errors), pa.string()),
@@ -331,18 +439,23 @@ def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
         # the claim added 1; a result reports the attempts it took (retries)
         "attempts": pa.array([s.attempts + max(r.attempts, 1) for r, s in zip(results, staged, strict=False)]
                              + [s.attempts + 1 for s in staged[len(results):]], pa.int32()),
-        "reason": pa.array([s.reason for s in staged[:len(results)]] + ["render_failed"] * len(errors), pa.string()),
+        "reason": pa.array([UNKNOWN_REASON if r.status == "unknown" else s.reason
+                            for r, s in zip(results, staged, strict=False)]
+                           + ["render_failed"] * len(errors), pa.string()),
         "sent_at": pa.array([as_of if ok else s.sent_at for ok, s in zip(sent, staged, strict=False)]
                             + [s.sent_at for s in staged[len(results):]], pa.timestamp("us", tz="UTC")),
     })
     with wh.transaction():
         wh.create_temp_table(RESULTS, table)
-        recorded = len(wh.fetch_rows(f"""update send_ledger l set state = r.status,
+        # 'unknown' too: a dispatcher that found this worker dead may have marked the row unknown
+        # (worker_id stays); the result recorded here is the truth.
+        recorded = len(wh.fetch_rows(f"""update send_ledger l set state = r.status, outcome = r.status,
                 provider_message_id = r.provider_message_id, error = r.error, content_ref = r.content_ref,
-                reason = r.reason, attempts = r.attempts, sent_at = r.sent_at, updated_at = $as_of
-            from {RESULTS} r where l.message_key = r.message_key and l.state = 'sending'
-              {_since_filter(since, "l.")}
-            returning l.message_key""", {"as_of": as_of, "since": since}))
+                reason = r.reason, attempts = r.attempts, sent_at = r.sent_at, updated_at = $as_of,
+                worker_id = null, lease_until = null
+            from {RESULTS} r where l.message_key = r.message_key and l.state in ('sending', 'unknown')
+              and l.worker_id = $worker {_since_filter(since, "l.")}
+            returning l.message_key""", {"as_of": as_of, "since": since, "worker": worker_id}))
         if recorded != len(keys):
             raise DispatchLedgerChangedError(f"recorded {recorded} of {len(keys)} results: the ledger changed under "
                                              "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
@@ -352,45 +465,177 @@ def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
 
 
 def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Channel],
-             journeys: Mapping[str, Journey], policies: Policies, lock_path: Path | None = None) -> DispatchReport:
+             journeys: Mapping[str, Journey], policies: Policies, lock_path: Path | None = None,
+             workers: int = 1, clock: Callable[[], float] = time.time) -> DispatchReport:
     """One dispatch run. Only journeys in `journeys` (the valid ones) are claimed and sent.
 
-    `con`: a Warehouse, or a raw DuckDB connection (wrapped). `lock_path`: the OS dispatch lock
-    (DuckDB warehouses); without it the claim alone keeps concurrent dispatchers apart."""
+    `con`: a Warehouse, or a raw DuckDB connection (wrapped). `lock_path`: the OS dispatch lock beside a
+    DuckDB warehouse (PostgreSQL uses an advisory lock). `workers` > 1 needs PostgreSQL: N processes,
+    one hash partition of the users each; on DuckDB it must be 1 (the caller says so)."""
     wh = as_warehouse(con)
-    report = DispatchReport()
-    ensure_journey_tables(wh)  # every migration: the ledger (10) and the ops tables (1)
-    with dispatch_lock(lock_path):
+    if workers > 1 and wh.dialect != "postgres":
+        raise ValueError(f"{workers} dispatch workers need PostgreSQL; {wh.dialect} has one writer")
+    report = DispatchReport(workers=workers)
+    ensure_journey_tables(wh)  # every migration: the ledger (10), the ops tables (1), leases (55)
+    with dispatch_lock(lock_path), postgres_dispatch_lock(wh):
         reconcile(wh, as_of, policies, report)
+        report.settled = settle_from_events(wh, as_of)
+        report.lost, report.resent = close_after_grace(wh, as_of, policies.dispatch)
         report.policy = apply_policies(wh, as_of, policies, journeys)
-        names = sorted(channels)
-        columns, with_recommendations = staged_columns(wh, journeys)
-        staged = stage_due(wh, as_of, names, sorted(journeys), policies.dispatch.max_per_run, columns,
-                           with_recommendations)
-        try:
-            for name in names:
-                if name not in staged.ranges:
-                    continue
-                channel = channels[name]
-                batch_size = max(1, min(policies.dispatch.batch_size, getattr(channel, "max_batch", 500)))
-                lo, hi = staged.ranges[name]
-                for first in range(lo, hi + 1, batch_size):
-                    last = min(first + batch_size - 1, hi)
-                    rows, ledger = claim_staged(wh, as_of, first, last, staged,
-                                                exclusive=lock_path is not None or wh.dialect == "duckdb")
-                    if not rows:
-                        continue
-                    report.claimed += len(rows)
-                    messages, refs, errors = render_messages(rows, journeys, policies, ledger, as_of)
-                    results = channel.send_batch(messages) if messages else []
-                    record_results(wh, as_of, results, refs, {m.message_key: m for m in messages}, errors,
-                                   ledger, staged.since)
-                    sent = sum(1 for r in results if r.status == "sent")
-                    report.sent += sent
-                    report.failed += len(results) - sent + len(errors)
-                    report.by_channel[name] = report.by_channel.get(name, 0) + sent
-        finally:
-            wh.drop_table(STAGED)
-            wh.drop_table(STAGED_RECOMMENDATIONS)
+        plan = SendPlan(as_of, dict(channels), dict(journeys), policies, *staged_columns(wh, journeys),
+                        lease_s=policies.dispatch.lease.total_seconds(), clock=clock)
+        if workers > 1:
+            _run_workers(wh, plan, workers, report)
+        else:
+            report.add(send_partition(wh, plan, Lease(seconds=plan.lease_s, clock=clock)))
     return report
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What every worker needs to send its partition (inherited by forked workers, never pickled)."""
+
+    as_of: datetime
+    channels: dict[str, Channel]
+    journeys: dict[str, Journey]
+    policies: Policies
+    columns: list[str]
+    with_recommendations: bool
+    lease_s: float = 600.0
+    clock: Callable[[], float] = time.time
+    part: int = 0
+    parts: int = 1
+
+
+def send_partition(wh: Warehouse, plan: SendPlan, lease: Lease,
+                   open_connection: Callable[[], Any] | None = None) -> DispatchReport:
+    """Send this worker's partition, channel by channel: in parallel threads (each on a connection of
+    its own from `open_connection`) when given, else one after another on `wh` (DuckDB)."""
+    names = sorted(plan.channels)
+    if open_connection is None or len(names) <= 1:
+        report = DispatchReport()
+        for name in names:
+            report.add(send_channel(wh, plan, name, lease))
+        return report
+
+    def one(name: str) -> DispatchReport:
+        with open_connection() as own:
+            return send_channel(own, plan, name, lease)
+
+    report = DispatchReport()
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="crmflow-channel") as pool:
+        for part in pool.map(one, names):
+            report.add(part)
+    return report
+
+
+def send_channel(wh: Warehouse, plan: SendPlan, name: str, lease: Lease) -> DispatchReport:
+    """Stage one channel's due messages of this partition, then claim/render/send/record them group by
+    group, each group at most what the channel has in flight at once."""
+    report = DispatchReport()
+    channel = plan.channels[name]
+    budget = -(-plan.policies.dispatch.max_per_run // plan.parts)
+    staged = stage_due(wh, plan.as_of, [name], sorted(plan.journeys), budget, plan.columns,
+                       plan.with_recommendations, plan.part, plan.parts)
+    try:
+        if name not in staged.ranges:
+            return report
+        group = max(1, min(plan.policies.dispatch.batch_size, getattr(channel, "max_batch", 500)))
+        lo, hi = staged.ranges[name]
+        for first in range(lo, hi + 1, group):
+            wait_while_paused(channel)  # a 429 Retry-After pauses the channel: claim nothing meanwhile
+            last = min(first + group - 1, hi)
+            rows, ledger = claim_staged(wh, plan.as_of, first, last, staged,
+                                        exclusive=wh.dialect == "duckdb", lease=lease)
+            if not rows:
+                continue
+            report.claimed += len(rows)
+            messages, refs, errors = render_messages(rows, plan.journeys, plan.policies, ledger, plan.as_of)
+            requested = mark_requested(wh, [m.message_key for m in messages], lease.worker_id)
+            messages = [m for m in messages if m.message_key in requested]
+            results = channel.send_batch(messages) if messages else []
+            record_results(wh, plan.as_of, results, refs, {m.message_key: m for m in messages}, errors,
+                           ledger, staged.since, lease.worker_id)
+            sent = sum(1 for r in results if r.status == "sent")
+            unknown = sum(1 for r in results if r.status == "unknown")
+            report.sent += sent
+            report.unknown += unknown
+            report.failed += len(results) - sent - unknown + len(errors)
+            report.by_channel[name] = report.by_channel.get(name, 0) + sent
+    finally:
+        wh.drop_table(STAGED)
+        wh.drop_table(STAGED_RECOMMENDATIONS)
+    return report
+
+
+def wait_while_paused(channel: Channel) -> None:
+    retrier = getattr(channel, "_retrier", None)
+    if retrier is not None:
+        retrier.limiter.acquire(0)
+
+
+def share_limits(channels: Mapping[str, Channel], open_connection: Callable[[], Any],
+                 stack: Any) -> None:
+    """Replace each HTTP channel's in-process rate limiter with the shared one (dispatch_channels)."""
+    from crmflow.journeys.dispatch_limits import SharedLimiter
+
+    for name, channel in channels.items():
+        retrier = getattr(channel, "_retrier", None)
+        config = getattr(channel, "config", None)
+        if retrier is None or config is None:
+            continue
+        own = stack.enter_context(open_connection())
+        retrier.limiter = SharedLimiter(own, name, config.rate_limit_per_s, config.burst)
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGKILL when the dispatch that forked it dies, so no orphan keeps sending."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_main(target: Any, plan: SendPlan, part: int, parts: int, conn: Any) -> None:
+    from contextlib import ExitStack
+
+    _die_with_parent()
+    plan = SendPlan(**{**plan.__dict__, "part": part, "parts": parts})
+    lease = Lease(worker_id=f"{socket.gethostname()}:{os.getpid()}:w{part}", seconds=plan.lease_s, clock=plan.clock)
+
+    def open_connection() -> Any:
+        return warehouse_for(target).connect()
+
+    with ExitStack() as stack:
+        share_limits(plan.channels, open_connection, stack)
+        wh = stack.enter_context(open_connection())
+        report = send_partition(wh, plan, lease, open_connection)
+    conn.send(report)
+    conn.close()
+
+
+def _run_workers(wh: Warehouse, plan: SendPlan, workers: int, report: DispatchReport) -> None:
+    """Fork `workers` processes (PostgreSQL); each sends one hash partition of the users."""
+    context = multiprocessing.get_context("fork")
+    running = []
+    for part in range(workers):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_worker_main, args=(wh.target, plan, part, workers, send),
+                                  name=f"crmflow-dispatch-w{part}", daemon=True)
+        process.start()
+        send.close()
+        running.append((part, process, receive))
+    for part, process, receive in running:
+        try:
+            report.add(receive.recv())
+        except EOFError:  # died before reporting (killed, or an error it printed)
+            report.workers_lost.append(f"worker {part} (pid {process.pid})")
+        process.join()
+        if process.exitcode not in (0, None) and not any(f"worker {part} " in w for w in report.workers_lost):
+            report.workers_lost.append(f"worker {part} (pid {process.pid}, exit {process.exitcode})")
+
+
+def worker_pids() -> list[int]:
+    """The dispatch workers this process forked and that still run (tests kill them)."""
+    return [p.pid for p in multiprocessing.active_children() if p.name.startswith("crmflow-dispatch-w")]
 

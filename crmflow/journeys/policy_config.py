@@ -37,9 +37,19 @@ class DispatchConfig(_Strict):
     # at_most_once: rows left in 'sending' after a crash become 'unknown' (never resent);
     # at_least_once: they go back to 'planned' and are sent again.
     delivery: dict[ChannelName, Literal["at_most_once", "at_least_once"]] = Field(default_factory=dict)
+    # A claim's lease (worker id + expiry) covers one group of in-flight messages; `ledger status`
+    # shows rows still 'sending' past it.
+    lease: Duration = Field(default_factory=lambda: parse_duration("10m"))
+    # An `unknown` row with no delivery event this long after it became unknown is "probably not
+    # delivered": per channel closed as `lost` (the default) or resent once (`resend_once`).
+    unknown_grace: Duration = Field(default_factory=lambda: parse_duration("2d"))
+    after_grace: dict[ChannelName, Literal["lost", "resend_once"]] = Field(default_factory=dict)
 
     def semantics(self, channel: str) -> str:
         return self.delivery.get(channel, "at_most_once")  # type: ignore[call-overload]
+
+    def grace_policy(self, channel: str) -> str:
+        return self.after_grace.get(channel, "lost")  # type: ignore[call-overload]
 
 
 class Policies(_Strict):

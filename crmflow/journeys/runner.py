@@ -59,7 +59,7 @@ def tick_journey_file(con: Warehouse | Any, config: JourneyConfig, path: Path,
 
 
 def dispatch_all(con: Warehouse | Any, config: JourneyConfig, as_of: datetime,
-                 channels: Mapping[str, Channel], warehouse_path: Path | None) -> DispatchReport:
+                 channels: Mapping[str, Channel], warehouse_path: Path | None, workers: int = 1) -> DispatchReport:
     journeys = config.load_valid(con if table_exists(con, "customer_profile") else None)
     lock = lock_path_for(warehouse_path) if warehouse_path is not None else None
-    return dispatch(con, as_of, channels, journeys, config.policies(), lock)
+    return dispatch(con, as_of, channels, journeys, config.policies(), lock, workers=workers)

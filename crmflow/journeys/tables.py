@@ -12,7 +12,8 @@ from typing import Any
 # The values of send_ledger.state and journey_decisions.decision, as the DDL comments below and
 # docs/data-contracts.md list them (tests/test_docs_consistency.py checks all three and the SQL).
 # A holdout is an `entered` decision with reason `holdout`, not a decision of its own.
-LEDGER_STATES = ("planned", "sending", "sent", "failed", "suppressed", "capped", "skipped", "unknown")
+LEDGER_STATES = ("planned", "sending", "sent", "failed", "suppressed", "capped", "skipped", "unknown",
+                 "lost")  # lost: added by migration 55 (crmflow/journeys/dispatch_ddl.py)
 DECISIONS = ("entered", "exited", "converted", "suppressed", "capped", "deferred", "skipped", "unknown", "requeued")
 
 JOURNEY_TEMPLATE = """

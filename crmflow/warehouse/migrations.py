@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from connectors.sources.ddl import CURSORS_TEMPLATE
 from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, MODEL_RUNS_TEMPLATE
+from crmflow.journeys.dispatch_ddl import LEASE_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
 from crmflow.measurement.schema import MEASUREMENT_TEMPLATE
 from crmflow.privacy_ddl import PRIVACY_TEMPLATE
@@ -38,6 +39,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(41, "intelligence cluster centroids per as-of", CENTROIDS_TEMPLATE),
     Migration(45, "measurement: attribution, conversion trend, uplift and A/B results", MEASUREMENT_TEMPLATE),
     Migration(50, "ingestion: the HTTP API pull cursor per resource (source_cursors)", CURSORS_TEMPLATE),
+    Migration(55, "dispatch: ledger claim leases, attempt outcome, settling event; shared channel rate/pause",
+              LEASE_TEMPLATE),
 )
 
 LEDGER_TEMPLATE = """
