@@ -124,52 +124,96 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 @app.command()
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
-    log_level: Annotated[str, typer.Option(help="Dagster console log level (DEBUG shows every event).")] = "INFO",
+    log_level: Annotated[str | None, typer.Option(
+        help="Dagster console log level (DEBUG shows every event); default WARNING, INFO with --verbose.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="dbt's node lines and Dagster's log lines, "
+                                          "instead of one line per step.")] = False,
 ) -> None:
-    """Materialise the whole asset graph once, as of the given time."""
-    if log_level.upper() not in LOG_LEVELS:
+    """Materialise the whole asset graph once, as of the given time (a run in the Dagster instance)."""
+    level = (log_level or ("INFO" if verbose else "WARNING")).upper()
+    if level not in LOG_LEVELS:
         raise CrmflowUserError(f"--log-level {log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
-    result = run_pipeline(parse_as_of(as_of), log_level=log_level)
+    result = run_pipeline(parse_as_of(as_of), log_level=level, verbose=verbose)
     raise typer.Exit(0 if result else 1)
 
 
-def run_pipeline(as_of: datetime, log_level: str = "INFO", summary: bool = True) -> bool:
-    from crmflow.summary import print_summary
+def run_pipeline(as_of: datetime, log_level: str = "WARNING", summary: bool = True, verbose: bool = False,
+                 tags: dict[str, str] | None = None) -> bool:
+    """One run of crmflow_full as of `as_of`, recorded in the Dagster instance at DAGSTER_HOME."""
+    from orchestration.runs import check_no_run_in_the_way, dagster_instance
 
-    # Before any step: an unreachable warehouse is one line (exit 2), and schemas and tables exist.
+    target = load_settings().warehouse
+    instance = dagster_instance()
+    # Before any step: another run on this DuckDB file, an unreachable warehouse: one line (exit 2).
+    check_no_run_in_the_way(instance, target)
     migrate_warehouse()
     # Re-parse every time: partial parsing makes it cheap, and a stale manifest would silently leave
     # new or changed models out of the run.
     prepare_dbt_manifest(force=True)
-    from orchestration.asof import as_of_tags
-    from orchestration.definitions import defs
-    from orchestration.progress import first_error_line
+    from orchestration.progress import first_error_line, set_quiet_dbt
+    from orchestration.runs import execute
 
     started = time.perf_counter()
     typer.echo(f"crmflow run as of {as_of.isoformat()}")
-    job = defs.resolve_job_def("crmflow_full")
     # A failed step is not a user mistake: it is reported, with its error's first line; the
     # traceback (Dagster's console logger prints it) only with --debug.
     console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
-    from crmflow.run_holder import holding
-
-    target = load_settings().warehouse
-    # Readers that find the DuckDB file held say who holds it and since when (crmflow/run_holder.py).
-    with holding(target.path if target.kind == "duckdb" else None, "crmflow run"):
-        result = job.execute_in_process(
-            tags=as_of_tags(as_of),
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": console}, "progress": {}}},
-        )
+    set_quiet_dbt(not verbose)
+    try:
+        with execute("crmflow_full", as_of, target, instance=instance, tags=tags, run_config={
+                "loggers": {"console": {"config": console}, "progress": {"config": {"notes": not verbose}}}}) as result:
+            success, run_id = result.success, result.run_id
+            failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    finally:
+        set_quiet_dbt(False)
     elapsed = time.perf_counter() - started
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            typer.echo(f"step failed: {event.step_key}: {first_error_line(event.event_specific_data.error)}",
-                       err=True)
-    typer.echo(f"run {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
+    for event in failures:
+        typer.echo(f"step failed: {event.step_key}: {first_error_line(event.event_specific_data.error)}", err=True)
+    typer.echo(f"run {run_id[:8]} {'succeeded' if success else 'FAILED'} in {elapsed:.1f}s "
+               f"(Dagster instance {instance.root_directory})")
     if summary:
-        print_summary(load_settings().warehouse)
-    return result.success
+        if verbose:
+            from crmflow.summary import print_summary
+
+            print_summary(target)
+        else:
+            print_stage_counts(target)
+    return success
+
+
+def print_stage_counts(target) -> None:
+    """Rows per stage, one line per stage (the table per table is `crmflow run --verbose`)."""
+    from crmflow.summary import stage_counts
+
+    by_stage: dict[str, list[str]] = {}
+    for stage, table, rows in stage_counts(target):
+        by_stage.setdefault(stage, []).append(f"{table} {rows:,}")
+    for stage, tables in by_stage.items():
+        typer.echo(f"{stage:<7} " + ", ".join(tables))
+
+
+@app.command()
+def backfill(
+    from_day: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")],
+    to_day: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="dbt's node lines and Dagster's logs.")] = False,
+) -> None:
+    """Recompute each day from --from to --to in order, each as of that day's daily-schedule tick
+    (02:00 in CRMFLOW_TIMEZONE): one run per day in the Dagster instance, tagged crmflow/backfill."""
+    from orchestration.schedules import daily_tick
+
+    first, last = _parse_day(from_day, "--from"), _parse_day(to_day, "--to")
+    if last < first:
+        raise CrmflowUserError(f"--to {to_day} is before --from {from_day}")
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    tag = {"crmflow/backfill": f"{first.isoformat()}..{last.isoformat()}"}
+    for number, day in enumerate(days, start=1):
+        typer.echo(f"backfill day {number}/{len(days)}: {day.isoformat()}")
+        if not run_pipeline(daily_tick(day, load_settings().timezone), log_level="INFO" if verbose else "WARNING",
+                            summary=day == last, verbose=verbose, tags=tag):
+            typer.echo(f"backfill stopped at {day.isoformat()}: its run failed; later days were not run "
+                       f"(crmflow backfill --from {day.isoformat()} --to {last.isoformat()} to go on)", err=True)
+            raise typer.Exit(1)
 
 
 def migrate_warehouse() -> list[int]:
@@ -203,6 +247,16 @@ def demo(
     settings = load_settings()
     now = parse_as_of(None)
     as_ofs = [now - timedelta(weeks=weeks) for weeks in range(catch_up_weeks, -1, -1)]
+    # Governance (docs/journeys.md): the shipped journey versions are approved as a visible step; an
+    # edited journey then sends nothing until another approver approves it.
+    from crmflow.journeys.runner import JourneyConfig
+    from crmflow.warehouse import apply_migrations, open_warehouse
+    from orchestration.cli_journeys import approve_for_demo
+
+    with open_warehouse(settings.warehouse) as wh:
+        apply_migrations(wh)
+        for line in approve_for_demo(JourneyConfig(settings.marketing_dir), wh, now):
+            typer.echo(line)
     ok = True
     delivered_until: date | None = None
     for as_of in as_ofs:
@@ -211,7 +265,7 @@ def demo(
                                          emit_since=delivered_until and delivered_until + timedelta(days=1),
                                          emit_until=day), settings.landing_dir)
         delivered_until = day
-        ok = run_pipeline(as_of, log_level="WARNING", summary=as_of == now) and ok
+        ok = run_pipeline(as_of, summary=as_of == now) and ok
     # Also after a failed run: the report shows what exists and says "no data yet" for the rest.
     from orchestration.cli_report import report
 

@@ -7,26 +7,41 @@ failed step is reported by Dagster's console logger with its whole traceback (of
 framework frames); the CLI turns that off unless --debug (`tracebacks: false`).
 """
 
+import contextlib
+import io
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 _STEP_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE"}
+# dagster-dbt's own INFO lines (the dbt command, the manifest copy): not a step's result
+_FRAMEWORK_NOTES = ("A dbt subsetted execution", "Copying `", "Running dbt command", "Finished dbt command",
+                    "Forwarding interrupt", "dbt process terminated")
 
 
 class _StepProgressHandler(logging.Handler):
-    def __init__(self, stream=None):
+    """One line per finished step. With `notes`, the line ends with the step's own last INFO message
+    (its counts: "events: 3 new file(s), 416 rows read, ...") and each WARNING is a line of its own."""
+
+    def __init__(self, stream=None, notes: bool = False):
         super().__init__(level=logging.DEBUG)
         self.stream = stream or sys.stdout
+        self.notes = notes
         self.started: dict[str, float] = {}
+        self.last_note: dict[str, str] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
-        if event is None or event.event_type_value not in _STEP_EVENTS:
+        if event is None:
+            self._note(meta, record)
+            return
+        if event.event_type_value not in _STEP_EVENTS:
             return
         step = event.step_key or "?"
         if event.event_type_value == "STEP_START":
@@ -34,15 +49,71 @@ class _StepProgressHandler(logging.Handler):
             return
         elapsed = time.perf_counter() - self.started.pop(step, time.perf_counter())
         mark = "ok  " if event.event_type_value == "STEP_SUCCESS" else "FAIL"
-        self.stream.write(f"  {mark} {step:<40} {elapsed:7.1f}s\n")
+        note = self.last_note.pop(step, "")
+        line = f"  {mark} {step:<32} {elapsed:6.1f}s" + (f"  {note}" if note else "")
+        self.stream.write(line + "\n")
         self.stream.flush()
 
+    def _note(self, meta, record: logging.LogRecord) -> None:
+        step, message = meta.get("step_key"), str(meta.get("orig_message") or "").strip()
+        if not self.notes or not step or not message or message.startswith(_FRAMEWORK_NOTES):
+            return
+        first = message.splitlines()[0].strip()
+        if record.levelno >= logging.WARNING:
+            self.stream.write(f"  warn {step}: {first}\n")
+            self.stream.flush()
+        elif record.levelno >= logging.INFO:
+            self.last_note[step] = first.removeprefix(f"{step}: ")
 
-@dg.logger(description="One line per finished step with its elapsed time (used by the crmflow CLI).")
+
+@dg.logger(
+    config_schema={"notes": dg.Field(bool, is_required=False, default_value=False,
+                                     description="Append each step's last INFO message; warnings as lines.")},
+    description="One line per finished step with its elapsed time (used by the crmflow CLI).",
+)
 def step_progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.Logger("crmflow.progress", level=logging.DEBUG)
-    logger.addHandler(_StepProgressHandler())
+    logger.addHandler(_StepProgressHandler(notes=init_context.logger_config["notes"]))
     return logger
+
+
+# The CLI's quiet mode for dbt's own output (set by `crmflow run` without --verbose, in its process
+# only: runs the daemon or the UI start keep dbt's full log in their compute logs).
+_QUIET_DBT = {"on": False}
+_DBT_KEEP = re.compile(r"^(\d+ of \d+ (WARN|ERROR|FAIL)\b|Done\. |Failure in |Warning in |Database Error|"
+                       r"Compilation Error|Runtime Error|Parsing Error|Encountered an error)")
+
+
+def set_quiet_dbt(quiet: bool) -> None:
+    _QUIET_DBT["on"] = quiet
+
+
+class _DbtLineFilter(io.TextIOBase):
+    """Keeps dbt's warnings, errors and its one-line `Done. PASS=.. WARN=..` total; drops node lines."""
+
+    def __init__(self, target):
+        self.target, self.pending = target, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if _DBT_KEEP.match(line.strip()):
+                self.target.write(f"       dbt: {line.strip()}\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+@contextlib.contextmanager
+def dbt_console() -> Iterator[None]:
+    """dbt's lines as dagster-dbt prints them; in the CLI's quiet mode, only warnings, errors and totals."""
+    if not _QUIET_DBT["on"]:
+        yield
+        return
+    with contextlib.redirect_stdout(_DbtLineFilter(sys.stdout)):
+        yield
 
 
 def first_error_line(error: SerializableErrorInfo) -> str:

@@ -4,31 +4,46 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from crmflow.settings import load_settings
-from orchestration.asof import as_of_tags
+from orchestration.asof import as_of_config, as_of_run_config, as_of_tags
+from orchestration.runs import warehouse_tags
 
 full_pipeline_job = dg.define_asset_job(
     name="crmflow_full",
     selection=dg.AssetSelection.all(),
-    description="The whole graph once, as of the run's as-of time (tag crmflow/as_of).",
+    description="The whole graph once, as of the run's as-of time (run config as_of, shown as tag crmflow/as_of).",
+    config=as_of_config,
+    # the warehouse it writes: a CLI run waits for no other run on the same DuckDB file (runs.py)
+    tags=warehouse_tags(load_settings().warehouse),
     executor_def=dg.in_process_executor,
 )
 
 
+# The daily run starts at 02:00 in the business time zone, as of that moment.
+DAILY_TICK = time(2, 0)
+
+
+def daily_tick(day: date, timezone: str) -> datetime:
+    """The daily schedule's tick on `day` (what `crmflow backfill` runs each day as of)."""
+    return datetime.combine(day, DAILY_TICK, tzinfo=ZoneInfo(timezone))
+
+
 @dg.schedule(
     job=full_pipeline_job,
-    cron_schedule="0 2 * * *",
+    cron_schedule=f"{DAILY_TICK.minute} {DAILY_TICK.hour} * * *",
     execution_timezone=os.environ.get("CRMFLOW_TIMEZONE", "UTC"),
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Daily full run; the as-of time is the scheduled tick, so a late start changes nothing."""
     as_of = context.scheduled_execution_time
-    return dg.RunRequest(run_key=as_of.isoformat(), tags=as_of_tags(as_of))
+    return dg.RunRequest(run_key=as_of.isoformat(), run_config=as_of_run_config(as_of), tags=as_of_tags(as_of))
 
 
 def landing_fingerprint(landing_dir: Path) -> tuple[str, int]:

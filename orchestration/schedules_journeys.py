@@ -4,7 +4,9 @@ import os
 
 import dagster as dg
 
-from orchestration.asof import as_of_tags
+from crmflow.settings import load_settings
+from orchestration.asof import as_of_config, as_of_run_config, as_of_tags
+from orchestration.runs import warehouse_tags
 
 journey_tick_job = dg.define_asset_job(
     name="journey_tick",
@@ -12,6 +14,8 @@ journey_tick_job = dg.define_asset_job(
     # suppression list before this tick dispatches.
     selection=dg.AssetSelection.groups("journeys") | dg.AssetSelection.assets("delivery_events"),
     description="One journey tick against the latest marts: delivery events, every journey, then dispatch.",
+    config=as_of_config,
+    tags=warehouse_tags(load_settings().warehouse),
     executor_def=dg.in_process_executor,
 )
 
@@ -25,4 +29,5 @@ journey_tick_job = dg.define_asset_job(
 def journey_tick_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Hourly; as-of = the scheduled time, so waits are measured the same however late a run starts."""
     as_of = context.scheduled_execution_time
-    return dg.RunRequest(run_key=f"journey_tick:{as_of.isoformat()}", tags=as_of_tags(as_of))
+    return dg.RunRequest(run_key=f"journey_tick:{as_of.isoformat()}", run_config=as_of_run_config(as_of),
+                         tags=as_of_tags(as_of))

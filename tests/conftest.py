@@ -13,6 +13,14 @@ os.environ.setdefault("CRMFLOW_LANDING_DIR", str(_SESSION_DIR / "landing"))
 os.environ.setdefault("CRMFLOW_OUTBOX_DIR", str(_SESSION_DIR / "outbox"))
 os.environ.setdefault("CRMFLOW_EXPORT_DIR", str(_SESSION_DIR / "exports"))
 os.environ.setdefault("CRMFLOW_TIMEZONE", "UTC")
+# CLI runs are recorded in the Dagster instance (orchestration/runs.py): a temporary one, never
+# ./var/dagster_home (which `make` exports for the demo and the UI).
+os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
+# Journey governance: the shipped marketing/roles.yaml requires an approved version before a journey
+# sends. The suites written before governance run the shipped journeys with approval not required
+# (this roles file says so); tests/test_governance_*.py unset it and use the shipped or their own roles.
+os.environ.setdefault("CRMFLOW_ROLES_FILE",
+                      str(Path(__file__).resolve().parent / "fixtures" / "governance" / "roles_approval_off.yaml"))
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 
