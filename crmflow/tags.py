@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from crmflow.warehouse import Warehouse, as_warehouse
+from crmflow.yaml_config import ConfigFileError, load_yaml_model
 
 FieldType = Literal["number", "text", "boolean"]
 
@@ -181,30 +181,12 @@ class TagsConfig(BaseModel):
         return self
 
 
-class TagsConfigError(ValueError):
-    """marketing/tags.yaml is not valid; the message names the file, the tag and the field."""
+class TagsConfigError(ConfigFileError):
+    """marketing/tags.yaml is not valid; the message names the file, the line and the field."""
 
 
 def load_tags_config(path: Path) -> TagsConfig:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise TagsConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise TagsConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return TagsConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = list(err["loc"])
-            # Name the tag instead of its list index: "tags.big_spender.when.0.value".
-            if len(loc) >= 2 and loc[0] == "tags" and isinstance(loc[1], int) and loc[1] < len(data.get("tags", [])):
-                entry = data["tags"][loc[1]]
-                if isinstance(entry, dict) and entry.get("name"):
-                    loc[1] = entry["name"]
-            problems.append(f"{'.'.join(str(p) for p in loc)}: {err['msg']}")
-        raise TagsConfigError(f"{path}: " + "; ".join(problems)) from None
+    return load_yaml_model(path, TagsConfig, error=TagsConfigError)
 
 
 @dataclass(frozen=True)

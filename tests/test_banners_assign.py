@@ -218,7 +218,7 @@ def test_config_errors_name_file_and_field(tmp_path: Path):
         "slots": [{"id": "home_hero", "default_creative": "hero_default"}],
         "creatives": [{"id": "hero_default", "slot": "home_hero", "priorty": 3, "content": content("x")}],
     })
-    with pytest.raises(ConfigFileError, match=r"banners.yaml: creatives.0.priorty: Extra inputs"):
+    with pytest.raises(ConfigFileError, match=r"banners\.yaml:\d+: creatives\[0\]\.priorty: unknown key 'priorty'"):
         load_banner_config(path)
     write_yaml(path, {"slots": [{"id": "home_hero", "default_creative": "nope"}], "creatives": []})
     with pytest.raises(ConfigFileError, match="default_creative 'nope' is not a creative"):

@@ -16,8 +16,9 @@ from helpers_journeys import (
     ts,
 )
 
+from crmflow.audience import Params, audience_sql
 from crmflow.journeys.engine import run_tick
-from crmflow.journeys.filters import Params, audience_sql, condition_sql
+from crmflow.journeys.filters import condition_sql
 from crmflow.journeys.loader import parse_journey_text
 from crmflow.journeys.schema import Audience, Condition
 

@@ -1,10 +1,10 @@
 """Assign every user one creative per slot, set-based SQL that runs unchanged on DuckDB and PostgreSQL.
 
-Config becomes three small tables (creatives, targeting conditions, per-locale content); user
-attributes become one long table (user_id, dim, val); a creative is eligible for a user when every
-one of its condition dimensions has a matching value. Per (user, slot): an active journey override
-wins, else the highest-priority eligible creative (ties: weighted md5 bucket, see tiebreak.py), else
-the slot's default creative.
+Config becomes small tables (creatives, per-locale content, slots); each live creative's targeting
+compiles through the audience language journeys and task recall use (crmflow/audience.py) into one
+select of its eligible users. Per (user, slot): an active journey override wins, else the
+highest-priority eligible creative (ties: weighted md5 bucket, see tiebreak.py), else the slot's
+default creative.
 
 Content may say {sku} (text, deep_link): it becomes the user's top recommendation
 (customer_recommendations rank 1), and such a creative is eligible only for users who have one.
@@ -13,14 +13,16 @@ Content may say {sku} (text, deep_link): it becomes the user's top recommendatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from crmflow.banners.config import BannerConfig
+from crmflow.audience import Params, audience_sql
+from crmflow.banners.config import BannerConfig, Creative
 from crmflow.banners.relations import existing_relations, replace_table, replace_temp_table
 from crmflow.banners.tiebreak import sql_slot_bucket
+from crmflow.journeys.columns import profile_columns
 from crmflow.warehouse import Warehouse, as_warehouse
 
 ASSIGNMENT_COLUMNS = (
@@ -39,21 +41,15 @@ class AssignmentStats:
 
 
 def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tuple[pa.Table, ...]:
-    """Config -> (creatives, targets, content) as Arrow tables. Small: one row per creative/value."""
+    """Config -> (creatives, content, slots) as Arrow tables. Small: one row per creative/locale."""
     today = as_of.astimezone(tz).date()
     defaults = {slot.default_creative for slot in config.slots}
-    creatives: dict[str, list] = {k: [] for k in ("creative_id", "slot", "priority", "weight", "n_dims",
+    creatives: dict[str, list] = {k: [] for k in ("creative_id", "slot", "priority", "weight", "needs_rec",
                                                    "active", "is_default", "valid_until", "tied")}
-    targets: dict[str, list] = {"creative_id": [], "dim": [], "val": []}
     content: dict[str, list] = {k: [] for k in ("creative_id", "locale_key", "content_locale", "image_url",
                                                  "text", "deep_link")}
     for creative in config.creatives:
-        conditions = creative.targeting.conditions()
-        if creative.uses_sku():
-            # implicit condition: the user has a top recommendation to fill {sku} with
-            conditions = {**conditions, "recommendation": ["yes"]}
-        active = (creative.active_from is None or creative.active_from <= today) and (
-            creative.active_until is None or today <= creative.active_until)
+        active = _active(creative, today)
         # The window ends at the end of active_until in the business time zone.
         valid_until = None
         if creative.active_until is not None:
@@ -61,15 +57,10 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
             valid_until = end.astimezone(ZoneInfo("UTC"))
         for key, value in (("creative_id", creative.id), ("slot", creative.slot),
                            ("priority", creative.priority), ("weight", creative.weight),
-                           ("n_dims", len(conditions)), ("active", active),
+                           ("needs_rec", creative.uses_sku()), ("active", active),
                            ("is_default", creative.id in defaults), ("valid_until", valid_until),
                            ("tied", False)):
             creatives[key].append(value)
-        for dim, values in conditions.items():
-            for value in values:
-                targets["creative_id"].append(creative.id)
-                targets["dim"].append(dim)
-                targets["val"].append(value)
         fallback = config.default_locale if config.default_locale in creative.content else sorted(creative.content)[0]
         for locale_key, item in [*creative.content.items(), ("*", creative.content[fallback])]:
             content["creative_id"].append(creative.id)
@@ -89,48 +80,37 @@ def _creative_tables(config: BannerConfig, as_of: datetime, tz: ZoneInfo) -> tup
                          for slot, prio in zip(creatives["slot"], creatives["priority"], strict=True)]
     creatives_t = pa.table(creatives, schema=pa.schema([
         ("creative_id", pa.string()), ("slot", pa.string()), ("priority", pa.int64()), ("weight", pa.int64()),
-        ("n_dims", pa.int64()), ("active", pa.bool_()), ("is_default", pa.bool_()),
+        ("needs_rec", pa.bool_()), ("active", pa.bool_()), ("is_default", pa.bool_()),
         ("valid_until", pa.timestamp("us", tz="UTC")), ("tied", pa.bool_())]))
-    targets_t = pa.table(targets, schema=pa.schema([("creative_id", pa.string()), ("dim", pa.string()),
-                                                     ("val", pa.string())]))
     content_t = pa.table(content, schema=pa.schema([(k, pa.string()) for k in content]))
     slots_t = pa.table({"slot": [s.id for s in config.slots],
                         "default_creative": [s.default_creative for s in config.slots]})
-    return creatives_t, targets_t, content_t, slots_t
+    return creatives_t, content_t, slots_t
 
 
-def _user_attribute_sql(present: set[str], dims: set[str]) -> str:
-    """One long (user_id, dim, val) relation from whichever attribute tables exist, holding only the
-    (dim, val) pairs some creative targets (_bn_targets): the rest can never make a creative eligible."""
-    parts: list[tuple[str, str]] = [
-        ("customer_type", "select user_id, customer_type from customer_profile where customer_type is not null"),
-        # A user with locale de-CH matches targeting "de-ch" and "de".
-        ("locale", "select user_id, lower(replace(locale, '_', '-')) from customer_profile where locale is not null"),
-        ("locale", "select user_id, lower(split_part(replace(locale, '_', '-'), '-', 1)) from customer_profile "
-                   "where locale is not null and strpos(replace(locale, '_', '-'), '-') > 0"),
-    ]
-    if "customer_lifecycle" in present:
-        parts.append(("lifecycle_stage", "select user_id, lifecycle_stage from customer_lifecycle"))
-    if "customer_value_tier" in present:
-        parts.append(("value_tier", "select user_id, value_tier from customer_value_tier where value_tier is not null"))
-        parts.append(("b2b_grade", "select user_id, b2b_grade from customer_value_tier where b2b_grade is not null"))
-    if "customer_segments" in present:
-        parts.append(("segment", "select user_id, segment_family || ':' || segment from customer_segments"))
-        parts.append(("segment", "select user_id, segment from customer_segments"))
-    if "customer_tags" in present:
-        parts.append(("tag", "select user_id, tag from customer_tags"))
-    if "customer_clusters" in present:
-        parts.append(("cluster", "select user_id, cast(cluster_id as varchar) from customer_clusters"))
-        parts.append(("cluster", "select user_id, cluster_label from customer_clusters where cluster_label is not null"))
-    if "customer_recommendations" in present:
-        parts.append(("recommendation", "select user_id, cast('yes' as varchar) from _bn_top_rec"))
-    selects = [f"(select user_id, cast('{dim}' as varchar) as dim, val from ({sql}) as a(user_id, val) "
-               f"where val in (select val from _bn_targets where dim = '{dim}'))"
-               for dim, sql in parts if dim in dims]
+def _eligible_sql(config: BannerConfig, as_of: datetime, tz: ZoneInfo, present: set[str],
+                  columns: dict[str, str], params: Params) -> str:
+    """(user_id, creative_id) for every live creative and every user its targeting admits: one select
+    per creative, its targeting compiled by the audience language (crmflow/audience.py)."""
+    today = as_of.astimezone(tz).date()
+    defaults = {slot.default_creative for slot in config.slots}
+    selects = []
+    for creative in config.creatives:
+        if creative.id in defaults or not _active(creative, today):
+            continue
+        where = audience_sql(creative.targeting, "p", columns, params, present)
+        if creative.uses_sku():  # {sku} needs a top recommendation to fill in
+            where += " and exists (select 1 from _bn_top_rec rec where rec.user_id = p.user_id)"
+        selects.append(f"select p.user_id, cast({params.add(creative.id)} as varchar) as creative_id "
+                       f"from customer_profile p where {where}")
     if not selects:
-        return ("select cast(null as varchar) as user_id, cast(null as varchar) as dim, "
-                "cast(null as varchar) as val where false")
+        return "select cast(null as varchar) as user_id, cast(null as varchar) as creative_id where false"
     return "\nunion all\n".join(selects)
+
+
+def _active(creative: Creative, today: date) -> bool:
+    return (creative.active_from is None or creative.active_from <= today) and (
+        creative.active_until is None or today <= creative.active_until)
 
 
 EMPTY_OVERRIDES = ("select cast(null as varchar) as user_id, cast(null as varchar) as slot, "
@@ -165,9 +145,8 @@ def compute_assignments(con: Warehouse | object, config: BannerConfig, as_of: da
     optional = ["customer_lifecycle", "customer_value_tier", "customer_segments", "customer_tags",
                 "customer_clusters", "customer_recommendations", "journey_banner_overrides"]
     missing = [name for name in ["customer_profile", *optional] if name not in present]
-    creatives_t, targets_t, content_t, slots_t = _creative_tables(config, as_of, tz)
-    for name, table in (("_bn_creatives", creatives_t), ("_bn_targets", targets_t),
-                        ("_bn_content", content_t), ("_bn_slots", slots_t)):
+    creatives_t, content_t, slots_t = _creative_tables(config, as_of, tz)
+    for name, table in (("_bn_creatives", creatives_t), ("_bn_content", content_t), ("_bn_slots", slots_t)):
         wh.create_temp_table(name, table)
 
     if "customer_profile" not in present:
@@ -186,8 +165,9 @@ def compute_assignments(con: Warehouse | object, config: BannerConfig, as_of: da
     else:
         replace_temp_table(wh, "_bn_top_rec", "select cast(null as varchar) as user_id, "
                                               "cast(null as varchar) as sku where false")
-    dims = set(targets_t.column("dim").to_pylist())
-    replace_temp_table(wh, "_bn_attrs", f"select * from ({_user_attribute_sql(present, dims)}) as a(user_id, dim, val)")
+    params = Params(values={"as_of": as_of}, prefix="bn")
+    replace_temp_table(wh, "_bn_eligible",
+                       _eligible_sql(config, as_of, tz, present, profile_columns(wh), params), params.values)
     if "journey_banner_overrides" in present:
         replace_temp_table(wh, "_bn_overrides", LIVE_OVERRIDES, {"as_of": as_of})
     else:
@@ -207,20 +187,9 @@ def compute_assignments(con: Warehouse | object, config: BannerConfig, as_of: da
         with live as (
             select * from _bn_creatives where active and not is_default
         ),
-        targeted_eligible as (
-            select a.user_id, t.creative_id
-            from _bn_attrs a
-            join _bn_targets t on t.dim = a.dim and t.val = a.val
-            join live c on c.creative_id = t.creative_id
-            group by a.user_id, t.creative_id, c.n_dims
-            having count(distinct t.dim) = c.n_dims
-        ),
-        untargeted_eligible as (
-            select u.user_id, c.creative_id from _bn_users u cross join live c where c.n_dims = 0
-        ),
         eligible as (
             select e.user_id, c.slot, c.creative_id, c.priority, c.weight, c.valid_until, c.tied
-            from (select * from targeted_eligible union all select * from untargeted_eligible) e
+            from _bn_eligible e
             join live c on c.creative_id = e.creative_id
         ),
         top as (
@@ -262,10 +231,8 @@ def compute_assignments(con: Warehouse | object, config: BannerConfig, as_of: da
             cross join _bn_slots s
             left join (select o.* from _bn_overrides o join _bn_creatives c on c.creative_id = o.creative_id
                        -- a {{sku}} creative needs a recommendation, even when a journey forces it
-                       where not exists (select 1 from _bn_targets t
-                             where t.creative_id = c.creative_id and t.dim = 'recommendation')
-                          or exists (select 1 from _bn_attrs a where a.user_id = o.user_id
-                                     and a.dim = 'recommendation')) o
+                       where not c.needs_rec
+                          or exists (select 1 from _bn_top_rec rec where rec.user_id = o.user_id)) o
               on o.user_id = u.user_id and o.slot = s.slot
             left join picked p on p.user_id = u.user_id and p.slot = s.slot
         ),

@@ -7,16 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crmflow.audience import Audience, audience_problems, normalise_locale
+from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.yaml_config import load_yaml_model
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def normalise_locale(value: str) -> str:
-    """'de_DE' and 'de-de' are the same locale: compare lower-case with '-'."""
-    return value.strip().replace("_", "-").lower()
 
 
 # In text or deep_link: the user's top recommendation (customer_recommendations rank 1).
@@ -32,42 +29,6 @@ class Content(_Strict):
         return SKU_PLACEHOLDER in self.text or SKU_PLACEHOLDER in self.deep_link
 
 
-class Targeting(_Strict):
-    """Every non-empty list is a condition (any value in the list matches); all conditions must hold.
-    An empty targeting block matches every user."""
-
-    lifecycle_stages: list[str] = Field(default_factory=list)
-    value_tiers: list[str] = Field(default_factory=list)
-    b2b_grades: list[str] = Field(default_factory=list)
-    customer_types: list[str] = Field(default_factory=list)
-    # "family:segment" (e.g. "rfm:champions") or a bare segment name matching any family.
-    segments: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    # cluster_label or cluster_id (as text) from customer_clusters.
-    clusters: list[str] = Field(default_factory=list)
-    # "de" matches every German locale, "de-CH" only that one.
-    locales: list[str] = Field(default_factory=list)
-
-    @field_validator("locales")
-    @classmethod
-    def _norm_locales(cls, values: list[str]) -> list[str]:
-        return [normalise_locale(v) for v in values]
-
-    def conditions(self) -> dict[str, list[str]]:
-        """Dimension name -> accepted values, only for the conditions that are set."""
-        dims = {
-            "lifecycle_stage": self.lifecycle_stages,
-            "value_tier": self.value_tiers,
-            "b2b_grade": self.b2b_grades,
-            "customer_type": self.customer_types,
-            "segment": self.segments,
-            "tag": self.tags,
-            "cluster": self.clusters,
-            "locale": self.locales,
-        }
-        return {dim: sorted(set(values)) for dim, values in dims.items() if values}
-
-
 class Creative(_Strict):
     id: str = Field(min_length=1)
     slot: str
@@ -75,7 +36,8 @@ class Creative(_Strict):
     weight: int = Field(default=1, ge=1)  # share among creatives tied on priority
     active_from: date | None = None
     active_until: date | None = None  # inclusive, in the business time zone
-    targeting: Targeting = Field(default_factory=Targeting)
+    # The audience language of journeys and task recall (crmflow/audience.py); empty: every user.
+    targeting: Audience = Field(default_factory=Audience)
     content: dict[str, Content] = Field(min_length=1)  # locale -> content
 
     @field_validator("content")
@@ -140,5 +102,11 @@ class BannerConfig(_Strict):
         return {c.id: c for c in self.creatives}[creative_id]
 
 
+def targeting_problems(config: BannerConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Profile fields each creative's targeting names, checked as in journey audiences."""
+    return [problem for i, creative in enumerate(config.creatives)
+            for problem in audience_problems(creative.targeting, ("creatives", i, "targeting"), PROFILE_COLUMN_TYPES)]
+
+
 def load_banner_config(path: Path) -> BannerConfig:
-    return load_yaml_model(path, BannerConfig)
+    return load_yaml_model(path, BannerConfig, checks=targeting_problems)

@@ -11,7 +11,6 @@ after its retries goes out again on the next run, with the content that is curre
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,13 +28,6 @@ CHANGE_COLUMNS = "user_id, slot, change_type, old_creative_id, new_creative_id, 
 EXPORT_FILES = ("banner_assignments.parquet", "banner_assignments.jsonl")
 EXPORT_COLUMNS = ("user_id", "slot", "creative_id", "content_locale", "image_url", "text", "deep_link",
                   "valid_until", "as_of")
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    changes: dict[str, int]  # change_type -> rows
-    export_written: bool
-    export_dir: Path
 
 
 def record_changes(con: Warehouse | object, new_table: str, as_of: datetime) -> dict[str, int]:

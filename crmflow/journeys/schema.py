@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
+from crmflow.audience import (  # noqa: F401 - the audience language, part of the journey schema
+    RELATIVE_OPS,
+    Audience,
+    B2bGrade,
+    FieldFilter,
+    FilterOp,
+    LifecycleStage,
+    SegmentRef,
+    Strict,
+    TagFilter,
+    ValueTier,
+)
 from crmflow.journeys.durations import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ChannelName = Literal["email", "sms", "push", "webhook"]
-LifecycleStage = Literal["prospect", "new", "active", "silent", "churned", "reactivated"]
-ValueTier = Literal["high", "medium", "low"]
-B2bGrade = Literal["A", "B", "C", "D", "E"]
-FilterOp = Literal["=", "!=", "in", "not in", "<", "<=", ">", ">=", "between", "is null", "is not null",
-                   "within", "older_than"]
-# Operators whose value is a duration counted back from the tick's as-of (never the wall clock).
-RELATIVE_OPS = ("within", "older_than")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 IDENT = r"^[a-z][a-z0-9_]*$"
@@ -30,7 +35,7 @@ ATTRIBUTE_ORDER: dict[str, tuple[str, ...]] = {
     "b2b_grade": ("E", "D", "C", "B", "A"),
 }
 ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
-    "lifecycle_stage": ("prospect", "new", "active", "silent", "churned", "reactivated"),
+    "lifecycle_stage": get_args(LifecycleStage),
     **ATTRIBUTE_ORDER,
 }
 
@@ -51,10 +56,6 @@ def _parse_local_time(value: object) -> time:
 LocalTime = Annotated[time, BeforeValidator(_parse_local_time)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
     given = [n for n in names if getattr(model, n) is not None]
     if len(given) != 1:
@@ -62,71 +63,8 @@ def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Audience filters and conditions
+# Step conditions (the audience language itself is crmflow/audience.py)
 # ---------------------------------------------------------------------------------------------
-Scalar = str | int | float | bool | date
-
-
-class FieldFilter(Strict):
-    """A comparison on one customer_profile column; compiled with bound parameters.
-
-    `within` / `older_than` take a duration ('7d') relative to the tick's as-of."""
-
-    field: str
-    op: FilterOp
-    value: Scalar | list[Scalar] | None = None
-
-    def age(self) -> timedelta:
-        """The duration of a relative-time operator (validated, so it parses)."""
-        return parse_duration(self.value)
-
-    @model_validator(mode="after")
-    def _value_matches_op(self) -> FieldFilter:
-        if self.op in RELATIVE_OPS:
-            try:
-                age = self.age()
-            except ValueError as exc:
-                raise ValueError(f"operator '{self.op}' needs a duration value: {exc}") from None
-            if not age:
-                raise ValueError(f"operator '{self.op}' needs a duration above zero, e.g. '7d'")
-        elif self.op in ("is null", "is not null"):
-            if self.value is not None:
-                raise ValueError(f"operator '{self.op}' takes no value")
-        elif self.op in ("in", "not in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"operator '{self.op}' needs a non-empty list value")
-        elif self.op == "between":
-            if not isinstance(self.value, list) or len(self.value) != 2:
-                raise ValueError("operator 'between' needs a list of two values [low, high]")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(f"operator '{self.op}' needs a single value")
-        return self
-
-
-class SegmentRef(Strict):
-    family: str
-    segment: str
-
-
-class TagFilter(Strict):
-    any: list[str] = Field(default_factory=list)
-    all: list[str] = Field(default_factory=list)
-    none: list[str] = Field(default_factory=list)
-
-
-class Audience(Strict):
-    """Who may enter. All given parts must hold (AND); inside a list, any value matches (OR)."""
-
-    segments: list[SegmentRef] = Field(default_factory=list)
-    lifecycle_stages: list[LifecycleStage] = Field(default_factory=list)
-    value_tiers: list[ValueTier] = Field(default_factory=list)
-    b2b_grades: list[B2bGrade] = Field(default_factory=list)
-    tags: TagFilter | None = None
-    # customer_clusters (intelligence stage): cluster_id as text ("3") or cluster_label.
-    clusters: list[str] = Field(default_factory=list)
-    fields: list[FieldFilter] = Field(default_factory=list)
-
-
 class EventCondition(Strict):
     name: str
     min_count: int = Field(1, ge=1)

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from crmflow.audience import Params
 from crmflow.journeys.durations import sql_interval
-from crmflow.journeys.filters import Params
 from crmflow.journeys.schema import (
     ATTRIBUTE_ORDER,
     DateTrigger,

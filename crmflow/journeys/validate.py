@@ -3,18 +3,16 @@ profile columns in filters, templates that render against a sample profile, loop
 
 from __future__ import annotations
 
+from crmflow.audience import audience_problems, filter_problems
 from crmflow.journeys.durations import format_duration
-from crmflow.journeys.filters import is_time_column
 from crmflow.journeys.refs import ConfigRefs
 from crmflow.journeys.schema import (
-    RELATIVE_OPS,
     AddTagStep,
     AssignBannerStep,
     BranchStep,
     Condition,
     CreateTaskStep,
     EventTrigger,
-    FieldFilter,
     Journey,
     SegmentTrigger,
     SendStep,
@@ -29,25 +27,12 @@ Loc = tuple[str | int, ...]
 def _condition_errors(cond: Condition, loc: Loc, journey: Journey, columns: dict[str, str]) -> list[tuple[Loc, str]]:
     errors: list[tuple[Loc, str]] = []
     if cond.profile is not None:
-        errors += _filter_errors(cond.profile, (*loc, "profile"), columns)
+        errors += filter_problems(cond.profile, (*loc, "profile"), columns)
     if cond.engagement is not None:
         target = next((s for s in journey.steps if s.id == cond.engagement.step), None)
         if not isinstance(target, SendStep):
             errors.append(((*loc, "engagement", "step"),
                            f"engagement step {cond.engagement.step!r} is not a send step of this journey"))
-    return errors
-
-
-def _filter_errors(filters: list[FieldFilter], loc: Loc, columns: dict[str, str]) -> list[tuple[Loc, str]]:
-    errors: list[tuple[Loc, str]] = []
-    for i, f in enumerate(filters):
-        if f.field not in columns:
-            errors.append(((*loc, i, "field"),
-                           f"unknown profile field {f.field!r}; known fields: {', '.join(sorted(columns))}"))
-        elif f.op in RELATIVE_OPS and not is_time_column(columns[f.field]):
-            times = ", ".join(sorted(c for c, t in columns.items() if is_time_column(t)))
-            errors.append(((*loc, i, "op"), f"operator '{f.op}' needs a date or timestamp field; "
-                           f"{f.field!r} is {columns[f.field]} (date/timestamp fields: {times})"))
     return errors
 
 
@@ -106,7 +91,7 @@ def semantic_errors(journey: Journey, file_key: str, columns: dict[str, str],
                     errors.append((loc, f"unknown template {name!r}; define it under templates:"))
                 elif template.channel != step.channel:
                     errors.append((loc, f"template {name!r} is for {template.channel}, step sends {step.channel}"))
-    errors += _filter_errors(journey.audience.fields, ("audience", "fields"), columns)
+    errors += audience_problems(journey.audience, ("audience",), columns)
     errors += _max_age_errors(journey)
     if journey.exit.left_segment and not (isinstance(journey.trigger, SegmentTrigger) or journey.audience.segments):
         errors.append((("exit", "left_segment"), "left_segment needs a segment trigger or audience segments"))
@@ -154,9 +139,14 @@ def _instant_loops(journey: Journey, ids: dict[str, int]) -> list[tuple[Loc, str
 # ---------------------------------------------------------------------------------------------
 # References to other config (segments, tags, order statuses, banners, task queues/rules)
 # ---------------------------------------------------------------------------------------------
-def _segment_errors(family: str, segment: str, loc: Loc, refs: ConfigRefs) -> list[tuple[Loc, str]]:
+def _segment_errors(family: str | None, segment: str, loc: Loc, refs: ConfigRefs) -> list[tuple[Loc, str]]:
     if not refs.segments:
         return []  # no seed to check against
+    if family is None:  # a bare segment name: any family
+        if not any(refs.segment_known(f, segment) for f in refs.segments):
+            return [((*loc, "segment"), f"unknown segment {segment!r} in any family; known: "
+                     f"{', '.join(f'{f}:{s}' for f in sorted(refs.segments) for s in refs.family_segments(f))}")]
+        return []
     if family not in refs.segments:
         return [((*loc, "family"), f"unknown segment family {family!r}; known families: "
                  f"{', '.join(sorted(refs.segments))} (dbt seed segment_definitions.csv)")]

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crmflow.audience import Audience, audience_problems
+from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.yaml_config import load_yaml_model
 
 
@@ -106,20 +108,11 @@ Predicate = Annotated[
 ]
 
 
-class RecallFilters(_Strict):
-    """Extra conditions on top of the predicate; each non-empty list must match (any value)."""
-
-    customer_types: list[str] = Field(default_factory=list)
-    countries: list[str] = Field(default_factory=list)
-    lifecycle_stages: list[str] = Field(default_factory=list)
-    value_tiers: list[str] = Field(default_factory=list)
-    b2b_grades: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-
-
 class Recall(_Strict):
     predicate: Predicate
-    filters: RecallFilters = Field(default_factory=RecallFilters)
+    # Extra conditions on top of the predicate, in the audience language of journeys and banners
+    # (crmflow/audience.py): customer_types, countries, lifecycle_stages, tags, fields, ...
+    filters: Audience = Field(default_factory=Audience)
     max_tasks: int | None = Field(default=None, ge=1)  # keep only the top-priority N per run
 
 
@@ -183,13 +176,17 @@ class TaskRules(_Strict):
                 raise ValueError(f"rules[{index}] ({rule.id}): frequency in days must be >= 1")
         return self
 
-    def queue_policy(self, queue: str | None) -> TaskPolicy:
-        return self.journey_queues.get(queue or "default", self.journey_queues["default"])
-
 
 def load_roster(path: Path) -> OperatorRoster:
     return load_yaml_model(path, OperatorRoster)
 
 
+def filter_problems(rules: TaskRules) -> list[tuple[tuple[str | int, ...], str]]:
+    """Profile fields each rule's recall filters name, checked as in journey audiences."""
+    return [problem for i, rule in enumerate(rules.rules)
+            for problem in audience_problems(rule.recall.filters, ("rules", i, "recall", "filters"),
+                                             PROFILE_COLUMN_TYPES)]
+
+
 def load_task_rules(path: Path) -> TaskRules:
-    return load_yaml_model(path, TaskRules)
+    return load_yaml_model(path, TaskRules, checks=filter_problems)

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
+from crmflow.audience import Params
 from crmflow.banners.relations import existing_relations, replace_temp_table
+from crmflow.journeys.columns import profile_columns
 from crmflow.tasks.allocate import allocate
 from crmflow.tasks.config import Matching, OperatorRoster, TaskPolicy, TaskRules
 from crmflow.tasks.context import context_sql, load_talking_points
@@ -153,8 +155,10 @@ def _collect_candidates(wh: Warehouse, rules: TaskRules, as_of: datetime,
     stats.rules_skipped = [r.id for r in skipped]
     # Real relations only: the empty stand-ins must not hide a missing input (e.g. churn scores).
     present = existing_relations(wh)
+    columns = profile_columns(wh)
     for rule in due:
-        sql, missing = recall_sql(rule.recall, present, wh.dialect)
+        recall_params = Params(values=dict(params), prefix="rc")
+        sql, missing = recall_sql(rule.recall, present, recall_params, wh.dialect, columns)
         stats.missing_inputs.extend(m for m in missing if m not in stats.missing_inputs)
         before = wh.scalar("select count(*) from _tk_cand")
         wh.execute(f"""
@@ -162,7 +166,7 @@ def _collect_candidates(wh: Warehouse, rules: TaskRules, as_of: datetime,
             select 'task_' || substr(md5({q(rule.id)} || '|' || r.user_id || '|' || $day), 1, 20), r.user_id,
                    {q(rule.id)}, {q(rule.id)}, 'recall', r.recall_reason, 1.0, null, null, null, null, null,
                    $as_of, null, null, false
-            from ({sql}) r""", params)
+            from ({sql}) r""", recall_params.values)
         stats.recalled[rule.id] = wh.scalar("select count(*) from _tk_cand") - before
 
     # 4. Journey create_task steps, once per request key.

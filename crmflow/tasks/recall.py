@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crmflow.audience import Audience, Params, audience_sql, missing_relations
+from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.tasks.config import (
     GradeDowngrade,
     HasTag,
@@ -128,26 +130,23 @@ def predicate_sql(recall: Recall, present: set[str], dialect: str = "duckdb") ->
     raise TypeError(f"unknown recall predicate {p!r}")
 
 
-def recall_sql(recall: Recall, present: set[str], dialect: str = "duckdb") -> tuple[str, list[str]]:
-    """Predicate plus filters: (SQL yielding distinct user_id, recall_reason; missing tables)."""
+def recall_sql(recall: Recall, present: set[str], params: Params, dialect: str = "duckdb",
+               columns: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """Predicate plus filters: (SQL yielding distinct user_id, recall_reason; missing tables).
+
+    The filters are the audience language of journeys and banners (crmflow/audience.py): a filter on
+    a table that does not exist matches nobody, as there. Their values are bound into `params`, the
+    statement's parameters (with $as_of, which relative-time filters count back from)."""
     sql, missing = predicate_sql(recall, present, dialect)
     f = recall.filters
-    conditions: list[tuple[str, str, str]] = []  # (table, column, condition)
-    if f.customer_types:
-        conditions.append(("customer_profile", "customer_type", in_list(f.customer_types)))
-    if f.countries:
-        conditions.append(("customer_profile", "country", in_list(f.countries)))
-    if f.lifecycle_stages:
-        conditions.append(("customer_lifecycle", "lifecycle_stage", in_list(f.lifecycle_stages)))
-    if f.value_tiers:
-        conditions.append(("customer_value_tier", "value_tier", in_list(f.value_tiers)))
-    if f.b2b_grades:
-        conditions.append(("customer_value_tier", "b2b_grade", in_list(f.b2b_grades)))
-    if f.tags:
-        conditions.append(("customer_tags", "tag", in_list(f.tags)))
-    for table, column, values in conditions:
-        if table not in present:
-            return EMPTY, [*missing, table]
-        sql = f"select r.* from ({sql}) r where r.user_id in (select user_id from {table} where {column} in {values})"
+    if f == Audience():
+        pass
+    elif "customer_profile" not in present:
+        return EMPTY, [*missing, "customer_profile"]
+    else:
+        missing += [m for m in missing_relations(f, present) if m not in missing]
+        where = audience_sql(f, "p", columns if columns is not None else dict(PROFILE_COLUMN_TYPES), params, present)
+        sql = (f"select r.* from ({sql}) r where exists "
+               f"(select 1 from customer_profile p where p.user_id = r.user_id and {where})")
     return f"select user_id, min(recall_reason) as recall_reason from ({sql}) as recalled " \
            f"where user_id is not null group by user_id", missing
