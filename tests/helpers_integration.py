@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from crmflow.generator_order_rows import COLUMNS as ORDER_COLUMNS
-from crmflow.generator_registrations import COLUMNS as REG_COLUMNS
+from crmflow.generator.order_rows import COLUMNS as ORDER_COLUMNS
+from crmflow.generator.registrations import COLUMNS as REG_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 USERS = 600

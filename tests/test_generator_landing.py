@@ -20,9 +20,9 @@ from helpers_generator import (
 )
 
 from crmflow.generator import GeneratorConfig, generate_landing
-from crmflow.generator_event_lines import DEFECTS as EVENT_DEFECTS
-from crmflow.generator_order_rows import DEFECTS as ORDER_DEFECTS
-from crmflow.generator_registrations import DEFECTS as REG_DEFECTS
+from crmflow.generator.event_lines import DEFECTS as EVENT_DEFECTS
+from crmflow.generator.order_rows import DEFECTS as ORDER_DEFECTS
+from crmflow.generator.registrations import DEFECTS as REG_DEFECTS
 
 END = date(2026, 11, 20)
 SMALL = GeneratorConfig(users=300, days=60, end=END, seed=7)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmflow.generator_events import (
+from crmflow.generator.events import (
     BANNER_CLICKED,
     BANNER_VIEWED,
     CAMPAIGNS,
@@ -31,7 +31,7 @@ from crmflow.generator_events import (
     SLOTS,
     Events,
 )
-from crmflow.generator_format import (
+from crmflow.generator.format import (
     int_str,
     iso_with_offset,
     join,
@@ -41,10 +41,10 @@ from crmflow.generator_format import (
     to_binary,
     utc_offset_minutes,
 )
-from crmflow.generator_order_rows import SKU_NAMES
-from crmflow.generator_registrations import scramble
-from crmflow.generator_table import Batch, pick_dirty
-from crmflow.generator_world import CATEGORIES, DEVICES, LOCALES, TIMEZONES, Catalogue, Users
+from crmflow.generator.order_rows import SKU_NAMES
+from crmflow.generator.registrations import scramble
+from crmflow.generator.table import Batch, pick_dirty
+from crmflow.generator.world import CATEGORIES, DEVICES, LOCALES, TIMEZONES, Catalogue, Users
 
 FRAGMENTS = ("open", "message_id", "type", "event", "user_id", "anonymous_id", "timestamp", "properties",
              "context", "close")

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmflow.generator_format import csv_quote, join, jraw, jstr, to_binary
+from crmflow.generator.format import csv_quote, join, jraw, jstr, to_binary
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmflow.generator_format import (
+from crmflow.generator.format import (
     int_str,
     iso_date,
     iso_utc,
@@ -18,8 +18,8 @@ from crmflow.generator_format import (
     utc_offset_minutes,
     with_nulls,
 )
-from crmflow.generator_table import Batch, TextTable, alternate, clean_and_dirty_batches, set_value
-from crmflow.generator_world import ACQUISITION, DAY, LOCALES, TIMEZONES, TZ_PLACES, Users
+from crmflow.generator.table import Batch, TextTable, alternate, clean_and_dirty_batches, set_value
+from crmflow.generator.world import ACQUISITION, DAY, LOCALES, TIMEZONES, TZ_PLACES, Users
 
 COLUMNS = [
     "user_id", "registered_at", "updated_at", "email", "phone", "first_name", "country", "city", "locale",

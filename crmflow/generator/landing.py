@@ -35,13 +35,13 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-from crmflow.generator_event_lines import event_batches, event_fragments
-from crmflow.generator_events import simulate_events
-from crmflow.generator_format import write_lines
-from crmflow.generator_order_rows import order_batches, order_ids
-from crmflow.generator_registrations import registration_batches, user_ids
-from crmflow.generator_table import Batch
-from crmflow.generator_world import DAY, activity_spells, build_catalogue, simulate_orders, simulate_users
+from crmflow.generator.event_lines import event_batches, event_fragments
+from crmflow.generator.events import simulate_events
+from crmflow.generator.format import write_lines
+from crmflow.generator.order_rows import order_batches, order_ids
+from crmflow.generator.registrations import registration_batches, user_ids
+from crmflow.generator.table import Batch
+from crmflow.generator.world import DAY, activity_spells, build_catalogue, simulate_orders, simulate_users
 
 USERS_PER_CHUNK = 50_000  # part of the output's identity: changing it changes the bytes
 GUEST_SHARE = 0.03  # guest buyers (orders without a registration) per registered user

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmflow.generator_format import (
+from crmflow.generator.format import (
     int_str,
     iso_utc,
     iso_with_offset,
@@ -16,8 +16,8 @@ from crmflow.generator_format import (
     padded,
     utc_offset_minutes,
 )
-from crmflow.generator_table import Batch, TextTable, alternate, clean_and_dirty_batches, set_value
-from crmflow.generator_world import CATEGORIES, ORDER_CHANNELS, ORDER_STATUS, TIMEZONES, Catalogue, Orders
+from crmflow.generator.table import Batch, TextTable, alternate, clean_and_dirty_batches, set_value
+from crmflow.generator.world import CATEGORIES, ORDER_CHANNELS, ORDER_STATUS, TIMEZONES, Catalogue, Orders
 
 COLUMNS = ["order_id", "user_id", "ordered_at", "updated_at", "status", "amount", "currency", "items", "channel"]
 SKU_NAMES = [f"SKU-{i:04d}" for i in range(200)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crmflow.generator_world import (
+from crmflow.generator.world import (
     CATEGORIES,
     DAY,
     Catalogue,
