@@ -25,3 +25,13 @@
 {% macro duckdb__floor_div(dividend, divisor) -%}
     (({{ dividend }}) // ({{ divisor }}))
 {%- endmacro %}
+
+{#- `total` (a decimal with at most 2 decimals) / `count` (an integer > 0), rounded to cents half away
+    from zero, as decimal(18, 2): exact, and the same on every engine (DuckDB divides decimals in
+    doubles, where 24.69 / 2 = 12.344999.. gives 12.34; PostgreSQL's numeric gives 12.35). -#}
+{% macro mean_amount(total, count) -%}
+    {%- set cents = 'cast((' ~ total ~ ') * 100 as bigint)' -%}
+    cast(cast((case when {{ cents }} < 0 then -1 else 1 end)
+              * {{ floor_div('2 * abs(' ~ cents ~ ') + (' ~ count ~ ')', '2 * (' ~ count ~ ')') }}
+         as decimal(18, 2)) * 0.01 as decimal(18, 2))
+{%- endmacro %}

@@ -40,8 +40,9 @@ with purchase_days as (
         purchase_day_count - 1 as frequency,
         {{ dbt.datediff('first_purchase_date', 'last_purchase_date', 'day') }} as recency_days,
         {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} as tenure_days,
-        cast(case when purchase_day_count > 1
-            then repeat_amount / (purchase_day_count - 1) else 0 end as decimal(18, 2)) as monetary_value,
+        -- exact cents on every engine (macro mean_amount), not a double division
+        case when purchase_day_count > 1 then {{ mean_amount('repeat_amount', 'purchase_day_count - 1') }}
+            else cast(0 as decimal(18, 2)) end as monetary_value,
         {{ dbt.datediff('last_purchase_date', as_of_date(), 'day') }} as days_since_last_purchase
 
     from per_user
