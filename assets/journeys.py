@@ -69,6 +69,12 @@ def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition
     return _journey
 
 
+class DispatchRunConfig(dg.Config):
+    """Run config of journey_dispatch: send worker processes (more than 1 on PostgreSQL only)."""
+
+    workers: int = 1
+
+
 def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name="journey_dispatch",
@@ -82,14 +88,19 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
                      dg.AssetCheckSpec("no_rows_left_sending", asset="journey_dispatch")],
         kinds={"duckdb"},
     )
-    def journey_dispatch(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+    def journey_dispatch(context: dg.AssetExecutionContext, config: DispatchRunConfig, warehouse: WarehouseResource,
                          settings: CrmflowSettingsResource, journey_channels: JourneyChannelsResource):
         as_of = as_of_from_context(context)
-        config = JourneyConfig(Path(settings.marketing_dir))
+        journey_config = JourneyConfig(Path(settings.marketing_dir))
         with warehouse.open() as wh:
-            # The OS dispatch lock sits beside a DuckDB file; on PostgreSQL the claim's row locks do the job.
+            # The OS dispatch lock sits beside a DuckDB file; PostgreSQL dispatches take an advisory lock.
             lock_beside = Path(warehouse.path) if wh.dialect == "duckdb" else None
-            report = dispatch_all(wh, config, as_of, journey_channels.channels(), lock_beside)
+            workers = config.workers if wh.dialect == "postgres" else 1
+            if workers != config.workers:
+                context.log.info(f"DuckDB: one dispatch worker (single writer); workers={config.workers} "
+                                 "applies on PostgreSQL")
+            report = dispatch_all(wh, journey_config, as_of, journey_channels.channels(), lock_beside,
+                                  workers=workers)
             dup = wh.scalar("select count(*) - count(distinct message_key) from send_ledger")
             sending = wh.scalar("select count(*) from send_ledger where state = 'sending'")
         for row in report.reconciled_unknown:

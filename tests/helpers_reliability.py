@@ -164,7 +164,7 @@ def request_keys(path: str, body: bytes) -> list[str]:
 class FaultLog:
     at: float  # time.monotonic() at the mock when the request arrived
     keys: list[str]
-    action: str  # ok | 429 | 500 | 503 | reset | hang
+    action: str  # ok | 429 | 500 | 503 | reset | hang | drop | stall
 
 
 class FaultScript:
@@ -200,6 +200,10 @@ class FaultScript:
             return Action("reset")
         if kind == "hang":
             return Action("hang", delay_s=self.hang_s)
+        if kind == "drop":  # accepted, then the connection is reset before the answer
+            return Action("drop")
+        if kind == "stall":  # not accepted, no answer until after the client's timeout
+            return Action("stall", delay_s=self.hang_s)
         return Action("hang", delay_s=self.delay_s) if self.delay_s else Action()
 
 
