@@ -8,14 +8,13 @@ PostgreSQL, and over many users each creative's share is proportional to its wei
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
-from crmflow.warehouse.dialect import hex_to_bigint
+from crmflow.journeys.hashing import md5_int, md5_int_sql
 
 
 def slot_bucket(user_id: str, slot: str) -> int:
-    return int(hashlib.md5(f"{user_id}|{slot}".encode()).hexdigest()[:8], 16)
+    return md5_int(f"{user_id}|{slot}")
 
 
 def pick_weighted(user_id: str, slot: str, tied: Sequence[tuple[str, int]]) -> str:
@@ -33,4 +32,4 @@ def pick_weighted(user_id: str, slot: str, tied: Sequence[tuple[str, int]]) -> s
 
 def sql_slot_bucket(user_col: str, slot_col: str, dialect: str = "duckdb") -> str:
     """SQL expression (bigint) equal to slot_bucket()."""
-    return hex_to_bigint(f"substr(md5({user_col} || '|' || {slot_col}), 1, 8)", dialect)
+    return md5_int_sql(f"{user_col} || '|' || {slot_col}", dialect)

@@ -14,15 +14,24 @@ from crmflow.warehouse.dialect import hex_to_bigint, sha256_hex
 BUCKETS = 10_000
 
 
+def md5_int(text: str) -> int:
+    """The first 8 hex digits of md5(text) as an integer (also the banner tie-break's bucket)."""
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16)
+
+
+def md5_int_sql(text_sql: str, dialect: str) -> str:
+    """SQL (bigint) equal to md5_int() of a text expression, on every engine."""
+    return hex_to_bigint(f"substr(md5({text_sql}), 1, 8)", dialect)
+
+
 def bucket(*parts: str) -> int:
-    key = ":".join(parts)
-    return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % BUCKETS
+    return md5_int(":".join(parts)) % BUCKETS
 
 
 def bucket_sql(dialect: str, *sql_parts: str) -> str:
     """SQL for the same bucket; each part is an SQL expression (column or bound parameter)."""
     joined = " || ':' || ".join(f"cast({p} as varchar)" for p in sql_parts)
-    return f"({hex_to_bigint(f'substr(md5({joined}), 1, 8)', dialect)} % {BUCKETS})"
+    return f"({md5_int_sql(joined, dialect)} % {BUCKETS})"
 
 
 def message_key(journey_id: str, enrolment_id: str, step_id: str, variant: str | None) -> str:
