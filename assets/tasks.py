@@ -31,8 +31,8 @@ UPSTREAM = ["customer_profile", "customer_lifecycle", "customer_value_tier", "cu
 def task_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   settings: CrmflowSettingsResource):
     as_of = as_of_from_context(context)
-    with warehouse.connect() as con:
-        stats = ingest_task_outcomes(con, Path(settings.landing_dir), as_of)
+    with warehouse.open() as wh:
+        stats = ingest_task_outcomes(wh, Path(settings.landing_dir), as_of)
     yield dg.MaterializeResult(metadata={
         "files_loaded": stats.files_loaded, "files_skipped": stats.files_skipped, "rows_read": stats.rows_read,
         "rows_loaded": stats.rows_loaded, "rows_quarantined": stats.rows_quarantined,
@@ -62,25 +62,27 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
         rules = load_task_rules(marketing / "task_rules.yaml")
         roster = load_roster(marketing / "operators.yaml")
         tz = ZoneInfo(settings.timezone)
-        with warehouse.connect() as con:
-            stats = run_task_rules(con, rules, roster, as_of, tz)
-            write_task_exports(con, Path(settings.export_dir))
+        with warehouse.open() as wh:
+            stats = run_task_rules(wh, rules, roster, as_of, tz)
+            write_task_exports(wh, Path(settings.export_dir))
             pushed = "not configured"
             if tasks_push.configured:
-                push, delivered = push_table(tasks_push.push_config(), "operator_tasks", unpushed_tasks(con),
+                push, delivered = push_table(tasks_push.push_config(), "operator_tasks", unpushed_tasks(wh),
                                              drop_columns=("status_updated_at",))
-                mark_tasks_pushed(con, delivered, as_of)
+                mark_tasks_pushed(wh, delivered, as_of)
                 pushed = push.summary()
                 if not push.ok:
                     context.log.warning(f"task push kept for the next run: {push.errors[:5]}")
-            per_day = con.execute(
+            per_day = wh.fetch_rows(
                 # today's assignments only: a capacity lowered later must not fail history
-                "select operator_id, cast(timezone($tz, assigned_at) as date) as day, count(*) from operator_tasks "
-                "where operator_id is not null and day = cast(timezone($tz, $as_of::timestamptz) as date) "
-                "group by all", {"tz": settings.timezone, "as_of": as_of}).fetchall()
-            duplicate_open = con.execute(
+                "select operator_id, day, count(*) from (select operator_id, "
+                "cast(timezone($tz, assigned_at) as date) as day from operator_tasks "
+                "where operator_id is not null) assigned "
+                "where day = cast(timezone($tz, cast($as_of as timestamptz)) as date) "
+                "group by operator_id, day", {"tz": settings.timezone, "as_of": as_of})
+            duplicate_open = wh.scalar(
                 "select count(*) from (select user_id, rule from operator_tasks where status = 'open' "
-                "group by all having count(*) > 1)").fetchall()[0][0]
+                "group by user_id, rule having count(*) > 1) duplicated")
         capacity = {op.id: op.daily_capacity for op in roster.operators}
         over = [(op, str(day), n) for op, day, n in per_day if n > capacity.get(op, 0)]
         context.log.info(f"tasks as of {as_of.isoformat()}: rules run {stats.rules_run}, skipped "

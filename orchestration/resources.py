@@ -21,6 +21,7 @@ from crmflow.warehouse import (
     Warehouse,
     WarehouseConfigError,
     WarehouseTarget,
+    apply_migrations,
     connect,
     open_warehouse,
     parse_target,
@@ -46,6 +47,12 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def target(self) -> WarehouseTarget:
         return parse_target(self.path)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Every run brings the warehouse to the latest schema before its first step, also one the
+        Dagster UI or a schedule launches without `crmflow run` (applying twice is applying once)."""
+        with open_warehouse(self.path) as warehouse:
+            apply_migrations(warehouse)
 
     @contextmanager
     def open(self, read_only: bool = False) -> Iterator[Warehouse]:
