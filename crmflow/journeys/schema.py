@@ -31,8 +31,8 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 IDENT = r"^[a-z][a-z0-9_]*$"
 # Orders of the attributes a transition can go "up" or "down" (index = rank, higher is better).
 ATTRIBUTE_ORDER: dict[str, tuple[str, ...]] = {
-    "value_tier": ("low", "medium", "high"),
-    "b2b_grade": ("E", "D", "C", "B", "A"),
+    "value_tier": tuple(reversed(get_args(ValueTier))),  # the Literals list the best first
+    "b2b_grade": tuple(reversed(get_args(B2bGrade))),
 }
 ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
     "lifecycle_stage": get_args(LifecycleStage),

@@ -8,8 +8,9 @@ inject SQL. A predicate whose input table is missing recalls nobody (reported by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
-from crmflow.audience import Audience, Params, audience_sql, missing_relations
+from crmflow.audience import Audience, B2bGrade, Params, ValueTier, audience_sql, missing_relations
 from crmflow.journeys.columns import PROFILE_COLUMN_TYPES
 from crmflow.tasks.config import (
     GradeDowngrade,
@@ -36,6 +37,11 @@ def in_list(values: Sequence[str]) -> str:
 
 def _days_before_as_of(days: int) -> str:
     return f"cast($as_of as timestamptz) - interval '{int(days)} days'"
+
+
+def _rank_sql(column: str, best_first: tuple[str, ...]) -> str:
+    """1 for the best value of an ordered attribute (crmflow/audience.py ValueTier, B2bGrade), 2 next, ..."""
+    return f"case {column} " + " ".join(f"when {q(v)} then {i}" for i, v in enumerate(best_first, 1)) + " end"
 
 
 def predicate_sql(recall: Recall, present: set[str], dialect: str = "duckdb") -> tuple[str, list[str]]:
@@ -71,9 +77,8 @@ def predicate_sql(recall: Recall, present: set[str], dialect: str = "duckdb") ->
         return f"""
             with ranked as (
                 select user_id, valid_from, b2b_grade, value_tier,
-                       case b2b_grade when 'A' then 1 when 'B' then 2 when 'C' then 3 when 'D' then 4
-                                      when 'E' then 5 end as grade_rank,
-                       case value_tier when 'high' then 1 when 'medium' then 2 when 'low' then 3 end as tier_rank
+                       {_rank_sql("b2b_grade", get_args(B2bGrade))} as grade_rank,
+                       {_rank_sql("value_tier", get_args(ValueTier))} as tier_rank
                 from customer_value_tier_history
                 where valid_from <= cast($as_of as timestamptz)
             ),
