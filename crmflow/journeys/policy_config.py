@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crmflow.journeys.durations import parse_duration
 from crmflow.journeys.schema import ChannelName, Duration, LocalTime
+from crmflow.yaml_config import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -74,10 +74,7 @@ class Policies(_Strict):
 
 
 def load_policies(path: Path | None) -> Policies:
-    if path is None or not path.exists():
+    """policies.yaml; no file means the documented defaults."""
+    if path is None:
         return Policies()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    try:
-        return Policies.model_validate(data)
-    except Exception as exc:  # pydantic.ValidationError: name the file for the marketer
-        raise ValueError(f"{path}: invalid policies: {exc}") from exc
+    return load_yaml_model(path, Policies, if_missing=Policies)
