@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,6 @@ from urllib.parse import parse_qsl, unquote_plus
 
 import pyarrow as pa
 
-from connectors.channels.base import OutboundMessage, SendResult
 from connectors.delivery.envelope import Envelope, EnvelopeError
 from connectors.delivery.signatures import (
     SENDGRID_SIGNATURE_HEADER,
@@ -362,25 +361,11 @@ def _suppress_from_stage(wh: Warehouse) -> int:
         returning channel"""))
 
 
-# ---- dispatch path: dead addresses reported by the channels ---------------------------------------
-_DEAD_REASON = {"push": ("dead_token", "fcm"), "email": ("bounce", "sendgrid"), "sms": ("bounce", "twilio")}
-
-
-def record_dead_addresses(
-    con: Warehouse | Any,
-    messages: Sequence[OutboundMessage],
-    results: Sequence[SendResult],
-    at: datetime,
-) -> int:
-    """Suppress every address a channel reported dead (SendResult.address_dead): a push token FCM
-    calls UNREGISTERED becomes suppression_list(channel=push, reason=dead_token). Returns the number
-    of new suppressions."""
-    wh = as_warehouse(con)
-    apply_migrations(wh)
-    by_key = {m.message_key: m for m in messages}
-    rows = [(by_key[r.message_key], r) for r in results if r.address_dead and r.message_key in by_key]
-    return suppress(wh, ((m.channel, m.to, m.user_id, *_DEAD_REASON.get(m.channel, ("manual", "manual")))
-                         for m, _ in rows), at)
+# ---- dead addresses reported by the channels at send time ----------------------------------------
+# The suppression reason per channel when a provider says the address is dead (SendResult.address_dead;
+# dispatch suppresses it): the one definition. SMS is Twilio's 'undelivered', the status its callbacks
+# report for the same address, so a dead number reads the same whichever path saw it first.
+DEAD_ADDRESS_REASON = {"email": "bounce", "sms": "undelivered", "push": "dead_token", "webhook": "dead_endpoint"}
 
 
 def suppress(con: Warehouse | Any, entries: Iterable[tuple[str, str, str | None, str, str]],

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from helpers_channels import message, new_p256_key, sendgrid_envelope, twilio_envelope
+from helpers_channels import new_p256_key, sendgrid_envelope, twilio_envelope
 
-from connectors.channels.base import SendResult
 from connectors.delivery.envelope import EnvelopeWriter
-from crmflow.delivery_events import DeliveryKeys, load_delivery_events, record_dead_addresses
+from crmflow.delivery_events import DeliveryKeys, load_delivery_events
 from crmflow.warehouse import ensure_ops_tables
 
 AS_OF = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -114,18 +113,6 @@ def test_twilio_callbacks_stop_and_ledger_join(env):
         ("+15005550008", "sms", "unsubscribe", "u8"), ("+15005550009", "sms", "unsubscribe", None)]
     # the partial last line kept the file "unfinished": it is read again next time, without duplicates
     assert load_delivery_events(con, landing, keys, AS_OF).events_inserted == 0
-
-
-def test_dead_addresses_from_dispatch_results(env):
-    con, *_ = env
-    msgs = [message(1, "push"), message(2, "push"), message(3, "email", to="Dead@Example.com")]
-    results = [SendResult(msgs[0].message_key, "failed", error="UNREGISTERED", address_dead=True),
-               SendResult(msgs[1].message_key, "sent"),
-               SendResult(msgs[2].message_key, "failed", address_dead=True)]
-    assert record_dead_addresses(con, msgs, results, AS_OF) == 2
-    assert record_dead_addresses(con, msgs, results, AS_OF) == 0
-    assert con.execute("select channel, address, reason, source from suppression_list order by 1").fetchall() == [
-        ("email", "dead@example.com", "bounce", "sendgrid"), ("push", "token-000001", "dead_token", "fcm")]
 
 
 def test_invalid_utf8_envelopes_are_rejected_not_fatal(tmp_path):

@@ -44,7 +44,7 @@ import jinja2
 import pyarrow as pa
 
 from connectors.channels.base import Channel, OutboundMessage, SendResult
-from crmflow.delivery_events import suppress
+from crmflow.delivery_events import DEAD_ADDRESS_REASON, suppress
 from crmflow.journeys.columns import PROFILE_COLUMNS
 from crmflow.journeys.filters import quote_ident
 from crmflow.journeys.policies import PolicyReport, apply_policies
@@ -58,7 +58,6 @@ from crmflow.warehouse.dialect import sha256_hex, skip_locked
 from crmflow.warehouse.sql import values_in
 
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "push_token"}
-DEAD_REASON = {"email": "bounce", "sms": "undelivered", "push": "dead_token", "webhook": "dead_endpoint"}
 
 
 class DispatchLockedError(RuntimeError):
@@ -461,7 +460,7 @@ def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
                                              "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
         wh.drop_table(RESULTS)
         dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
-        suppress(wh, ((m.channel, m.to, m.user_id, DEAD_REASON[m.channel], "journeys") for m in dead), as_of)
+        suppress(wh, ((m.channel, m.to, m.user_id, DEAD_ADDRESS_REASON[m.channel], "journeys") for m in dead), as_of)
 
 
 def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Channel],
