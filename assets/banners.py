@@ -10,19 +10,19 @@ from crmflow.banners.config import load_banner_config
 from crmflow.banners.pipeline import run_banner_assignment
 from crmflow.banners.publish import mark_pushed, unpushed_records
 from orchestration.asof import as_of_from_context
+from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import ExportPushResource
 
-# Inputs from the dbt marts and intelligence; journeys write journey_banner_overrides.
-UPSTREAM = ["customer_profile", "customer_lifecycle", "customer_value_tier", "customer_segments",
-            "customer_tags", "customer_clusters", "customer_recommendations"]
+# Inputs from the dbt marts and intelligence: the dbt exposure banner_assignments
+# (dbt_project/models/_python_assets__exposures.yml); journeys write journey_banner_overrides (extra_deps).
 
 
 def build_banner_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="banner_assignments",
         group_name="banners",
-        deps=[dg.AssetKey(k) for k in UPSTREAM] + extra_deps,
+        deps=exposure_deps("banner_assignments") + extra_deps,
         kinds={"duckdb"},
         description="One creative per user and slot from marketing/banners.yaml (journey overrides first, "
         "then priority, weighted tie-break, slot default). Changes go to banner_assignment_changes; the app "

@@ -24,13 +24,11 @@ from crmflow.intelligence.steps import (
     recommendations_step,
 )
 from orchestration.asof import as_of_from_context
+from orchestration.lineage import exposure_deps
 from orchestration.resources import WarehouseResource
 
 GROUP = "intelligence"
-MART_DEPS = [dg.AssetKey(k) for k in ("customer_profile", "customer_rfm", "customer_lifecycle",
-                                      "stg_shop__orders", "stg_shop__order_items", "events_stitched")]
-# Churn and clusters read the dbt event stage at the run's as-of (crmflow/intelligence/features.py).
-FEATURE_DEPS = [*MART_DEPS, dg.AssetKey("int_intelligence__event_days")]
+# Each asset's inputs: its dbt exposure (dbt_project/models/_python_assets__exposures.yml).
 
 
 class ClusteringRunConfig(dg.Config):
@@ -72,7 +70,7 @@ def _num(value: Any) -> float | None:
 
 @dg.asset(
     group_name=GROUP,
-    deps=FEATURE_DEPS,
+    deps=exposure_deps("customer_clusters"),
     description="One cluster per customer (RFM, tenure, category and channel mix, engagement), with ids kept "
     "stable across runs and a readable label; centroids in intelligence_cluster_centroids.",
     check_specs=[
@@ -106,7 +104,7 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
 
 @dg.asset(
     group_name=GROUP,
-    deps=FEATURE_DEPS,
+    deps=exposure_deps("customer_churn_scores"),
     description="Calibrated probability of no paid order in the next horizon (default 60 days); falls back to "
     "the days-since-last-purchase baseline when the model does not beat it.",
     check_specs=[
@@ -149,7 +147,7 @@ def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunCon
 
 @dg.asset(
     group_name=GROUP,
-    deps=[*MART_DEPS, dg.AssetKey("customer_clusters")],
+    deps=exposure_deps("customer_recommendations"),
     description="Top-N products per customer: co-purchase similarity, then popular in the customer's cluster, "
     "then popular overall; never an item already bought.",
     check_specs=[
@@ -185,7 +183,7 @@ def customer_recommendations(
 
 @dg.asset(
     group_name=GROUP,
-    deps=[dg.AssetKey("customer_churn_scores"), dg.AssetKey("stg_shop__orders")],
+    deps=exposure_deps("customer_priority"),
     description="Operator follow-up order: value at risk = churn probability x trailing 12-month revenue.",
     check_specs=[dg.AssetCheckSpec("priority_contract", asset="customer_priority")],
 )

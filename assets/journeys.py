@@ -12,17 +12,13 @@ import dagster as dg
 from crmflow.journeys.loader import journey_files
 from crmflow.journeys.runner import JourneyConfig, JourneyInvalidError, dispatch_all, tick_journey_file
 from orchestration.asof import as_of_from_context
+from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_journeys import JourneyChannelsResource
 
-# The marts a journey reads; listed as upstream so a full run ticks journeys after dbt. The
-# intelligence tables (audience `clusters`, template variable `recommendations`) too, so journeys
-# see this run's clusters and recommendations.
-MART_DEPS = [
-    "customer_profile", "customer_segments", "customer_segment_history", "customer_lifecycle_history",
-    "customer_value_tier_history", "customer_tags", "events_stitched", "stg_shop__orders",
-    "customer_clusters", "customer_recommendations",
-]
+# What a journey tick reads (the marts, events, this run's clusters and recommendations): the dbt
+# exposure journey_ticks (dbt_project/models/_python_assets__exposures.yml), so a full run ticks
+# journeys after them.
 GROUP = "journeys"
 
 
@@ -30,7 +26,7 @@ def journey_asset_key(path: Path) -> str:
     return f"journey_{path.stem}"
 
 
-def build_journey_asset(path: Path, mart_deps: list[str]) -> dg.AssetsDefinition:
+def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
     file_name = path.name
 
     @dg.asset(
@@ -79,9 +75,10 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name="journey_dispatch",
         group_name=GROUP,
-        # delivery_events loads bounces/unsubscribes into suppression_list: load them before sending.
-        # customer_recommendations: the `recommendations` template variable is read at render time.
-        deps=[*journey_keys, "delivery_events", "customer_recommendations"],
+        # The ticks plan the ledger rows; delivery_events loads bounces/unsubscribes into
+        # suppression_list (operational state, not a dbt relation): both before sending. What it
+        # reads from the warehouse (the `recommendations` template variable): its dbt exposure.
+        deps=[*journey_keys, "delivery_events", *exposure_deps("journey_dispatch")],
         description="Applies policies (consent, caps, quiet hours) to planned messages and sends the due "
         "ones through the channels: claim -> send -> record, at-most-once, under a dispatch lock.",
         check_specs=[dg.AssetCheckSpec("send_ledger_keys_unique", asset="journey_dispatch"),
@@ -115,7 +112,8 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
     return journey_dispatch
 
 
-def build_journey_assets(journeys_dir: Path, mart_deps: list[str] | None = None) -> list[dg.AssetsDefinition]:
-    deps = MART_DEPS if mart_deps is None else mart_deps
+def build_journey_assets(journeys_dir: Path, mart_deps: list[dg.AssetKey] | None = None
+                         ) -> list[dg.AssetsDefinition]:
+    deps = exposure_deps("journey_ticks") if mart_deps is None else mart_deps
     journey_assets = [build_journey_asset(p, deps) for p in journey_files(journeys_dir)]
     return [*journey_assets, build_dispatch_asset([a.key.path[-1] for a in journey_assets])]

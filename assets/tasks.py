@@ -11,12 +11,13 @@ from crmflow.tasks.engine import run_task_rules
 from crmflow.tasks.export import mark_tasks_pushed, unpushed_tasks, write_task_exports
 from crmflow.tasks.outcomes import ingest_task_outcomes
 from orchestration.asof import as_of_from_context
+from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import ExportPushResource
 
-UPSTREAM = ["customer_profile", "customer_lifecycle", "customer_value_tier", "customer_value_tier_history",
-            "customer_segments", "customer_tags", "customer_rfm", "events_stitched", "stg_shop__orders",
-            "customer_churn_scores", "customer_priority"]
+# operator_tasks' inputs (the marts, intelligence outputs, task_outcomes): the dbt exposure
+# operator_tasks (dbt_project/models/_python_assets__exposures.yml); journeys' create_task requests
+# come through extra_deps.
 
 
 
@@ -46,7 +47,7 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
     @dg.asset(
         name="operator_tasks",
         group_name="tasks",
-        deps=[dg.AssetKey(k) for k in UPSTREAM] + [dg.AssetKey("task_outcomes")] + extra_deps,
+        deps=exposure_deps("operator_tasks") + extra_deps,
         kinds={"duckdb"},
         description="Task rules (marketing/task_rules.yaml) and journey create_task requests -> prioritised "
         "tasks assigned to operators (marketing/operators.yaml) within daily capacity; expiry and reassignment; "

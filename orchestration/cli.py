@@ -128,18 +128,22 @@ def run(
         help="Dagster console log level (DEBUG shows every event); default WARNING, INFO with --verbose.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="dbt's node lines and Dagster's log lines, "
                                           "instead of one line per step.")] = False,
+    analytics_only: Annotated[bool, typer.Option(
+        "--analytics-only", help="Only tag rules, the dbt models and the intelligence outputs (job crmflow_analytics): "
+        "no ingestion, no journey, task or banner state, so also as of a time before the latest full run.")] = False,
 ) -> None:
     """Materialise the whole asset graph once, as of the given time (a run in the Dagster instance)."""
     level = (log_level or ("INFO" if verbose else "WARNING")).upper()
     if level not in LOG_LEVELS:
         raise CrmflowUserError(f"--log-level {log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
-    result = run_pipeline(parse_as_of(as_of), log_level=level, verbose=verbose)
+    result = run_pipeline(parse_as_of(as_of), log_level=level, verbose=verbose,
+                          job="crmflow_analytics" if analytics_only else "crmflow_full")
     raise typer.Exit(0 if result else 1)
 
 
 def run_pipeline(as_of: datetime, log_level: str = "WARNING", summary: bool = True, verbose: bool = False,
-                 tags: dict[str, str] | None = None) -> bool:
-    """One run of crmflow_full as of `as_of`, recorded in the Dagster instance at DAGSTER_HOME."""
+                 tags: dict[str, str] | None = None, job: str = "crmflow_full") -> bool:
+    """One run of `job` (crmflow_full or crmflow_analytics) as of `as_of`, recorded in the Dagster instance."""
     from orchestration.runs import check_no_run_in_the_way, dagster_instance
 
     target = load_settings().warehouse
@@ -147,6 +151,11 @@ def run_pipeline(as_of: datetime, log_level: str = "WARNING", summary: bool = Tr
     # Before any step: another run on this DuckDB file, an unreachable warehouse: one line (exit 2).
     check_no_run_in_the_way(instance, target)
     migrate_warehouse()
+    if job == "crmflow_full":
+        # Never back over cumulative state (ledger, enrolments, tasks, histories): one line, exit 2.
+        from crmflow.cumulative_state import refuse_going_back_on
+
+        refuse_going_back_on(target, as_of)
     # Re-parse every time: partial parsing makes it cheap, and a stale manifest would silently leave
     # new or changed models out of the run.
     prepare_dbt_manifest(force=True)
@@ -154,13 +163,13 @@ def run_pipeline(as_of: datetime, log_level: str = "WARNING", summary: bool = Tr
     from orchestration.runs import execute
 
     started = time.perf_counter()
-    typer.echo(f"crmflow run as of {as_of.isoformat()}")
+    typer.echo(f"crmflow run as of {as_of.isoformat()}" + (" (analytics only)" if job != "crmflow_full" else ""))
     # A failed step is not a user mistake: it is reported, with its error's first line; the
     # traceback (Dagster's console logger prints it) only with --debug.
     console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
     set_quiet_dbt(not verbose)
     try:
-        with execute("crmflow_full", as_of, target, instance=instance, tags=tags, run_config={
+        with execute(job, as_of, target, instance=instance, tags=tags, run_config={
                 "loggers": {"console": {"config": console}, "progress": {"config": {"notes": not verbose}}}}) as result:
             success, run_id = result.success, result.run_id
             failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from crmflow.settings import DBT_PROJECT_DIR
 from orchestration.asof import as_of_from_context
@@ -29,11 +35,19 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 
 class CrmflowDbtTranslator(DagsterDbtTranslator):
-    """Raw sources map onto the ingestion assets' keys; models are grouped by layer folder."""
+    """Raw sources map onto the ingestion assets' keys, sources with meta.dagster.asset_key onto
+    that Python asset; models are grouped by layer folder. Several sources may name one asset
+    (the ledger and the enrolments are both journey_dispatch's), hence duplicate source keys."""
+
+    def __init__(self, settings: DagsterDbtTranslatorSettings | None = None) -> None:
+        super().__init__(settings or DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return dg.AssetKey([dbt_resource_props["name"]])
+            # A table written by a Python asset names that asset (meta.dagster.asset_key), e.g. the
+            # send ledger -> journey_dispatch (models/marts/measurement/_sources.yml).
+            asset_key = (dbt_resource_props.get("meta") or {}).get("dagster", {}).get("asset_key")
+            return dg.AssetKey(asset_key) if asset_key else dg.AssetKey([dbt_resource_props["name"]])
         return dg.AssetKey([dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
 from orchestration.dbt import crmflow_dbt_assets, dbt_project, dbt_target_env
 from orchestration.progress import console_logger, step_progress_logger
+from orchestration.rebuild import analytics_rebuild_job
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 from orchestration.resources_banners_tasks import banner_push_from_env, tasks_push_from_env
 from orchestration.resources_channels import delivery_verification_from_env
@@ -45,7 +46,7 @@ defs = dg.Definitions(
             # measurement reads the ledger, delivery events and operator tasks: last, then the report
             *build_measurement_assets([dg.AssetKey(k) for k in ("journey_dispatch", "delivery_events",
                                                                  "operator_tasks")])],
-    jobs=[full_pipeline_job, journey_tick_job],
+    jobs=[full_pipeline_job, journey_tick_job, analytics_rebuild_job],
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
     resources={

@@ -39,7 +39,13 @@ def journey_tick_job() -> dg.JobDefinition:
     return defs.resolve_job_def("journey_tick")
 
 
-JOBS = {"crmflow_full": full_job, "journey_tick": journey_tick_job}
+def analytics_job() -> dg.JobDefinition:
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("crmflow_analytics")
+
+
+JOBS = {"crmflow_full": full_job, "journey_tick": journey_tick_job, "crmflow_analytics": analytics_job}
 
 
 def warehouse_tags(target: WarehouseTarget) -> dict[str, str]:

@@ -13,7 +13,7 @@ import duckdb
 
 from crmflow.settings import DBT_PROJECT_DIR
 from crmflow.tags import compile_rules, load_tags_config, write_tag_rules
-from crmflow.warehouse import connect, ensure_raw_tables
+from crmflow.warehouse import apply_migrations, connect, ensure_raw_tables, open_warehouse
 
 DBT = str(Path(sys.executable).parent / "dbt")
 # The models under test; their upstream (other areas' models) is built first without its tests,
@@ -69,7 +69,10 @@ def _values(con: duckdb.DuckDBPyConnection, sql: str, rows: list[tuple]) -> None
 
 
 def seed_raw(path: Path, tags_yaml: Path) -> None:
-    """Create the raw tables in a fresh warehouse and load the crafted rows and the tag rules."""
+    """Create the project's tables in a fresh warehouse (the migrations: raw tables, and the Python
+    outputs dbt reads as sources, empty) and load the crafted rows and the tag rules."""
+    with open_warehouse(path) as wh:
+        apply_migrations(wh)
     with connect(path) as con:
         ensure_raw_tables(con)
         _values(

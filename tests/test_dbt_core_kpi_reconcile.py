@@ -16,8 +16,7 @@ from crmflow.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-RECENT = "assert_kpi_daily_revenue_reconciles"
-ALL_DAYS = "assert_kpi_daily_revenue_reconciles_all_days"
+RECONCILES = "assert_kpi_daily_revenue_reconciles"
 
 
 def _status(stdout: str, test: str) -> str:
@@ -39,32 +38,31 @@ def test_order_status_groups_cover_exactly_the_ingested_statuses() -> None:
     assert "overdue" in dbt_vars["cancelled_order_statuses"]  # the B2B penalty can fire
 
 
-def test_kpi_daily_revenue_reconciles_and_late_refunds_only_warn(tmp_path: Path) -> None:
+def test_kpi_daily_revenue_reconciles_after_a_late_refund(tmp_path: Path) -> None:
     wh = tmp_path / "warehouse.duckdb"
     seed_raw(wh)
     # Generic and unit tests of the upstream models are other tests' business (keeps this fast).
     first = run_dbt(["build", "--select", "+kpi_daily", "--indirect-selection", "cautious",
                      "--exclude", "test_type:generic", "test_type:unit"], wh, tmp_path)
     assert first.returncode == 0, first.stdout[-6000:]
-    assert _status(first.stdout, RECENT) == "PASS" and _status(first.stdout, ALL_DAYS) == "PASS"
+    assert _status(first.stdout, RECONCILES) == "PASS"
     # Purchases: o1 100 + o2 50 + o3 30 + o6 20 + o7 40 + o9 60 + o10 10 + o11 70 + o12 90 + o13 25
     # + o14 30000 + o16 500 (o8 is after the as-of, o4/o15 refunded, o5 zero, o17 overdue).
     assert query(wh, "select sum(revenue) from kpi_daily") == [(30995,)]
     assert query(wh, "select revenue from kpi_daily where date_day = '2026-03-01'") == [(80,)]  # o2 + o3
 
-    # A refund of an old order (o1, 10 Jan) arrives: the incremental run recomputes only the
-    # look-back window, so the whole-history check warns (does not fail) and the window check passes.
+    # A refund of an old order (o1, 10 Jan, months before the as-of) arrives: kpi_daily is rebuilt
+    # whole, so the day loses it the same run and the reconciliation passes (it used to warn).
     with warehouse.connect(wh) as con:
         con.execute("update raw_orders set status = 'refunded' where order_id = 'o1'")
     second = run_dbt(["build", "--select", "kpi_daily"], wh, tmp_path)
     assert second.returncode == 0, second.stdout[-6000:]
-    assert _status(second.stdout, RECENT) == "PASS" and _status(second.stdout, ALL_DAYS) == "WARN"
-    assert query(wh, "select revenue from kpi_daily where date_day = '2026-01-10'") == [(100,)]  # stale
+    assert _status(second.stdout, RECONCILES) == "PASS"
+    assert query(wh, "select revenue from kpi_daily where date_day = '2026-01-10'") == [(0,)]
+    assert query(wh, "select sum(revenue) from kpi_daily") == [(30895,)]
 
-    # One cent off on a day inside the look-back window is an error.
+    # One cent off on any day, however old, is an error.
     with warehouse.connect(wh) as con:
-        con.execute("update kpi_daily set revenue = revenue + 0.01 where date_day = '2026-05-30'")
-    third = run_dbt(["test", "--select", RECENT, ALL_DAYS], wh, tmp_path)
-    assert third.returncode != 0 and _status(third.stdout, RECENT) == "FAIL", third.stdout[-4000:]
-    # (A full refresh gives the staging figures again: test_kpi_daily_incremental_equals_full_refresh
-    # in test_dbt_segments_build.py covers full refresh == incremental.)
+        con.execute("update kpi_daily set revenue = revenue + 0.01 where date_day = '2026-01-12'")
+    third = run_dbt(["test", "--select", RECONCILES], wh, tmp_path)
+    assert third.returncode != 0 and _status(third.stdout, RECONCILES) == "FAIL", third.stdout[-4000:]

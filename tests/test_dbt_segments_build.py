@@ -48,9 +48,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
     with connect(warehouse) as con:
         con.execute("update raw_registrations set email = 'u2@example.com', email_opt_in = true where user_id = 'u2'")
-        # What the intelligence stage writes after run 1; run 2's cluster family reads it.
-        con.execute("create table customer_clusters as select 'u1' as user_id, 3 as cluster_id, "
-                    "'high-frequency' as cluster_label, 0.5 as distance")
+        # What the clustering asset writes before dbt's segments in run 2 (source crm_intelligence).
+        con.execute("insert into customer_clusters (user_id, cluster_id, cluster_label, distance) "
+                    "values ('u1', 3, 'high-frequency', 0.5)")
     second = run_dbt(warehouse, target, AS_OF_2)
     assert second.returncode == 0, second.stdout[-6000:]
     return {"warehouse": warehouse, "target": target, "run1": snapshot_1}
@@ -66,7 +66,7 @@ def test_segments_known_answers_and_exclusive(built):
     users = {"u1", "u2", "u3", "u4", "u5"}
     families = {"lifecycle", "value", "rfm", "customer_type", "channel_preference", "cluster"}
     assert set(seg) == {(u, f) for u in users for f in families}
-    # no customer_clusters table yet (clustering runs after dbt): everyone is unclustered
+    # customer_clusters still empty (clustering has not run): everyone is unclustered
     assert {seg[(u, "cluster")] for u in users} == {"unclustered"}
     assert seg[("u3", "rfm")] == "no_purchase"
     assert seg[("u4", "rfm")] == "no_purchase"  # a cancelled order is not a purchase

@@ -40,3 +40,17 @@ create table if not exists {ops}.intelligence_cluster_centroids (
     value double precision
 )
 """
+
+# Migration 42 (crmflow/warehouse/migrations.py): the output dbt reads as a source
+# (int_segment_memberships, source crm_intelligence.customer_clusters), created empty up front so
+# a dbt build finds it before clustering has ever run. The columns are CLUSTERS_SCHEMA
+# (crmflow/intelligence/tables.py); each run empties and refills it.
+CLUSTERS_OUTPUT_TEMPLATE = """
+create table if not exists {analytics}.customer_clusters (
+    user_id varchar,
+    cluster_id integer,
+    cluster_label varchar,
+    distance double precision,
+    as_of timestamptz
+)
+"""

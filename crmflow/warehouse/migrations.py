@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from connectors.sources.ddl import CURSORS_TEMPLATE
 from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
-from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, MODEL_RUNS_TEMPLATE
+from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, CLUSTERS_OUTPUT_TEMPLATE, MODEL_RUNS_TEMPLATE
 from crmflow.journeys.dispatch_ddl import LEASE_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
 from crmflow.measurement.schema import MEASUREMENT_TEMPLATE
@@ -37,6 +37,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(31, "operator tasks, rule runs, push versions, task outcomes and their quarantine", TASKS_TEMPLATE),
     Migration(40, "intelligence model runs (with the retraining cadence columns)", MODEL_RUNS_TEMPLATE),
     Migration(41, "intelligence cluster centroids per as-of", CENTROIDS_TEMPLATE),
+    Migration(42, "customer_clusters created up front: dbt reads it as a source", CLUSTERS_OUTPUT_TEMPLATE),
     Migration(45, "measurement: attribution, conversion trend, uplift and A/B results", MEASUREMENT_TEMPLATE),
     Migration(50, "ingestion: the HTTP API pull cursor per resource (source_cursors)", CURSORS_TEMPLATE),
     Migration(55, "dispatch: ledger claim leases, attempt outcome, settling event; shared channel rate/pause",

@@ -3,14 +3,11 @@
 -- segment, so membership is exclusive (one row per user and family) and exhaustive (every user in
 -- every family). Segment names and their rules in words: seed segment_definitions.
 --
--- The cluster family reads customer_clusters, which the intelligence stage writes AFTER dbt (the
--- clustering reads these marts), so it reflects the PREVIOUS run's clusters. Before clustering has
--- ever run the table does not exist and every user is 'unclustered'. Off with
--- --vars '{include_cluster_family: false}'.
+-- The cluster family reads this run's customer_clusters (source crm_intelligence, written by the
+-- customer_clusters asset, which runs before this model: models/_python_outputs__sources.yml).
+-- Before clustering has ever run the table is empty (migration 42) and every user is 'unclustered'.
+-- Off with --vars '{include_cluster_family: false}'.
 {%- set include_clusters = var('include_cluster_family', true) %}
-{%- set clusters_relation = adapter.get_relation(
-        database=target.database, schema=target.schema, identifier='customer_clusters')
-    if (execute and include_clusters) else none %}
 with profile as (
 
     select
@@ -39,15 +36,7 @@ with profile as (
 {% if include_clusters %}
 ), clusters as (
 
-    -- Written by the intelligence assets (not dbt), so not a ref(): looked up, and empty if missing.
-    {% if clusters_relation is not none %}
-    select user_id, cluster_id from {{ clusters_relation }}
-    {% else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as user_id,
-        cast(null as {{ dbt.type_int() }}) as cluster_id
-    where 1 = 0
-    {% endif %}
+    select user_id, cluster_id from {{ source('crm_intelligence', 'customer_clusters') }}
 
 {% endif %}
 ), lifecycle_family as (

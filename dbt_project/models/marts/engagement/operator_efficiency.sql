@@ -1,4 +1,3 @@
--- depends_on: {{ ref('stg_shop__orders') }}
 -- Operator efficiency, one row per operator with tasks: workload, completion, handling time, and
 -- purchase conversion within N days (var operator_conversion_window_days, default 7) of a contact
 -- compared with comparable customers who were not contacted: tasks of the same rule that expired,
@@ -6,48 +5,21 @@
 -- operator's own rule mix, so an operator working harder rules is not penalised. Only contacts
 -- whose window has fully elapsed by as_of count towards conversion.
 --
--- operator_tasks / task_outcomes are written by Python assets that run AFTER the dbt marts (they
--- read them). Declaring them as dbt sources would put a Python asset between two parts of the dbt
--- graph and make Dagster split the dbt step; so they are looked up directly and this mart reflects
--- the tasks as of the previous run (one run behind; conversion windows are 7 days anyway).
--- Tasks are operational state, looked up in ops_schema(); outcomes are a loaded input (landing
--- files), in raw_schema() (main on DuckDB; crm_ops and crm_raw on PostgreSQL).
+-- operator_tasks / task_outcomes are written by the task assets (sources crm_tasks and
+-- crm_task_outcomes, models/_python_outputs__sources.yml): Dagster runs this mart after them in the
+-- same run, so it describes this run's tasks. Both tables exist from migration 31 on, empty before
+-- the task assets ever ran (then the mart is empty).
 {%- set window_days = var('operator_conversion_window_days', 7) %}
-{%- set tasks_rel = adapter.get_relation(database=this.database, schema=ops_schema(), identifier='operator_tasks') if execute else none %}
-{%- set outcomes_rel = adapter.get_relation(database=this.database, schema=raw_schema(), identifier='task_outcomes') if execute else none %}
-{%- if tasks_rel is none or outcomes_rel is none %}
-
--- The task assets have not run yet in this warehouse: an empty mart with the contract's columns.
-select
-    cast(null as {{ dbt.type_string() }}) as operator_id,
-    cast(null as {{ dbt.type_bigint() }}) as tasks_assigned,
-    cast(null as {{ dbt.type_bigint() }}) as tasks_handled,
-    cast(null as {{ dbt.type_bigint() }}) as tasks_contacted,
-    cast(null as {{ dbt.type_bigint() }}) as tasks_converted_reported,
-    cast(null as {{ dbt.type_bigint() }}) as tasks_expired,
-    cast(null as {{ type_double() }}) as completion_rate,
-    cast(null as {{ type_double() }}) as avg_handling_seconds,
-    cast(null as {{ dbt.type_bigint() }}) as total_handling_seconds,
-    cast(null as {{ dbt.type_bigint() }}) as mature_contacts,
-    cast(null as {{ dbt.type_bigint() }}) as converted_within_window,
-    cast(null as {{ type_double() }}) as conversion_rate,
-    cast(null as {{ type_double() }}) as baseline_conversion_rate,
-    cast(null as {{ type_double() }}) as conversion_uplift,
-    {{ as_of_ts() }} as as_of
-where 1 = 0
-
-{%- else %}
-
 with tasks as (
 
     select task_id, user_id, operator_id, rule, status, created_at, assigned_at
-    from {{ tasks_rel }}
+    from {{ source('crm_tasks', 'operator_tasks') }}
     where created_at <= {{ as_of_ts() }}
 
 ), outcomes as (
 
     select task_id, outcome, handled_at, handling_seconds
-    from {{ outcomes_rel }}
+    from {{ source('crm_task_outcomes', 'task_outcomes') }}
     where handled_at <= {{ as_of_ts() }}
 
 ), task_outcome_summary as (
@@ -147,5 +119,3 @@ select
     end as conversion_uplift,
     {{ as_of_ts() }} as as_of
 from per_operator
-
-{%- endif %}
