@@ -203,6 +203,50 @@ def render_markdown(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_side_by_side(figures: dict[str, Any]) -> str:
+    """One section comparing the backends of one `--backends` run: per phase, per stage, wall and CPU."""
+    cfg, runs = figures["config"], figures["backends"]
+    names = [b for b in cfg["backends"] if b in runs]
+    first = runs[names[0]] if names else None
+    lines = [f"## {cfg['users']:,} users on {' and '.join(cfg['backends'])}", "",
+             f"Measured {figures['measured_on']} with `bench/run_bench.py --users {cfg['users']} "
+             f"--backends {','.join(cfg['backends'])}` ({cfg['days']} days of history ending {cfg['end']}, "
+             f"seed {cfg['seed']}): the same landing files on each warehouse, one after the other, "
+             "each in a fresh process.", ""]
+    if first:
+        m = first["machine"]
+        lines += [f"- {m['nproc']} CPU(s), {m['memory_gib']} GiB RAM; load average when each run started: "
+                  + ", ".join(f"{b} {runs[b]['machine'].get('loadavg', 'n/a')}" for b in names), ""]
+    header = "| phase | stage | " + " | ".join(f"{b} wall | {b} CPU" for b in names) + " |"
+    lines += [header, "|---|---|" + "---|---|" * len(names)]
+    for phase, key in (("full run", "full_run"), ("journey tick", "journey_tick"),
+                       ("incremental day", "incremental_run")):
+        present = [runs[b].get(key) for b in names]
+        if not any(present):
+            continue
+        stages = sorted({s for run in present if run for s in run.get("by_stage", {})},
+                        key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else len(STAGE_ORDER))
+        for stage in stages:
+            cells = []
+            for run in present:
+                st = (run or {}).get("by_stage", {}).get(stage)
+                cells.append(f"{_fmt(st['wall_seconds'])} | {_fmt(st['cpu_seconds'])}" if st else "n/a | n/a")
+            lines.append(f"| {phase} | {stage} | " + " | ".join(cells) + " |")
+        cells = [f"**{_fmt(run['wall_seconds'])}** | **{_fmt(run.get('cpu_seconds'))}**" if run else "n/a | n/a"
+                 for run in present]
+        lines.append(f"| **{phase}** | **whole** | " + " | ".join(cells) + " |")
+    lines.append("")
+    for b in names:
+        failed = {key: runs[b][key]["failed_steps"] for key in ("full_run", "journey_tick", "incremental_run")
+                  if runs[b].get(key) and not runs[b][key]["success"]}
+        status = "; ".join(f"{k}: failed steps {', '.join(v)}" for k, v in failed.items()) or "every phase succeeded"
+        slowest = sorted((runs[b].get("full_run") or {}).get("steps", []), key=lambda s: -s["seconds"])[:5]
+        lines.append(f"- {b}: {status}; slowest full-run steps: "
+                     + ", ".join(f"{s['step_key']} {_fmt(s['seconds'])}" for s in slowest))
+    lines.append("")
+    return "\n".join(lines)
+
+
 def _per_user(seconds: float | None, users: int) -> str:
     return "n/a" if seconds is None or not users else f"{seconds / users * 1e6:,.0f} µs/user"
 

@@ -38,6 +38,8 @@ from stages import RunTiming, step_timings  # noqa: E402
 from crmflow.generator import GeneratorConfig, generate_landing  # noqa: E402
 
 SOURCES = ("events", "registrations", "orders")
+BACKENDS = ("duckdb", "postgres")
+DEFAULT_PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_END = date(2026, 11, 20)  # fixed: the benchmark never depends on the wall clock
 
 
@@ -60,6 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dispatch-emails", type=int, default=20_000)
     parser.add_argument("--dispatch-sms", type=int, default=2_000)
     parser.add_argument("--dispatch-push", type=int, default=2_000)
+    parser.add_argument("--backends", default="",
+                        help="comma-separated warehouses to run the same world on, side by side in one "
+                             "run (duckdb,postgres); each runs in a fresh process and the report gets a "
+                             "side-by-side section")
+    parser.add_argument("--backend", choices=BACKENDS, default="duckdb",
+                        help="the warehouse of this run (postgres: a fresh database on --pg-server)")
+    parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER,
+                        help="PostgreSQL server URL without a database (the benchmark creates and drops one)")
+    parser.add_argument("--keep-database", action="store_true",
+                        help="postgres: keep the benchmark's database afterwards (its name is printed)")
     return parser.parse_args(argv)
 
 
@@ -219,11 +231,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_from:
         figures = json.loads(args.render_from.read_text())
-        write_report(args.out, figures)
+        if "backends" in figures:
+            write_side_by_side(args.out, figures)
+        else:
+            write_report(args.out, figures)
         return 0
+    if args.backends:
+        from backends import run_side_by_side
+
+        return run_side_by_side(args, argv if argv is not None else sys.argv[1:])
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="crmflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     point_environment_at(work)
+    if args.backend == "postgres":
+        from backends import postgres_database
+
+        with postgres_database(args.pg_server, args.keep_database) as url:
+            os.environ["CRMFLOW_WAREHOUSE"] = url
+            return _run(args, work)
+    return _run(args, work)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
     landing = work / "landing"
     def save(figures: dict[str, Any]) -> str:
         markdown = write_report(args.out, figures)
@@ -243,8 +272,21 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(out: Path, figures: dict[str, Any]) -> str:
     """Write this scale's section into `out`, keeping other scales' sections and hand-written text."""
     users = figures["config"]["users"]
-    begin, end = f"<!-- bench:users={users} -->", f"<!-- /bench:users={users} -->"
-    section = f"{begin}\n{render_markdown(figures)}\n{end}\n"
+    return write_section(out, f"bench:users={users}", render_markdown(figures))
+
+
+def write_side_by_side(out: Path, figures: dict[str, Any]) -> str:
+    """Write the backends section (one run of --backends) into `out`."""
+    from report import render_side_by_side
+
+    users = figures["config"]["users"]
+    return write_section(out, f"bench:backends:users={users}", render_side_by_side(figures))
+
+
+def write_section(out: Path, marker: str, body: str) -> str:
+    """Replace the text between `<!-- marker -->` and `<!-- /marker -->` (or append it)."""
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    section = f"{begin}\n{body}\n{end}\n"
     text = out.read_text() if out.exists() else f"# Benchmarks\n\n{HOW_TO}\n"
     if begin in text and end in text:
         text = text[:text.index(begin)] + section.rstrip("\n") + text[text.index(end) + len(end):]
@@ -281,6 +323,7 @@ def benchmark(args: argparse.Namespace, work: Path, landing: Path,
     figures: dict[str, Any] = {
         "measured_on": datetime.now(UTC).date().isoformat(),  # report metadata only
         "config": {"users": args.users, "days": args.days, "end": args.end.isoformat(), "seed": args.seed,
+                   "backend": args.backend,
                    "groups": sorted(groups)},
         "machine": machine(),
         "generate": {"seconds": generate_seconds, "counts": counts, "landing_mib": landing_mib,

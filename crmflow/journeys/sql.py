@@ -10,9 +10,14 @@ TZ_TABLE = "_journey_valid_tz"
 
 
 def replace_temp_table(wh: Warehouse, name: str, select_sql: str, params: dict[str, Any] | None = None) -> None:
-    """(Re)create scratch temp table `name` from a query (portable: no `create or replace`)."""
+    """(Re)create scratch temp table `name` from a query (portable: no `create or replace`).
+
+    On PostgreSQL the table is analysed: autovacuum never analyses temp tables, and without row
+    counts and distinct values the planner picks nested loops over the next statements' joins."""
     wh.execute(f"drop table if exists {name}")
     wh.execute(f"create temp table {name} as {select_sql}", params)
+    if wh.dialect == "postgres":
+        wh.execute(f"analyze {name}")
 
 
 def ensure_tz_table(wh: Warehouse) -> None:

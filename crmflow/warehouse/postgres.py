@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
@@ -29,6 +31,19 @@ from crmflow.warehouse.sql import quote_identifier, quote_relation, split_relati
 logger = logging.getLogger(__name__)
 
 SEARCH_PATH = ", ".join(["public", *POSTGRES_SCHEMAS.values()])
+# work_mem of crmflow's sessions (CRMFLOW_PG_WORK_MEM, e.g. 64MB). PostgreSQL hashes an uncorrelated
+# `x in (select ...)` inside CASE/OR only when the hash fits work_mem x hash_mem_multiplier; the server
+# default (4MB) is below a set of 100k user ids, and the fallback rescans the set for every row.
+WORK_MEM_ENV = "CRMFLOW_PG_WORK_MEM"
+DEFAULT_WORK_MEM = "64MB"
+_WORK_MEM = re.compile(r"\d+(kB|MB|GB)?")
+
+
+def work_mem() -> str:
+    value = os.environ.get(WORK_MEM_ENV, "").strip() or DEFAULT_WORK_MEM
+    if not _WORK_MEM.fullmatch(value):
+        raise WarehouseConnectionError(f"{WORK_MEM_ENV}={value!r} is not a PostgreSQL memory size such as 64MB")
+    return value
 MIGRATION_LOCK_KEY = 1_401_400_014  # pg_advisory_xact_lock key: one migrating process at a time
 _cursor_names = itertools.count()
 
@@ -192,7 +207,7 @@ class PostgresWarehouse(Warehouse):
                 application_name=options.get("application_name", "crmflow"),
                 sslmode=options.get("sslmode", "prefer"),
                 client_encoding="UTF8",
-                options=f"-c TimeZone=UTC -c search_path={SEARCH_PATH.replace(' ', '')}",
+                options=f"-c TimeZone=UTC -c search_path={SEARCH_PATH.replace(' ', '')} -c work_mem={work_mem()}",
                 autocommit=True,  # transactions are explicit: Warehouse.transaction()
             )
         except psycopg.Error as error:
