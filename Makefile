@@ -37,8 +37,10 @@ test-backends: install manifest $(DAGSTER_HOME)/dagster.yaml
 lint: install
 	$(BIN)/ruff check .
 
+PORT ?= 3000
+# The UI and the daemon on the one code location ([tool.dg] in pyproject.toml): `make ui PORT=3001`.
 ui: install manifest $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m orchestration.definitions
+	$(BIN)/dg dev --port $(PORT)
 
 bench: install manifest
 	$(BIN)/python bench/run_bench.py --users $(SCALE)

@@ -22,6 +22,7 @@ from dagster_dbt import (
 from crmflow.settings import DBT_PROJECT_DIR
 from orchestration.asof import as_of_from_context
 from orchestration.dbt_env import dbt_target_env  # noqa: F401  (re-exported: definitions, tests)
+from orchestration.progress import dbt_console
 from orchestration.resources import CrmflowSettingsResource
 
 # Python assets sit between dbt models (e.g. operator_tasks reads marts and feeds
@@ -69,4 +70,10 @@ def crmflow_dbt_assets(
 ):
     as_of = as_of_from_context(context)
     args = ["build", "--vars", dbt_vars(as_of.isoformat(), settings.timezone)]
-    yield from dbt.cli(args, context=context).stream()
+    with dbt_console():
+        events = dbt.cli(args, context=context).stream()
+        if os.environ.get("CRMFLOW_DBT_TARGET") == "postgres":
+            # dagster/row_count and column types on each model. Not on DuckDB: dbt-duckdb's connection
+            # stays open in this process with another configuration, and the next step cannot open the file.
+            events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+        yield from events

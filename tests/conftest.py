@@ -16,6 +16,9 @@ os.environ.setdefault("CRMFLOW_TIMEZONE", "UTC")
 # CLI runs are recorded in the Dagster instance (orchestration/runs.py): a temporary one, never
 # ./var/dagster_home (which `make` exports for the demo and the UI).
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
+# Tests that call dbt themselves build CRMFLOW_WAREHOUSE (the `duckdb` output), as crmflow does; a
+# bare dbt command defaults to the `dev` target (profiles.yml).
+os.environ.setdefault("CRMFLOW_DBT_TARGET", "duckdb")
 # Journey governance: the shipped marketing/roles.yaml requires an approved version before a journey
 # sends. The suites written before governance run the shipped journeys with approval not required
 # (this roles file says so); tests/test_governance_*.py unset it and use the shipped or their own roles.
