@@ -35,15 +35,22 @@ def _git(path: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def has_uncommitted_change(path: Path) -> bool:
+    """In a git checkout: the file is untracked or differs from HEAD. Outside git: False."""
+    path = Path(path).resolve()
+    if _git(path, "rev-parse", "--git-dir") is None:
+        return False
+    tracked = _git(path, "ls-files", "--error-unmatch", "--", path.name) is not None
+    return not tracked or _git(path, "diff", "--quiet", "HEAD", "--", path.name) is None
+
+
 def git_authors(path: Path) -> list[str]:
     """Emails (lower case) of who changed the file last: the last commit's author, plus the local
     git user when the working file differs from that commit. Empty outside git."""
     path = Path(path).resolve()
     last = _git(path, "log", "-1", "--format=%ae", "--", path.name)
     authors = [last.lower()] if last else []
-    tracked = _git(path, "ls-files", "--error-unmatch", "--", path.name) is not None
-    changed = not tracked or _git(path, "diff", "--quiet", "HEAD", "--", path.name) is None
-    if changed and _git(path, "rev-parse", "--git-dir") is not None:
+    if has_uncommitted_change(path):
         local = _git(path, "config", "user.email")
         if local:
             authors.append(local.lower())
