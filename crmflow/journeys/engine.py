@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmflow.audience import AUDIENCE_RELATIONS, Params, audience_sql, segments_sql
 from crmflow.journeys.columns import profile_columns, require_tables, table_exists
 from crmflow.journeys.durations import format_duration, sql_interval
-from crmflow.journeys.filters import Params, audience_sql, condition_sql
+from crmflow.journeys.filters import condition_sql
 from crmflow.journeys.hashing import BUCKETS, bucket_sql, message_key_sql
 from crmflow.journeys.schema import (
     AddTagStep,
@@ -245,21 +246,18 @@ class JourneyTick:
             segments = list(self.j.audience.segments)
             if isinstance(self.j.trigger, SegmentTrigger):
                 segments.append(self.j.trigger)  # type: ignore[arg-type]
-            ors = " or ".join(
-                f"(s.segment_family = {params.add(s.family)} and s.segment = {params.add(s.segment)})"
-                for s in segments
-            )
-            self._exit(f"not exists (select 1 from customer_segments s where s.user_id = e.user_id and ({ors}))",
-                       "left_segment", params)
+            self._exit(f"not ({segments_sql(segments, 'e.user_id', params)})", "left_segment", params)
         if self.j.exit.unsubscribed:
             channels = sorted({s.channel for s in self.j.steps if isinstance(s, SendStep)} & OPT_IN.keys())
+            # Uncorrelated sets (hashed once), not exists() per row: PostgreSQL runs a correlated
+            # subquery under OR once per enrolment.
             opted_out = (
-                "exists (select 1 from customer_profile p where p.user_id = e.user_id and "
+                "e.user_id in (select p.user_id from customer_profile p where p.user_id is not null and "
                 + " and ".join(f"not coalesce(p.{OPT_IN[c]}, false)" for c in channels) + ")"
                 if channels else "false"
             )
             self._exit(
-                "exists (select 1 from suppression_list sl where sl.user_id = e.user_id "
+                "e.user_id in (select sl.user_id from suppression_list sl where sl.user_id is not null "
                 "and (sl.channel = 'all' or sl.reason in ('unsubscribe', 'group_unsubscribe', 'spamreport'))) "
                 f"or {opted_out}",
                 "unsubscribed",
@@ -272,7 +270,8 @@ class JourneyTick:
         if self.j.audience.clusters and not clusters_available:
             self.report.notes.append("audience filters on clusters but customer_clusters does not exist yet "
                                      "(intelligence stage not run): nobody enters")
-        audience = audience_sql(self.j.audience, "p", self.columns, params, clusters_available)
+        present = None if clusters_available else set(AUDIENCE_RELATIONS) - {"customer_clusters"}
+        audience = audience_sql(self.j.audience, "p", self.columns, params, present)
         if self.j.reentry.mode == "once":
             blocked = "true"
         else:
