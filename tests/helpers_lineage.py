@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -91,7 +92,8 @@ def tables_read(sql: str) -> set[str]:
     try:
         trees = sqlglot.parse(sql, read="duckdb")
     except sqlglot.errors.ParseError:
-        return names
+        # what sqlglot cannot parse is still searched: every name after from/join (over-reports, never hides)
+        return {name.rsplit(".", 1)[-1] for name in re.findall(r"(?i)\b(?:from|join)\s+([a-z_][\w.]*)", sql)}
     for tree in trees:
         if tree is None:
             continue

@@ -130,6 +130,9 @@ def test_tables_read_ignores_ctes_and_the_written_table() -> None:
     assert tables_read(sql) == {"customer_churn_scores", "stg_shop__orders"}
     assert tables_read("delete from operator_tasks where task_id in (select task_id from task_outcomes)") \
         == {"task_outcomes"}
+    # unparseable SQL falls back to the names after from/join
+    assert tables_read("select * from main.customer_profile p join customer_rfm using (user_id) qualify ((") \
+        >= {"customer_profile", "customer_rfm"}
 
 
 @pytest.fixture(scope="module")
