@@ -481,7 +481,11 @@ def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Chann
         report.settled = settle_from_events(wh, as_of)
         report.lost, report.resent = close_after_grace(wh, as_of, policies.dispatch)
         report.policy = apply_policies(wh, as_of, policies, journeys)
-        plan = SendPlan(as_of, dict(channels), dict(journeys), policies, *staged_columns(wh, journeys),
+        # only channels with due messages get a thread, a connection and a staging query per worker
+        due = {c for (c,) in wh.fetch_rows("""select distinct channel from send_ledger
+                                             where state = 'planned' and send_after <= $as_of""", {"as_of": as_of})}
+        plan = SendPlan(as_of, {n: c for n, c in channels.items() if n in due}, dict(journeys), policies,
+                        *staged_columns(wh, journeys),
                         lease_s=policies.dispatch.lease.total_seconds(), clock=clock)
         if workers > 1:
             _run_workers(wh, plan, workers, report)

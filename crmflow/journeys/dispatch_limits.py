@@ -30,6 +30,8 @@ class SharedLimiter(Limiter):
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._pause_read_at = float("-inf")
         with self._lock:
             wh.execute("""insert into dispatch_channels (channel, tat, paused_until, updated_at)
                           values ($channel, 0, 0, $now) on conflict do nothing""",
@@ -39,6 +41,13 @@ class SharedLimiter(Limiter):
         cost = tokens * self._interval
         with self._lock:
             now = self._clock()
+            if not cost:  # no rate limit: only the pause matters; read it (no row lock), at most every 0.1 s
+                if now - self._pause_read_at > 0.1:
+                    self._paused_until = float(self.wh.scalar(
+                        "select paused_until from dispatch_channels where channel = $channel",
+                        {"channel": self.channel}))
+                    self._pause_read_at = now
+                return max(0.0, self._paused_until - now)
             start, = self.wh.fetch_rows("""update dispatch_channels
                 set tat = greatest(tat, $now, paused_until) + $cost
                 where channel = $channel returning tat - $cost""",
@@ -48,6 +57,7 @@ class SharedLimiter(Limiter):
     def defer(self, seconds: float) -> None:
         with self._lock:
             now = self._clock()
+            self._paused_until = max(self._paused_until, now + seconds)
             self.wh.execute("""update dispatch_channels
                 set paused_until = greatest(paused_until, $until), tat = greatest(tat, $until + $tolerance),
                     pause_reason = 'provider asked to wait (429 Retry-After)', updated_at = $at
