@@ -1,30 +1,34 @@
-"""Measurement assets (group "measurement"): attribution/trend/uplift/A-B tables after the journeys
-have dispatched and the delivery events are in, then the HTML report over everything."""
+"""Measurement assets (group "measurement"): journey_goals (the goals of marketing/journeys/*.yaml,
+read by the dbt measurement models), journey_measurement (uplift and A/B statistics over the dbt
+models journey_uplift_inputs / journey_ab_inputs), then the HTML report over everything.
+
+Attribution, the funnel and the conversion trend are dbt models (dbt_project/models/marts/measurement);
+their sources name journey_dispatch, delivery_events and journey_goals, so Dagster runs them after
+dispatch and before journey_measurement (the dbt assets run in several steps around the Python ones)."""
 
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from crmflow.measurement.tables import build_measurement
+from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.goals import journey_goals, write_journey_goals
+from crmflow.measurement.tables import MEASUREMENT_MODELS, STATISTICS_TABLES, build_statistics
 from crmflow.report.build import default_report_path, report_from_warehouse
 from crmflow.report.render import key_figures
 from orchestration.asof import as_of_from_context
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 
 GROUP = "measurement"
-MEASUREMENT_INPUTS = ["stg_shop__orders", "events_stitched"]
-MEASUREMENT_KEYS = ["journey_order_attribution", "journey_attribution", "journey_conversion_trend",
-                    "journey_uplift", "journey_ab_results"]
+# The dbt models journey_measurement reads (the counts of the run summary too).
+STATISTICS_INPUTS = ["journey_uplift_inputs", "journey_ab_inputs", "journey_attribution",
+                     "journey_order_attribution", "int_measurement__sent_messages", "journey_goals"]
+MEASUREMENT_KEYS = [*MEASUREMENT_MODELS, *STATISTICS_TABLES]
 # The marts the report draws; dbt assets, so they exist in every Definitions.
 REPORT_MARTS = ["customer_profile", "customer_lifecycle", "customer_lifecycle_history", "customer_value_tier",
                 "customer_segments", "kpi_daily", "kpi_ltv", "kpi_cohort_retention", "kpi_funnel",
                 "operator_efficiency"]
 DESCRIPTIONS = {
-    "journey_order_attribution": "Each paid order credited to at most one journey message (last touch within "
-                                 "the journey's goal window).",
-    "journey_attribution": "Per journey, step and variant: sent, delivered, opened, clicked, converted, revenue.",
-    "journey_conversion_trend": "Cumulative conversion share by send date and day 0..7 after the send.",
     "journey_uplift": "Treated vs holdout conversion per journey: uplift, 95 % Newcombe interval, p-value, "
                       "incremental revenue; 'not enough data' below the minimum group size.",
     "journey_ab_results": "Per A/B variant: conversion with interval, difference to the reference variant, "
@@ -47,48 +51,53 @@ def _cell(value: object) -> str:
 
 
 def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
-    """`upstream`: the journey/dispatch and delivery assets the tables read (keys that exist in Definitions)."""
-    inputs = [dg.AssetKey(k) for k in MEASUREMENT_INPUTS] + upstream
+    """`upstream`: assets the report reads directly besides the measurement tables and marts (e.g.
+    delivery_events, operator_tasks); keys that exist in Definitions."""
+
+    @dg.asset(
+        name="journey_goals",
+        group_name=GROUP,
+        kinds={"python"},
+        description="Each configured journey's goal and window (marketing/journeys/*.yaml) in journey_goals and "
+        "journey_goal_statuses, for the dbt measurement models; a journey without a goal block gets the default.",
+    )
+    def journey_goals_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                            settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+        config = MeasurementConfig()
+        goals = journey_goals(Path(settings.marketing_dir) / "journeys", config)
+        with warehouse.open() as wh:
+            write_journey_goals(wh, goals)
+        context.log.info(f"{len(goals)} journey goals")
+        return dg.MaterializeResult(metadata={"journeys": len(goals), "goals": dg.MetadataValue.md(
+            _markdown(goals, ["journey_id", "goal_kind", "window_seconds", "goal_label"]))})
 
     @dg.multi_asset(
         name="journey_measurement",
         group_name=GROUP,
-        specs=[dg.AssetSpec(key, deps=inputs, description=DESCRIPTIONS[key], kinds={"duckdb"})
-               for key in MEASUREMENT_KEYS],
-        check_specs=[dg.AssetCheckSpec("order_credited_at_most_once", asset="journey_order_attribution"),
-                     dg.AssetCheckSpec("funnel_counts_not_above_sent", asset="journey_attribution")],
+        specs=[dg.AssetSpec(key, deps=[dg.AssetKey(k) for k in STATISTICS_INPUTS], description=DESCRIPTIONS[key],
+                            kinds={"python"})
+               for key in STATISTICS_TABLES],
+        check_specs=[dg.AssetCheckSpec("one_row_per_measured_journey", asset="journey_uplift")],
     )
-    def journey_measurement(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                            settings: CrmflowSettingsResource):
+    def journey_measurement(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         as_of = as_of_from_context(context)
         with warehouse.open() as wh:
-            result = build_measurement(wh, Path(settings.marketing_dir) / "journeys", as_of)
-            duplicates = wh.scalar("select count(*) - count(distinct order_id) from journey_order_attribution")
-            over = wh.scalar("""select count(*) from journey_attribution where delivered > sent or opened > sent
-                                or clicked > sent or converted > sent""")
-        if result.missing_inputs:
-            context.log.info(f"measured with empty stand-ins for {', '.join(sorted(result.missing_inputs))}")
+            result = build_statistics(wh, as_of, MeasurementConfig())
+            journeys = wh.scalar("select count(distinct journey_id) from journey_uplift_inputs")
         context.log.info(", ".join(f"{k}={v}" for k, v in result.counts.items()))
         uplift_md = _markdown(result.uplift, ["journey_id", "treated_rate", "holdout_rate", "uplift_abs",
                                               "uplift_ci_low", "uplift_ci_high", "p_value", "status"])
-        for key in MEASUREMENT_KEYS:
-            metadata: dict[str, object] = {"as_of": as_of.isoformat()}
-            if key == "journey_attribution":
-                metadata.update(messages_sent=result.counts["messages_sent"], rows=result.counts["attribution_rows"])
-            elif key == "journey_order_attribution":
-                metadata.update(orders_attributed=result.counts["orders_attributed"])
-            elif key == "journey_uplift":
-                metadata.update(journeys_measured=result.counts["journeys_with_uplift"],
-                                uplift=dg.MetadataValue.md(uplift_md))
-            elif key == "journey_ab_results":
-                metadata.update(variants=result.counts["ab_variants"], results=dg.MetadataValue.md(_markdown(
-                    result.ab_results, ["journey_id", "step_id", "variant", "sent", "conversion_rate", "p_value",
-                                        "verdict"])))
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        yield dg.AssetCheckResult(check_name="order_credited_at_most_once", asset_key="journey_order_attribution",
-                                  passed=duplicates == 0, metadata={"duplicates": duplicates})
-        yield dg.AssetCheckResult(check_name="funnel_counts_not_above_sent", asset_key="journey_attribution",
-                                  passed=over == 0, metadata={"rows_over": over})
+        yield dg.MaterializeResult(asset_key="journey_uplift", metadata={
+            "as_of": as_of.isoformat(), "journeys_measured": result.counts["journeys_with_uplift"],
+            "messages_sent": result.counts["messages_sent"], "orders_attributed": result.counts["orders_attributed"],
+            "uplift": dg.MetadataValue.md(uplift_md)})
+        yield dg.MaterializeResult(asset_key="journey_ab_results", metadata={
+            "as_of": as_of.isoformat(), "variants": result.counts["ab_variants"],
+            "results": dg.MetadataValue.md(_markdown(result.ab_results, [
+                "journey_id", "step_id", "variant", "sent", "conversion_rate", "p_value", "verdict"]))})
+        yield dg.AssetCheckResult(check_name="one_row_per_measured_journey", asset_key="journey_uplift",
+                                  passed=len(result.uplift) == journeys,
+                                  metadata={"uplift_rows": len(result.uplift), "journeys_in_inputs": journeys})
 
     @dg.asset(
         name="crmflow_report",
@@ -118,4 +127,4 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
                 sorted(k for k, frame in outcome.data.frames.items() if frame is None)),
         })
 
-    return [journey_measurement, crmflow_report]
+    return [journey_goals_asset, journey_measurement, crmflow_report]

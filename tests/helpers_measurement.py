@@ -4,13 +4,17 @@ attribution and uplift are worked out by hand in the tests. Rows go in through t
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 
-from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
+from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.tables import MeasurementResult, measure
+from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse, parse_target
+from orchestration.dbt_measurement import measurement_models_runner
 
 AS_OF = datetime(2026, 3, 20, tzinfo=UTC)
 
@@ -70,6 +74,22 @@ INPUT_SCHEMAS = {
 }
 
 
+# The dbt relations the tests stand in for (tables here, models of another folder in the project): in
+# the dbt target schema, where the measurement models' ref() finds them (main / crm_analytics).
+DBT_RELATIONS = ("stg_shop__orders", "events_stitched")
+
+
+def _relation(wh: Warehouse, name: str) -> str:
+    return wh.relation("analytics", name) if name in DBT_RELATIONS else name
+
+
+def measure_world(target: str | Path, journeys_dir: Path | None, config: MeasurementConfig | None = None,
+                  timezone: str = "UTC") -> MeasurementResult:
+    """Goals, `dbt build` of the measurement models (the runner `crmflow report` uses) and the statistics
+    on `target` (a DuckDB file: the caller holds no connection to it meanwhile)."""
+    return measure(target, journeys_dir, AS_OF, measurement_models_runner(target, timezone), config)
+
+
 def create_inputs(con: Warehouse | object) -> None:
     """The migrated tables plus tables for the inputs no migration creates (the dbt relations, and the
     journey tables where their migration is not there). `con`: a Warehouse or a raw DuckDB connection."""
@@ -78,15 +98,16 @@ def create_inputs(con: Warehouse | object) -> None:
         wh.execute("set TimeZone = 'UTC'")  # a raw connection has the machine's zone; calendar days are UTC
     apply_migrations(wh)
     for name, schema in INPUT_SCHEMAS.items():
-        if not wh.table_exists(name):
-            wh.write_arrow(schema.empty_table(), name, mode="replace")
+        if not wh.table_exists(_relation(wh, name)):
+            wh.write_arrow(schema.empty_table(), _relation(wh, name), mode="replace")
 
 
 def _append(con: Warehouse | object, name: str, rows: list[tuple]) -> None:
     wh = as_warehouse(con)
     schema = INPUT_SCHEMAS[name]
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    wh.write_arrow(pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema), name)
+    wh.write_arrow(pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema),
+                   _relation(wh, name))
 
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,3 +192,31 @@ def add_uplift_world(wh: Warehouse | object) -> None:
     add_events_for(wh, "at", 5, "app_open", "2026-03-02 00:00+00")
     add_events_for(wh, "ah", 2, "app_open", "2026-03-02 23:00+00")
     add_events_for(wh, "ah", 10, "app_open", "2026-03-04 00:00+00")  # after the 2-day window
+
+
+# The dbt measurement models, the Python measurement assets and the report: what a run materialises
+# after dispatch (the dbt models come from the project's dbt assets, as in Definitions).
+MEASUREMENT_ASSET_KEYS = ("int_measurement__sent_messages", "journey_order_attribution", "journey_attribution",
+                          "journey_conversion_trend", "journey_uplift_inputs", "journey_ab_inputs", "journey_goals",
+                          "journey_uplift", "journey_ab_results", "crmflow_report")
+
+
+def materialize_measurement(target: str, marketing: Path, tmp_path: Path, monkeypatch):
+    """Materialise MEASUREMENT_ASSET_KEYS on `target` (DuckDB path or PostgreSQL URL) as of AS_OF."""
+    import dagster as dg
+    from dagster_dbt import DbtCliResource
+
+    from assets.measurement import build_measurement_assets
+    from orchestration.asof import as_of_tags
+    from orchestration.dbt import crmflow_dbt_assets, dbt_project
+    from orchestration.dbt_env import dbt_target_env
+    from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+
+    for name, value in dbt_target_env(parse_target(target)).items():
+        monkeypatch.setenv(name, value)
+    settings = CrmflowSettingsResource(landing_dir=str(tmp_path / "landing"), outbox_dir=str(tmp_path / "outbox"),
+                                       export_dir=str(tmp_path / "exports"), marketing_dir=str(marketing))
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt"))
+    return dg.materialize([crmflow_dbt_assets, *build_measurement_assets([])], tags=as_of_tags(AS_OF),
+                          selection=dg.AssetSelection.assets(*MEASUREMENT_ASSET_KEYS),
+                          resources={"warehouse": WarehouseResource(path=target), "settings": settings, "dbt": dbt})

@@ -20,31 +20,34 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-from helpers_measurement import AS_OF, add_attribution_world, create_inputs, write_journeys
+from helpers_measurement import add_attribution_world, create_inputs, measure_world, write_journeys
 
+from crmflow.errors import CrmflowUserError
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.tables import build_measurement
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attribution")
-    con = duckdb.connect(str(tmp / "wh.duckdb"))
+    path = str(tmp / "wh.duckdb")
+    con = duckdb.connect(path)
     create_inputs(con)
     add_attribution_world(con)
-    result = build_measurement(con, write_journeys(tmp / "journeys"), AS_OF, MeasurementConfig(min_group_size=1))
-    yield con, result
+    con.close()
+    result = measure_world(path, write_journeys(tmp / "journeys"), MeasurementConfig(min_group_size=1))
+    con = duckdb.connect(path)
+    yield con, result, path
     con.close()
 
 
 def test_each_paid_order_goes_to_the_latest_covering_message(measured):
-    con, _ = measured
+    con, _, _ = measured
     rows = con.execute("select order_id, message_key from journey_order_attribution order by order_id").fetchall()
     assert rows == [("o1", "m2"), ("o2", "m1"), ("o5", "m3"), ("o7", "m4"), ("o8", "m4")]
 
 
 def test_funnel_and_revenue_per_step_and_variant(measured):
-    con, _ = measured
+    con, _, _ = measured
     rows = con.execute("""select journey_id, step_id, variant, sent, delivered, opened, clicked, bounced,
         unsubscribed, converted, attributed_orders, revenue from journey_attribution
         order by journey_id, step_id, variant""").fetchall()
@@ -56,7 +59,7 @@ def test_funnel_and_revenue_per_step_and_variant(measured):
 
 
 def test_conversion_trend_is_cumulative_and_only_complete_days(measured):
-    con, _ = measured
+    con, _, _ = measured
     trend = {(j, str(d), n): (sent, conv) for j, d, n, sent, conv in con.execute(
         "select journey_id, send_date, days_since_send, sent, converted_cumulative from journey_conversion_trend"
     ).fetchall()}
@@ -71,39 +74,53 @@ def test_conversion_trend_is_cumulative_and_only_complete_days(measured):
 
 
 def test_rerun_gives_the_same_tables(measured, tmp_path):
-    con, _ = measured
-    before = con.execute("select * from journey_order_attribution order by order_id").fetchall()
-    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF, MeasurementConfig(min_group_size=1))
-    assert con.execute("select * from journey_order_attribution order by order_id").fetchall() == before
+    con, _, path = measured
+    query = "select * from journey_order_attribution order by order_id"
+    before = con.execute(query).fetchall()
+    con.close()
+    measure_world(path, write_journeys(tmp_path / "journeys"), MeasurementConfig(min_group_size=1))
+    with duckdb.connect(path) as again:
+        assert again.execute(query).fetchall() == before
 
 
 def test_variants_with_one_send_each_are_not_judged(measured):
-    _, result = measured
+    _, result, _ = measured
     ab = result.ab_results.set_index("variant")
     assert list(ab.index) == ["A", "B"]
     assert ab.loc["A", "verdict"] == "reference"  # both convert 1/1: tie on rate and sample, A by name
     assert ab.loc["B", "verdict"] == "no significant difference from A"
 
 
-def test_empty_warehouse_builds_empty_tables(tmp_path):
-    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
-    result = build_measurement(con, None, AS_OF)
-    # the migrations create crmflow's own tables (ledger, delivery events); the dbt models are not built yet
-    assert {"stg_shop__orders", "events_stitched"} <= result.missing_inputs
-    for table in ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
-                  "journey_uplift", "journey_ab_results"):
-        assert con.execute(f"select count(*) from {table}").fetchone()[0] == 0
-    # the stand-ins are gone afterwards: none of the missing inputs is a table now
-    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    assert not result.missing_inputs & tables
-    con.close()
+def test_empty_inputs_build_empty_tables(tmp_path):
+    (tmp_path / "empty").mkdir()
+    path = str(tmp_path / "empty" / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        create_inputs(con)  # the migrated tables and empty dbt relations: nothing sent, nothing ordered
+    result = measure_world(path, None)
+    assert result.counts == {"messages_sent": 0, "orders_attributed": 0, "attribution_rows": 0,
+                             "journeys_with_uplift": 0, "ab_variants": 0}
+    with duckdb.connect(path) as con:
+        for table in ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
+                      "journey_uplift", "journey_ab_results"):
+            assert con.execute(f"select count(*) from {table}").fetchone()[0] == 0
+
+
+def test_a_warehouse_without_the_dbt_relations_fails_in_one_line(tmp_path):
+    """The measurement models ref() stg_shop__orders and events_stitched: before the pipeline ever ran
+    they are missing and the dbt step says so (no stand-ins any more)."""
+    (tmp_path / "bare").mkdir()
+    path = tmp_path / "bare" / "wh.duckdb"  # the same database name as the other tests: one dbt parse
+    with pytest.raises(CrmflowUserError, match=r"dbt build of the measurement models on .*bare/wh\.duckdb failed: .*stg_shop__orders"):
+        measure_world(str(path), None)
 
 
 def test_a_ledger_over_one_duckdb_row_group_is_attributed_whole(tmp_path):
     """130,000 sends (more than DuckDB's 122,880-row group), each followed by its user's paid order an
     hour later: every order is credited. A temp table created empty and filled by `insert ... select` in
     the transaction (the previous form) lost every row in DuckDB 2.0.0: 0 orders attributed."""
-    con = duckdb.connect(str(tmp_path / "big.duckdb"))
+    (tmp_path / "big").mkdir()
+    path = str(tmp_path / "big" / "wh.duckdb")
+    con = duckdb.connect(path)
     create_inputs(con)
     con.execute("""insert into send_ledger (message_key, journey_id, step_id, enrolment_id, user_id, channel, template,
                        priority, send_after, state, planned_at, sent_at, updated_at)
@@ -113,6 +130,6 @@ def test_a_ledger_over_one_duckdb_row_group_is_attributed_whole(tmp_path):
                    from range(130000) r(i)""")
     con.execute("""insert into stg_shop__orders select 'o' || i, 'u' || i,
                        timestamptz '2026-03-01 01:00' + i * interval '1 second', 'paid', 10 from range(130000) r(i)""")
-    result = build_measurement(con, None, AS_OF)
     con.close()
+    result = measure_world(path, None)
     assert result.counts["messages_sent"] == result.counts["orders_attributed"] == 130_000

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from helpers_measurement import AS_OF, add_uplift_world, create_inputs, write_journeys
+from helpers_measurement import add_uplift_world, create_inputs, measure_world, write_journeys
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.tables import build_measurement
 
 
 @pytest.fixture(scope="module")
 def uplift(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uplift")
-    con = duckdb.connect(str(tmp / "wh.duckdb"))
-    create_inputs(con)
-    add_uplift_world(con)
-    result = build_measurement(con, write_journeys(tmp / "journeys"), AS_OF, MeasurementConfig(min_group_size=30))
+    path = str(tmp / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        create_inputs(con)
+        add_uplift_world(con)
+    result = measure_world(path, write_journeys(tmp / "journeys"), MeasurementConfig(min_group_size=30))
+    con = duckdb.connect(path)
     yield con, result.uplift.set_index("journey_id")
     con.close()
 

@@ -9,9 +9,16 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
-from helpers_measurement import AS_OF, add_delivery, add_orders, add_sends, create_inputs, write_journeys
+from helpers_measurement import (
+    AS_OF,
+    add_delivery,
+    add_orders,
+    add_sends,
+    create_inputs,
+    measure_world,
+    write_journeys,
+)
 
-from crmflow.measurement.tables import build_measurement
 from crmflow.report import charts
 from crmflow.report.data import load_report_data, reporting_currency
 from crmflow.report.render import NO_DELIVERY_EVENTS, key_figures
@@ -23,14 +30,17 @@ def trend_warehouse(tmp_path):
     """j_welcome (goal: a paid order within 7 days). As of 2026-03-20:
     send day A, 03-01, 10 sends: first orders on day 1 (a0, a1) and day 5 (a2); all 8 days are over.
     send day B, 03-17, 10 sends: first orders on day 0 (b0) and day 2 (b1..b3); only days 0..2 are over."""
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    path = str(tmp_path / "wh.duckdb")
+    con = duckdb.connect(path)
     create_inputs(con)
     add_sends(con, [(f"a{i}", "j_welcome", "w1", None, f"a{i}", "sent", "2026-03-01 10:00+00") for i in range(10)]
               + [(f"b{i}", "j_welcome", "w1", None, f"b{i}", "sent", "2026-03-17 10:00+00") for i in range(10)])
     add_orders(con, [("oa0", "a0", "2026-03-02 12:00+00", "paid", 10), ("oa1", "a1", "2026-03-02 13:00+00", "paid", 10),
                      ("oa2", "a2", "2026-03-06 12:00+00", "paid", 10), ("ob0", "b0", "2026-03-17 15:00+00", "paid", 10),
                      *[(f"ob{i}", f"b{i}", "2026-03-19 12:00+00", "paid", 10) for i in (1, 2, 3)]])
-    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF)
+    con.close()
+    measure_world(path, write_journeys(tmp_path / "journeys"))
+    con = duckdb.connect(path)
     yield con
     con.close()
 
@@ -48,12 +58,15 @@ def test_trend_pools_only_send_days_that_reached_the_day(trend_warehouse):
 
 def test_trend_of_a_send_day_with_no_conversions_stays_flat_not_zero(tmp_path):
     """The reported bug: the oldest send day alone reaches day 7 and converted nobody."""
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    path = str(tmp_path / "wh.duckdb")
+    con = duckdb.connect(path)
     create_inputs(con)
     add_sends(con, [(f"a{i}", "j_welcome", "w1", None, f"a{i}", "sent", "2026-03-05 10:00+00") for i in range(4)]
               + [(f"b{i}", "j_welcome", "w1", None, f"b{i}", "sent", "2026-03-15 10:00+00") for i in range(4)])
     add_orders(con, [("ob0", "b0", "2026-03-16 12:00+00", "paid", 10)])
-    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF)
+    con.close()
+    measure_world(path, write_journeys(tmp_path / "journeys"))
+    con = duckdb.connect(path)
     trend = load_report_data(con, AS_OF, "USD").frames["trend"]
     con.close()
     # Day 1: 1 of 8 at risk. Days 5..7 only have send day A (nobody converts): the share stays 12.5 %.
@@ -80,14 +93,19 @@ def test_ltv_axis_is_log_when_one_segment_dominates_and_every_bar_keeps_a_share(
 
 
 def test_bounce_rate_without_delivery_events_is_not_available(tmp_path):
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    path = str(tmp_path / "wh.duckdb")
+    con = duckdb.connect(path)
     create_inputs(con)
     add_sends(con, [(f"m{i}", "j_cart", "c1", None, f"u{i}", "sent", "2026-03-10 13:00+00") for i in range(4)])
-    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF)
+    con.close()
+    measure_world(path, write_journeys(tmp_path / "journeys"))
+    con = duckdb.connect(path)
     cards = dict((label, value) for label, value, _ in key_figures(load_report_data(con, AS_OF, "USD")))
     assert cards["Bounce rate"] == NO_DELIVERY_EVENTS == "n/a — no delivery events"
     add_delivery(con, [("m0", "bounce", "2026-03-10 14:00+00"), ("m1", "delivered", "2026-03-10 14:00+00")])
-    build_measurement(con, write_journeys(tmp_path / "journeys"), AS_OF)
+    con.close()
+    measure_world(path, write_journeys(tmp_path / "journeys"))
+    con = duckdb.connect(path)
     cards = dict((label, value) for label, value, _ in key_figures(load_report_data(con, AS_OF, "USD")))
     con.close()
     assert cards["Bounce rate"] == "25.0 %"  # 1 bounce of 4 sent

@@ -1,5 +1,5 @@
-"""A/B results per journey step with variants: each variant's conversion (last-touch, from
-journey_attribution) against a reference variant, so a marketer can pick the winner.
+"""A/B results per journey step with variants: each variant's conversion (last-touch, the dbt model
+journey_ab_inputs over journey_attribution) against a reference variant, so a marketer can pick the winner.
 
 The reference is the variant named "control" when there is one, otherwise the variant with the
 highest conversion rate (ties: the larger sample, then the name). Every other variant gets the
@@ -13,7 +13,6 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from crmflow.measurement.attribution import NO_VARIANT
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.inputs import frame_from_arrow, replace_rows
 from crmflow.measurement.schema import AB_SCHEMA
@@ -25,19 +24,8 @@ from crmflow.measurement.stats import (
 )
 from crmflow.warehouse import Warehouse
 
-# Steps with at least two variants (a window count in a subquery: `qualify` is not portable).
-VARIANT_COUNTS_SQL = f"""
-    select journey_id, step_id, variant, sent, converted, revenue
-    from (
-        select journey_id, step_id, variant, cast(sum(sent) as bigint) as sent,
-               cast(sum(converted) as bigint) as converted, cast(sum(revenue) as double precision) as revenue,
-               count(*) over (partition by journey_id, step_id) as variants
-        from journey_attribution
-        where variant <> '{NO_VARIANT}'
-        group by journey_id, step_id, variant
-    ) per_variant
-    where variants >= 2
-"""
+# Sent/converted/revenue per variant of the steps with at least two variants: the dbt model.
+VARIANT_COUNTS_SQL = "select journey_id, step_id, variant, sent, converted, revenue from journey_ab_inputs"
 
 
 def variant_counts(wh: Warehouse) -> pd.DataFrame:

@@ -10,15 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from crmflow.journeys.loader import load_journeys
 from crmflow.measurement.config import MeasurementConfig
+from crmflow.measurement.inputs import replace_rows
+from crmflow.measurement.schema import GOAL_STATUSES_SCHEMA, GOALS_SCHEMA
 from crmflow.warehouse import Warehouse
-
-GOALS_TABLE = "_measure_goals"
-GOAL_STATUSES_TABLE = "_measure_goal_statuses"
-PAID_STATUSES_TABLE = "_measure_paid_statuses"
 
 
 def journey_goals(journeys_dir: Path | None, config: MeasurementConfig) -> pd.DataFrame:
@@ -50,21 +47,13 @@ def _days(seconds: int) -> str:
     return f"{seconds / 86400:g}d" if seconds % 3600 == 0 and seconds >= 86400 else f"{seconds / 3600:g}h"
 
 
-GOALS_SCHEMA = pa.schema([("journey_id", pa.string()), ("goal_kind", pa.string()), ("goal_event", pa.string()),
-                          ("window_seconds", pa.int64()), ("goal_label", pa.string())])
-STATUSES_SCHEMA = pa.schema([("journey_id", pa.string()), ("status", pa.string())])
-
-
-def register_goals(wh: Warehouse, goals: pd.DataFrame, paid_statuses: tuple[str, ...]) -> None:
-    """Goals as temp tables with explicit types, so an empty frame still has usable columns.
-
-    A goal's order statuses are rows of GOAL_STATUSES_TABLE (no list columns: they are not portable);
-    PAID_STATUSES_TABLE holds the paid statuses, the goal of journeys that have no configured goal.
-    """
-    wh.create_temp_table(GOALS_TABLE, pa.Table.from_pandas(goals[GOALS_SCHEMA.names], schema=GOALS_SCHEMA,
-                                                           preserve_index=False))
+def write_journey_goals(wh: Warehouse, goals: pd.DataFrame) -> None:
+    """Make journey_goals and journey_goal_statuses (migration 46, ops schema) hold exactly `goals`,
+    in one transaction. A goal's order statuses are rows, not a list column (lists are not portable);
+    the dbt measurement models read both tables (sources journey_ops.journey_goals / _statuses)."""
     pairs = goals[["journey_id", "goal_statuses"]].explode("goal_statuses").dropna()
-    wh.create_temp_table(GOAL_STATUSES_TABLE, pa.table({"journey_id": pa.array(pairs["journey_id"], pa.string()),
-                                                        "status": pa.array(pairs["goal_statuses"], pa.string())},
-                                                       schema=STATUSES_SCHEMA))
-    wh.create_temp_table(PAID_STATUSES_TABLE, pa.table({"status": pa.array(list(paid_statuses), pa.string())}))
+    statuses = pd.DataFrame({"journey_id": pairs["journey_id"], "status": pairs["goal_statuses"]})
+    with wh.transaction():
+        replace_rows(wh, wh.relation("ops", "journey_goals"), goals, GOALS_SCHEMA)
+        replace_rows(wh, wh.relation("ops", "journey_goal_statuses"), statuses.drop_duplicates(),
+                     GOAL_STATUSES_SCHEMA)

@@ -1,9 +1,11 @@
-"""The measurement tables (contract: docs/data-contracts.md section 9), as one portable migration.
+"""The measurement tables (contract: docs/data-contracts.md section 9), as portable migrations.
 
-They are derived tables, rebuilt whole on every measurement run (delete, then insert, in one
-transaction), so the migration may drop what older versions created with `create or replace` and
-create them with fixed types: the same columns and types on DuckDB and PostgreSQL.
-The Arrow schemas are those of the two tables Python writes (uplift and A/B results), in table order.
+Migration 45 created all five measurement tables. Since migration 46 attribution, the funnel and the
+conversion trend are dbt models (dbt_project/models/marts/measurement), so 46 drops the tables 45 made
+for them (dbt creates its own) and adds the two operational tables the models read: the journeys'
+goals from marketing YAML, written by Python (crmflow/measurement/goals.py). journey_uplift and
+journey_ab_results stay Python tables (scipy statistics over the dbt input models), rebuilt whole on
+every run in one transaction. The Arrow schemas are those of the tables Python writes, in table order.
 """
 
 from __future__ import annotations
@@ -102,8 +104,29 @@ create table {analytics}.journey_ab_results (
 );
 """
 
+GOALS_TEMPLATE = """
+drop table if exists {analytics}.journey_order_attribution;
+drop table if exists {analytics}.journey_attribution;
+drop table if exists {analytics}.journey_conversion_trend;
+create table if not exists {ops}.journey_goals (
+    journey_id varchar primary key,     -- a configured journey (marketing/journeys/*.yaml)
+    goal_kind varchar not null,         -- order | event
+    goal_event varchar,                 -- the event name of an event goal
+    window_seconds bigint not null,     -- the goal window after the trigger (uplift) or the send (attribution)
+    goal_label varchar not null         -- how the report names the goal
+);
+create table if not exists {ops}.journey_goal_statuses (
+    journey_id varchar not null,        -- order statuses that reach the journey's order goal
+    status varchar not null,
+    primary key (journey_id, status)
+);
+"""
+
 TEXT, INT, FLOAT, FLAG, INSTANT = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.timestamp("us", tz="UTC")
 
+GOALS_SCHEMA = pa.schema([("journey_id", TEXT), ("goal_kind", TEXT), ("goal_event", TEXT),
+                          ("window_seconds", INT), ("goal_label", TEXT)])
+GOAL_STATUSES_SCHEMA = pa.schema([("journey_id", TEXT), ("status", TEXT)])
 UPLIFT_SCHEMA = pa.schema([
     ("journey_id", TEXT), ("goal", TEXT),
     ("treated_enrolments", INT), ("treated_converted", INT), ("treated_rate", FLOAT),

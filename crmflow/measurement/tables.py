@@ -1,7 +1,15 @@
-"""Build every measurement table in one go: goals, attribution, trend, uplift, A/B results."""
+"""Every measurement table in one go: goals (Python, from YAML), the dbt measurement models
+(attribution, funnel, trend, uplift and A/B inputs), then the statistics (Python, scipy) that write
+journey_uplift and journey_ab_results.
+
+In the Dagster graph these are three steps (the journey_goals asset, the dbt assets of
+dbt_project/models/marts/measurement, the journey_measurement asset). `measure` runs the same three
+for `crmflow report` and the tests, with the dbt step supplied by the caller (orchestration runs dbt).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -9,44 +17,61 @@ from pathlib import Path
 import pandas as pd
 
 from crmflow.measurement.ab import build_ab_results
-from crmflow.measurement.attribution import build_attribution
+from crmflow.measurement.attribution import attribution_counts
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.goals import journey_goals, register_goals
-from crmflow.measurement.inputs import stand_ins
+from crmflow.measurement.goals import journey_goals, write_journey_goals
 from crmflow.measurement.uplift import build_uplift
-from crmflow.warehouse import Warehouse, apply_migrations, as_warehouse
+from crmflow.warehouse import Warehouse, WarehouseTarget, apply_migrations, open_warehouse
 
+# The dbt models, then the two tables Python writes.
+MEASUREMENT_MODELS = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
+                      "journey_uplift_inputs", "journey_ab_inputs")
+STATISTICS_TABLES = ("journey_uplift", "journey_ab_results")
 MEASUREMENT_TABLES = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
-                      "journey_uplift", "journey_ab_results")
+                      *STATISTICS_TABLES)
+# dbt's selector for the measurement models (and their data and unit tests).
+MEASUREMENT_SELECTOR = "path:dbt_project/models/marts/measurement"
+
+# Builds the dbt measurement models as of a time, following a configuration's vars.
+RunModels = Callable[[datetime, MeasurementConfig], None]
 
 
 @dataclass
 class MeasurementResult:
     counts: dict[str, int]
-    missing_inputs: set[str]
     uplift: pd.DataFrame
     ab_results: pd.DataFrame
     goals: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
 
-def ensure_measurement_tables(wh: Warehouse) -> None:
-    """The measurement tables exist (migration 45, with every earlier one; idempotent)."""
+def prepare_goals(wh: Warehouse, journeys_dir: Path | None, config: MeasurementConfig) -> pd.DataFrame:
+    """Migrate, then write every configured journey's goal for the dbt models (journey_goals)."""
     apply_migrations(wh)
-
-
-def build_measurement(con: Warehouse | object, journeys_dir: Path | None, as_of: datetime,
-                      config: MeasurementConfig | None = None) -> MeasurementResult:
-    """Rebuild every measurement table as of `as_of`, all or nothing (one transaction).
-    `con`: a Warehouse, or a raw DuckDB connection of a caller not yet ported."""
-    wh = as_warehouse(con)
-    config = config or MeasurementConfig()
     goals = journey_goals(journeys_dir, config)
-    ensure_measurement_tables(wh)
-    with stand_ins(wh) as missing, wh.transaction():
-        register_goals(wh, goals, config.paid_statuses)
-        counts = build_attribution(wh, as_of, config)
-        uplift = build_uplift(wh, goals, as_of, config)
+    write_journey_goals(wh, goals)
+    return goals
+
+
+def build_statistics(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> MeasurementResult:
+    """Uplift and A/B statistics from the dbt input models, written all or nothing (one transaction)."""
+    with wh.transaction():
+        uplift = build_uplift(wh, as_of, config)
         ab = build_ab_results(wh, as_of, config)
+    counts = attribution_counts(wh)
     counts.update(journeys_with_uplift=int((uplift["status"] == "ok").sum()) if len(uplift) else 0,
                   ab_variants=len(ab))
-    return MeasurementResult(counts=counts, missing_inputs=missing, uplift=uplift, ab_results=ab, goals=goals)
+    return MeasurementResult(counts=counts, uplift=uplift, ab_results=ab)
+
+
+def measure(target: WarehouseTarget | str | Path, journeys_dir: Path | None, as_of: datetime,
+            run_models: RunModels, config: MeasurementConfig | None = None) -> MeasurementResult:
+    """Goals, the dbt models (`run_models`, while this process holds no connection: a DuckDB file
+    has one writer), then the statistics."""
+    config = config or MeasurementConfig()
+    with open_warehouse(target) as wh:
+        goals = prepare_goals(wh, journeys_dir, config)
+    run_models(as_of, config)
+    with open_warehouse(target) as wh:
+        result = build_statistics(wh, as_of, config)
+    result.goals = goals
+    return result

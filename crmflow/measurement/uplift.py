@@ -5,7 +5,8 @@ Both groups are measured the same way, intention-to-treat: every enrolment whose
 exited; it converted when the journey's goal happened in (trigger_at, trigger_at + window]. The goal
 is re-evaluated here from the orders and events rather than read from converted_at, because the
 journey engine stops checking goals once a treated enrolment exits while holdouts never exit; reading
-converted_at would bias the comparison.
+converted_at would bias the comparison. Those counts are the dbt model journey_uplift_inputs; this
+module adds the statistics (scipy) and writes journey_uplift.
 """
 
 from __future__ import annotations
@@ -16,63 +17,19 @@ import numpy as np
 import pandas as pd
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.goals import GOAL_STATUSES_TABLE, GOALS_TABLE, PAID_STATUSES_TABLE
 from crmflow.measurement.inputs import frame_from_arrow, replace_rows
 from crmflow.measurement.schema import UPLIFT_SCHEMA
 from crmflow.measurement.stats import newcombe_difference_interval, proportion, two_proportion_ztest
 from crmflow.warehouse import Warehouse
 
-# An order goal matches the journey's goal statuses, or the paid statuses when the journey has no
-# configured goal (its YAML is gone or broken); statuses are rows, not lists, on every engine.
-GROUP_COUNTS_SQL = f"""
-    with enrolments as (
-        select e.enrolment_id, e.journey_id, e.user_id, e.is_holdout, e.trigger_at,
-               e.trigger_at + coalesce(g.window_seconds, cast($default_window as bigint)) * interval '1 second'
-                   as window_end,
-               coalesce(g.goal_kind, 'order') as goal_kind, g.goal_event, g.journey_id is not null as configured
-        from journey_enrolments e
-        left join {GOALS_TABLE} g on g.journey_id = e.journey_id
-    ), matured as (
-        select * from enrolments where window_end <= $as_of
-    ), order_goals as (
-        select distinct m.enrolment_id
-        from matured m
-        join stg_shop__orders o
-          on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
-        where m.goal_kind = 'order'
-          and (exists (select 1 from {GOAL_STATUSES_TABLE} gs where gs.journey_id = m.journey_id and gs.status = o.status)
-               or (not m.configured and o.status in (select status from {PAID_STATUSES_TABLE})))
-    ), event_goals as (
-        select distinct m.enrolment_id
-        from matured m
-        join events_stitched ev
-          on ev.user_id = m.user_id and ev.event_at > m.trigger_at and ev.event_at <= m.window_end
-         and ev.event_name = m.goal_event
-        where m.goal_kind = 'event'
-    ), window_revenue as (
-        select m.enrolment_id, sum(o.amount) as revenue
-        from matured m
-        join stg_shop__orders o
-          on o.user_id = m.user_id and o.ordered_at > m.trigger_at and o.ordered_at <= m.window_end
-        where o.status in (select status from {PAID_STATUSES_TABLE})
-        group by m.enrolment_id
-    )
-    select m.journey_id, m.is_holdout,
-           count(*) as enrolments,
-           count(og.enrolment_id) + count(eg.enrolment_id) as converted,
-           cast(coalesce(sum(r.revenue), 0) as double precision) as revenue
-    from matured m
-    left join order_goals og on og.enrolment_id = m.enrolment_id
-    left join event_goals eg on eg.enrolment_id = m.enrolment_id
-    left join window_revenue r on r.enrolment_id = m.enrolment_id
-    group by m.journey_id, m.is_holdout
-"""
+# The per-group counts are the dbt model journey_uplift_inputs (dbt_project/models/marts/measurement).
+GROUP_COUNTS_SQL = "select journey_id, is_holdout, enrolments, converted, revenue from journey_uplift_inputs"
+GOAL_LABELS_SQL = "select journey_id, goal_label from journey_goals"
 
 
-def group_counts(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
-    """Matured enrolments, conversions and in-window paid revenue per journey and group."""
-    return frame_from_arrow(wh.fetch_arrow(GROUP_COUNTS_SQL, {"as_of": as_of,
-                                                              "default_window": config.default_window_seconds}))
+def group_counts(wh: Warehouse) -> pd.DataFrame:
+    """Matured enrolments, conversions and in-window paid revenue per journey and group (the model)."""
+    return frame_from_arrow(wh.fetch_arrow(GROUP_COUNTS_SQL))
 
 
 def uplift_table(counts: pd.DataFrame, goals: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
@@ -122,7 +79,8 @@ def uplift_table(counts: pd.DataFrame, goals: pd.DataFrame, as_of: datetime, con
     return out[UPLIFT_SCHEMA.names].sort_values("journey_id").reset_index(drop=True)
 
 
-def build_uplift(wh: Warehouse, goals: pd.DataFrame, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
-    table = uplift_table(group_counts(wh, as_of, config), goals, as_of, config)
+def build_uplift(wh: Warehouse, as_of: datetime, config: MeasurementConfig) -> pd.DataFrame:
+    goals = frame_from_arrow(wh.fetch_arrow(GOAL_LABELS_SQL))
+    table = uplift_table(group_counts(wh), goals, as_of, config)
     replace_rows(wh, "journey_uplift", table, UPLIFT_SCHEMA)
     return table

@@ -1,4 +1,4 @@
-"""One call that the asset and the CLI share: rebuild the measurement tables, then write the report."""
+"""What the report asset and `crmflow report` share: measure (goals, dbt models, statistics), then write the report."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.tables import MeasurementResult, build_measurement
+from crmflow.measurement.tables import MeasurementResult, RunModels, measure
 from crmflow.report.data import ReportData, load_report_data
 from crmflow.report.render import write_report
-from crmflow.warehouse import Warehouse
+from crmflow.warehouse import Warehouse, WarehouseTarget, open_warehouse
 
 
 @dataclass
@@ -33,7 +33,10 @@ def report_from_warehouse(con: Warehouse | object, out: Path, as_of: datetime) -
     return ReportOutcome(path, chart_count, data, time.perf_counter() - started)
 
 
-def measure_and_report(con: Warehouse | object, journeys_dir: Path | None, out: Path, as_of: datetime,
-                       config: MeasurementConfig | None = None) -> tuple[MeasurementResult, ReportOutcome]:
-    measured = build_measurement(con, journeys_dir, as_of, config)
-    return measured, report_from_warehouse(con, out, as_of)
+def measure_and_report(target: WarehouseTarget | str | Path, journeys_dir: Path | None, out: Path,
+                       as_of: datetime, run_models: RunModels, config: MeasurementConfig | None = None,
+                       ) -> tuple[MeasurementResult, ReportOutcome]:
+    """Goals, the dbt measurement models (`run_models`), the statistics, then the report."""
+    measured = measure(target, journeys_dir, as_of, run_models, config)
+    with open_warehouse(target) as wh:
+        return measured, report_from_warehouse(wh, out, as_of)

@@ -15,7 +15,7 @@ from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, CLUSTERS_OUTPUT_TEMPLATE, MODEL_RUNS_TEMPLATE
 from crmflow.journeys.dispatch_ddl import LEASE_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
-from crmflow.measurement.schema import MEASUREMENT_TEMPLATE
+from crmflow.measurement.schema import GOALS_TEMPLATE, MEASUREMENT_TEMPLATE
 from crmflow.privacy_ddl import PRIVACY_TEMPLATE
 from crmflow.tasks.ddl import TASKS_TEMPLATE
 from crmflow.warehouse.base import Warehouse
@@ -39,6 +39,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(41, "intelligence cluster centroids per as-of", CENTROIDS_TEMPLATE),
     Migration(42, "customer_clusters created up front: dbt reads it as a source", CLUSTERS_OUTPUT_TEMPLATE),
     Migration(45, "measurement: attribution, conversion trend, uplift and A/B results", MEASUREMENT_TEMPLATE),
+    Migration(46, "measurement: attribution and trend become dbt models; journey goals for them", GOALS_TEMPLATE),
     Migration(50, "ingestion: the HTTP API pull cursor per resource (source_cursors)", CURSORS_TEMPLATE),
     Migration(55, "dispatch: ledger claim leases, attempt outcome, settling event; shared channel rate/pause",
               LEASE_TEMPLATE),
