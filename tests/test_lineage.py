@@ -141,7 +141,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, manifest: dict) -> dict:
     env = small_world(root)
     out = root / "statements.json"
     done = subprocess.run([sys.executable, str(REPO / "tests" / "helpers_lineage.py"), AS_OF, str(out)],
-                          env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+                          env=env, capture_output=True, text=True, timeout=2400, cwd=REPO)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(out.read_text())
 
