@@ -5,12 +5,14 @@ The asset list comes from file names only, so Definitions load even when a YAML 
 the broken journey's asset fails at run time with every validation error, the others still run.
 """
 
+import base64
 from pathlib import Path
 
 import dagster as dg
 
-from crmflow.journeys.loader import journey_files
-from crmflow.journeys.runner import JourneyConfig, JourneyInvalidError, dispatch_all, tick_journey_file
+from crmflow.journeys.loader import journey_files, load_journey_file
+from crmflow.journeys.render import journey_counts, render_html, render_svg
+from crmflow.journeys.runner import JourneyConfig, JourneyInvalidError, dispatch_all, gated_tick
 from orchestration.asof import as_of_from_context
 from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
@@ -26,6 +28,17 @@ def journey_asset_key(path: Path) -> str:
     return f"journey_{path.stem}"
 
 
+def diagram_markdown(path: Path) -> str:
+    """The journey's diagram (no counts) as a Markdown image for the asset description; empty when
+    the file does not parse (its asset reports why at run time). `crmflow journeys render` and each
+    materialisation's `diagram` metadata add the counts of the last run."""
+    loaded = load_journey_file(path)
+    if loaded.journey is None:
+        return ""
+    svg = base64.b64encode(render_svg(loaded.journey).encode()).decode()
+    return f"\n\n![journey {path.stem}](data:image/svg+xml;base64,{svg})"
+
+
 def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
     file_name = path.name
 
@@ -34,9 +47,13 @@ def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDe
         group_name=GROUP,
         deps=mart_deps,
         description=f"Journey {path.stem} (marketing/journeys/{file_name}): one tick — exits and goals, "
-        "entrants, step advancement, planned messages in send_ledger.",
+        "entrants, step advancement, planned messages in send_ledger — when its current version is approved "
+        "(docs/journeys.md, Governance)." + diagram_markdown(path),
         kinds={"duckdb"},
-        check_specs=[dg.AssetCheckSpec("journey_config_valid", asset=journey_asset_key(path))],
+        check_specs=[dg.AssetCheckSpec("journey_config_valid", asset=journey_asset_key(path)),
+                     dg.AssetCheckSpec("journey_approved", asset=journey_asset_key(path),
+                                       description="The current version is approved and not disabled "
+                                       "(else the journey enrols nobody and sends nothing; the check says why).")],
     )
     def _journey(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  settings: CrmflowSettingsResource):
@@ -45,7 +62,7 @@ def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDe
         file = config.journeys_dir / file_name
         with warehouse.open() as wh:
             try:
-                report = tick_journey_file(wh, config, file, as_of)
+                report, gate = gated_tick(wh, config, file, as_of)
             except JourneyInvalidError as exc:
                 # Reported, not raised: a broken file must not block dispatch of the other journeys.
                 context.log.error(str(exc))
@@ -53,14 +70,27 @@ def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDe
                 yield dg.MaterializeResult(metadata={"valid": False, "errors": errors})
                 yield dg.AssetCheckResult(check_name="journey_config_valid", passed=False,
                                           severity=dg.AssetCheckSeverity.ERROR, metadata={"errors": errors})
+                yield dg.AssetCheckResult(check_name="journey_approved", passed=False,
+                                          severity=dg.AssetCheckSeverity.WARN,
+                                          metadata={"reason": "the file is invalid: no version to approve"})
                 return
+            diagram = Path(settings.export_dir) / "journeys" / f"{path.stem}.html"
+            loaded = config.load(file)
+            if loaded.journey is not None:
+                diagram.parent.mkdir(parents=True, exist_ok=True)
+                diagram.write_text(render_html(loaded.journey, journey_counts(wh, loaded.journey.id)), encoding="utf-8")
         for note in report.notes:
             context.log.warning(f"{path.stem}: {note}")
         context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
                          f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
-        yield dg.MaterializeResult(metadata={"valid": True, **{
+        yield dg.MaterializeResult(metadata={
+            "valid": True, "approval": gate.state, "diagram": dg.MetadataValue.path(str(diagram)), **{
             k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in report.metadata().items()}})
         yield dg.AssetCheckResult(check_name="journey_config_valid", passed=True)
+        # Not running is the gate working, not a failed run: a warning that says why and what to do.
+        yield dg.AssetCheckResult(check_name="journey_approved", passed=gate.runs,
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  metadata={"state": gate.state, "reason": gate.reason})
 
     return _journey
 

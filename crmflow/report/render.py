@@ -30,6 +30,7 @@ class Section:
     chart_html: str | None = None
     table: list[dict[str, str]] | None = None
     empty: str | None = None  # why there is no chart
+    links: list[tuple[str, str]] | None = None  # (label, href) under the caption
 
 
 class _Charts:
@@ -132,6 +133,8 @@ def build_sections(data: ReportData, renderer: _Charts) -> list[Section]:
                  "the message by last-touch attribution within the journey's goal window).",
                  lambda: charts.journey_funnel_chart(f["journey_funnel"]), renderer, no_sends),
     ]
+    if f["journey_funnel"] is not None:  # each journey tick writes its diagram beside the report
+        sections[-1].links = [(f"{j} diagram", f"journeys/{j}.html") for j in f["journey_funnel"]["journey_id"]]
     uplift = f["uplift"]
     measured = uplift is not None and (uplift["status"] == "ok").any()
     sections.append(Section(

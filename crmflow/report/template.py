@@ -81,6 +81,7 @@ TEMPLATE = """<!DOCTYPE html>
   <section id="{{ s.anchor }}">
     <h2>{{ s.title }}</h2>
     <p class="caption">{{ s.caption }}</p>
+    {% if s.links %}<p class="caption">{% for label, href in s.links %}<a href="{{ href }}">{{ label }}</a> {% endfor %}</p>{% endif %}
     {% if s.chart_html %}{{ s.chart_html | safe }}{% else %}
     <div class="empty"><strong>{{ no_data }}</strong> <span class="why">{{ s.empty }}</span></div>{% endif %}
     {% if s.table %}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from connectors.sources.ddl import CURSORS_TEMPLATE
 from crmflow.banners.ddl import CHANGES_TEMPLATE as BANNER_TEMPLATE
+from crmflow.governance.ddl import GOVERNANCE_TEMPLATE
 from crmflow.intelligence.ddl import CENTROIDS_TEMPLATE, CLUSTERS_OUTPUT_TEMPLATE, MODEL_RUNS_TEMPLATE
 from crmflow.journeys.dispatch_ddl import LEASE_TEMPLATE
 from crmflow.journeys.tables import JOURNEY_TEMPLATE
@@ -43,6 +44,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(50, "ingestion: the HTTP API pull cursor per resource (source_cursors)", CURSORS_TEMPLATE),
     Migration(55, "dispatch: ledger claim leases, attempt outcome, settling event; shared channel rate/pause",
               LEASE_TEMPLATE),
+    Migration(60, "governance: journey version approvals and the audit of approve/enable/disable", GOVERNANCE_TEMPLATE),
 )
 
 LEDGER_TEMPLATE = """
