@@ -125,7 +125,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO-8601 as-of time; default now.")] = None,
     log_level: Annotated[str | None, typer.Option(
-        help="Dagster console log level (DEBUG shows every event); default WARNING, INFO with --verbose.")] = None,
+        help="Dagster console log level (DEBUG shows every event); default ERROR, INFO with --verbose.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="dbt's node lines and Dagster's log lines, "
                                           "instead of one line per step.")] = False,
     analytics_only: Annotated[bool, typer.Option(
@@ -133,7 +133,8 @@ def run(
         "no ingestion, no journey, task or banner state, so also as of a time before the latest full run.")] = False,
 ) -> None:
     """Materialise the whole asset graph once, as of the given time (a run in the Dagster instance)."""
-    level = (log_level or ("INFO" if verbose else "WARNING")).upper()
+    # Quiet: warnings are the progress logger's one-line `warn` lines, so the console shows errors only.
+    level = (log_level or ("INFO" if verbose else "ERROR")).upper()
     if level not in LOG_LEVELS:
         raise CrmflowUserError(f"--log-level {log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
     result = run_pipeline(parse_as_of(as_of), log_level=level, verbose=verbose,
@@ -141,7 +142,7 @@ def run(
     raise typer.Exit(0 if result else 1)
 
 
-def run_pipeline(as_of: datetime, log_level: str = "WARNING", summary: bool = True, verbose: bool = False,
+def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True, verbose: bool = False,
                  tags: dict[str, str] | None = None, job: str = "crmflow_full") -> bool:
     """One run of `job` (crmflow_full or crmflow_analytics) as of `as_of`, recorded in the Dagster instance."""
     from orchestration.runs import check_no_run_in_the_way, dagster_instance
@@ -218,7 +219,7 @@ def backfill(
     tag = {"crmflow/backfill": f"{first.isoformat()}..{last.isoformat()}"}
     for number, day in enumerate(days, start=1):
         typer.echo(f"backfill day {number}/{len(days)}: {day.isoformat()}")
-        if not run_pipeline(daily_tick(day, load_settings().timezone), log_level="INFO" if verbose else "WARNING",
+        if not run_pipeline(daily_tick(day, load_settings().timezone), log_level="INFO" if verbose else "ERROR",
                             summary=day == last, verbose=verbose, tags=tag):
             typer.echo(f"backfill stopped at {day.isoformat()}: its run failed; later days were not run "
                        f"(crmflow backfill --from {day.isoformat()} --to {last.isoformat()} to go on)", err=True)

@@ -19,6 +19,7 @@ from assets.manual_tags import raw_manual_tags, tag_rules
 from assets.measurement import build_measurement_assets
 from assets.tasks import build_task_assets, task_outcomes
 from crmflow.settings import load_settings
+from orchestration.conventions import apply_conventions, journey_owners
 from orchestration.dbt import crmflow_dbt_assets, dbt_project, dbt_target_env
 from orchestration.progress import console_logger, step_progress_logger
 from orchestration.rebuild import analytics_rebuild_job
@@ -39,13 +40,15 @@ settings = load_settings()
 os.environ.update(dbt_target_env(settings.warehouse))
 
 defs = dg.Definitions(
-    assets=[api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *intelligence_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
+    # descriptions safe for Markdown, kinds, journey owners (orchestration/conventions.py)
+    assets=apply_conventions([api_pull, *ingest_assets, raw_manual_tags, tag_rules, crmflow_dbt_assets, *intelligence_assets, *build_journey_assets(settings.journeys_dir), delivery_events,
             # banners and tasks read journey_banner_overrides / journey_task_requests: after journeys
             *build_banner_assets([dg.AssetKey("journey_dispatch")]), task_outcomes,
             *build_task_assets([dg.AssetKey("journey_dispatch")]),
             # measurement reads the ledger, delivery events and operator tasks: last, then the report
             *build_measurement_assets([dg.AssetKey(k) for k in ("journey_dispatch", "delivery_events",
                                                                  "operator_tasks")])],
+                            journey_owners(settings.journeys_dir)),
     jobs=[full_pipeline_job, journey_tick_job, analytics_rebuild_job],
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],

@@ -16,6 +16,7 @@ os.environ.setdefault("CRMFLOW_TIMEZONE", "UTC")
 # CLI runs are recorded in the Dagster instance (orchestration/runs.py): a temporary one, never
 # ./var/dagster_home (which `make` exports for the demo and the UI).
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
+(_SESSION_DIR / "dagster_home").mkdir()
 # Tests that call dbt themselves build CRMFLOW_WAREHOUSE (the `duckdb` output), as crmflow does; a
 # bare dbt command defaults to the `dev` target (profiles.yml).
 os.environ.setdefault("CRMFLOW_DBT_TARGET", "duckdb")

@@ -21,13 +21,14 @@ def test_definitions_load(dbt_manifest):
     assert defs.resolve_sensor_def("landing_files_sensor")
 
 
-def test_dagster_definitions_validate_cli(dbt_manifest):
-    dagster = str(Path(sys.executable).parent / "dagster")
-    result = subprocess.run(
-        [dagster, "definitions", "validate", "-m", "orchestration.definitions"],
-        capture_output=True, text=True, timeout=300,
-    )
+def test_dg_check_defs(dbt_manifest):
+    """`dg check defs` ([tool.dg] in pyproject.toml) loads the one code location, without warnings."""
+    dg_cli = str(Path(sys.executable).parent / "dg")
+    result = subprocess.run([dg_cli, "check", "defs"], capture_output=True, text=True, timeout=600,
+                            cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+    assert "SupersessionWarning" not in result.stdout + result.stderr
 
 
 def test_daily_schedule_tags_the_run_with_its_tick(dbt_manifest):

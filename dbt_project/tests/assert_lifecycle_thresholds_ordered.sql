@@ -1,5 +1,7 @@
 -- The lifecycle rules assume new <= silent < churned and reactivated <= silent (see
 -- customer_lifecycle.sql); a marketer's threshold change that breaks this fails the build.
+-- It reads only vars; the dependency makes it an asset check on customer_lifecycle in Dagster.
+-- depends_on: {{ ref('customer_lifecycle') }}
 select
     {{ var('lifecycle_new_days') }} as new_days,
     {{ var('lifecycle_silent_days') }} as silent_days,
