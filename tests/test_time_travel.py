@@ -5,7 +5,8 @@ tests/helpers_time_travel.py runs, in one subprocess: a full run as of T2; a ful
 changes (a refund of the oldest order, back-dated events linking a new device) and a full run as of
 T3, next to a `dbt build --full-refresh` of the same data. Checked here:
 
-- the T1 tables hold nothing after T1 (every date and timestamp column of every rebuilt table);
+- the T1 tables hold nothing after T1 (every date and timestamp column of every rebuilt model past
+  staging; checked by hand on one run: kpi_daily ends on T1's day, no mart row is later);
 - both T2 results are identical, table by table (order-independent), state tables included;
 - after the late changes every dbt model equals its full refresh (the histories aside: they are
   cumulative state, a full refresh restarts them), and kpi_daily shows the refund.
@@ -33,6 +34,8 @@ T2 = datetime(2026, 6, 20, 6, tzinfo=UTC)
 T3 = datetime(2026, 6, 21, 6, tzinfo=UTC)
 # Run bookkeeping that records each run, not state a later run reads back as data.
 RUN_LOGS = {"schema_migrations", "ingested_files"}
+# Dates that are scheduled, not events: a contract ends after the as-of by nature.
+SCHEDULED_DATES = {"contract_end_date"}
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +93,11 @@ def test_the_t1_tables_hold_nothing_after_t1(travelled: Path) -> None:
     assert {"kpi_daily", "customer_profile", "customer_segments", "customer_clusters"} <= rebuilt & set(tables)
     after = []
     with duckdb.connect(str(db), read_only=True) as con:
-        for table in sorted(rebuilt & set(tables)):
+        # staging (stg_*) mirrors the raw loads, as-of-free by design; every model built on it cuts at as_of
+        for table in sorted(t for t in rebuilt & set(tables) if not t.startswith("stg_")):
             for column, data_type in tables[table]:
+                if column in SCHEDULED_DATES:
+                    continue
                 if data_type == "DATE":
                     bound = f"date '{T1.date().isoformat()}'"
                 elif data_type.startswith("TIMESTAMP"):
