@@ -3,10 +3,11 @@ then every table compared (tests/helpers_backends_equal.py: order-independent, f
 timestamps as UTC instants, JSON by value).
 
 The world (1,500 users, 120 days, seed 14) lands up to the first as-of's day; the week after it lands
-before the second run, as a deployment would receive it. Each backend has its own outbox, exports and
+before the second run, as a deployment would receive it. Both backends run at the same time. Each backend has its own outbox, exports and
 model folder; the landing folder is shared (ingestion only reads it). The PostgreSQL database
 `crmflow_eq_<random>` is created on 127.0.0.1:5432 and dropped afterwards; without a server the test
-skips, except under CI=true, where it fails.
+skips, except under CI=true, where it fails. After the runs `crmflow report` reads each warehouse
+and must print the same counts. CI runs this module (`make test-backends` in .ci/run, after `make test`).
 
 Columns that record the wall clock of the run (load times, durations) differ between any two runs,
 on one engine too, and are left out of the comparison by name (WALL_CLOCK_COLUMNS).
@@ -45,9 +46,20 @@ SKIPPED_TABLES = frozenset({"schema_migrations"})
 FOLDER_COLUMNS = frozenset({"artifact_path"})  # each backend has its own model folder
 
 
-def _run(env: dict[str, str], as_of: datetime, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CRMFLOW, "run", "--as-of", as_of.isoformat(), "--log-level", "WARNING"], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=1200)
+def _both(command: list[str], envs: dict[str, dict[str, str]], root: Path) -> dict[str, tuple[int, str, str]]:
+    """`command` on both backends at once (separate warehouses and folders; the landing folder is only
+    read): (exit code, stdout, stderr) per backend."""
+    running = {name: subprocess.Popen([CRMFLOW, *command], env=envs[name], cwd=root / name, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in BACKENDS}
+    done = {}
+    for name, process in running.items():
+        try:
+            out, err = process.communicate(timeout=2400)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        done[name] = (process.returncode, out, err)
+    return done
 
 
 def _environment(root: Path, warehouse: str, landing: Path) -> dict[str, str]:
@@ -75,13 +87,22 @@ def two_runs(tmp_path_factory, postgres_database: str) -> dict[str, object]:
     failures: list[str] = []
     for as_of, since in ((T1, None), (T2, T1.date() + timedelta(days=1))):
         generate_landing(GeneratorConfig(**world, emit_since=since, emit_until=as_of.date()), landing)
-        for name in BACKENDS:
-            done = _run(envs[name], as_of, root / name)
-            if done.returncode != 0:
-                failed = [line for line in done.stderr.splitlines() if line.startswith(("step failed", "crmflow:"))]
-                failures.append(f"{name} run as of {as_of.isoformat()} exit {done.returncode}: "
-                                + (" | ".join(failed) or done.stderr[-2000:]))
-    return {"targets": targets, "failures": failures}
+        runs = _both(["run", "--as-of", as_of.isoformat(), "--log-level", "WARNING"], envs, root)
+        for name, (code, _, err) in runs.items():
+            if code != 0:
+                failed = [line for line in err.splitlines() if line.startswith(("step failed", "crmflow:"))]
+                failures.append(f"{name} run as of {as_of.isoformat()} exit {code}: "
+                                + (" | ".join(failed) or err[-2000:]))
+    # the report reads (and rebuilds the measurement of) either warehouse
+    reports = {}
+    for name, (code, out, err) in _both(["report", "--as-of", T2.isoformat(), "--out", "report.html"],
+                                        envs, root).items():
+        if code != 0:
+            failures.append(f"{name} report exit {code}: {err[-2000:]}")
+        reports[name] = out.splitlines()[1:-1]  # the counts; not the first (target) and last (time) lines
+    # nothing named after the URL (a dispatch lock or model folder derived from a postgresql:// "path")
+    strays = [str(p) for p in (root / "postgres").rglob("*") if "postgresql:" in p.name or "5432" in p.name]
+    return {"targets": targets, "failures": failures, "reports": reports, "strays": strays}
 
 
 def _tables(warehouse: Warehouse) -> set[str]:
@@ -93,6 +114,14 @@ def _tables(warehouse: Warehouse) -> set[str]:
 
 def test_runs_succeed_on_both_backends(two_runs) -> None:
     assert not two_runs["failures"], "\n".join(two_runs["failures"])
+    assert not two_runs["strays"]
+
+
+def test_the_report_says_the_same_on_both_backends(two_runs) -> None:
+    reports = two_runs["reports"]
+    assert reports["duckdb"] == reports["postgres"]
+    assert any(line.startswith("measurement: ") and not line.startswith("measurement: 0 messages")
+               for line in reports["duckdb"]), reports["duckdb"]
 
 
 def test_every_table_is_equal_on_duckdb_and_postgres(two_runs) -> None:
