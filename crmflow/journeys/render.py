@@ -175,9 +175,8 @@ def render_svg(journey: Journey, counts: JourneyCounts | None = None) -> str:
     if any(n.key == "holdout" for n in nodes):
         pos["holdout"] = (10, TOP)
     order = {n.key: i for i, n in enumerate(column)}
-    jumps = [e for e in edges if e.source != "entry" or e.target != "holdout"]
-    jumps = [e for e in jumps if order.get(e.target, -1) != order[e.source] + 1 or e.label]
-    width = LEFT + BOX_W + 80 + 60 * max(1, len(jumps))
+    curves = [e for e in edges if e.target != "holdout" and (order[e.target] != order[e.source] + 1 or e.label)]
+    width = LEFT + BOX_W + 30 + 60 * len(curves) + 200  # room for the last curve's label (34 characters)
     height = TOP + len(column) * ROW + 20
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" '
