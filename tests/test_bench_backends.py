@@ -37,6 +37,7 @@ def test_side_by_side_section_has_each_backend_per_phase_and_stage(tmp_path: Pat
     assert "postgres: full_run: failed steps operator_tasks" in text
 
 
+@pytest.mark.long
 @pytest.mark.slow  # two fresh benchmark processes (dbt manifest, definitions, ingest): ~1-2 min idle
 def test_backends_run_ingests_the_same_world_on_duckdb_and_postgres(tmp_path: Path) -> None:
     with fresh_database("crmflow_bench_probe"):  # skips without a server (fails under CI=true)

@@ -110,6 +110,7 @@ def test_config_and_tag_that_disagree_are_refused():
     assert "disagrees with run config as_of" in str(failure.event_specific_data.error.cause.message)
 
 
+@pytest.mark.long  # prints 44 lines today: the customer_segments checks warn once per downstream step
 @pytest.mark.slow
 def test_crmflow_run_is_recorded_in_the_instance_and_prints_few_lines(tmp_path):
     """A small world through the real CLI: the run is in DAGSTER_HOME with its as-of (config and tag),

@@ -146,6 +146,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, manifest: dict) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_python_assets_depend_on_everything_they_read(recorded: dict, manifest: dict, graph) -> None:
     assert recorded["success"], recorded["failures"]

@@ -26,7 +26,7 @@ import duckdb
 import pytest
 from helpers_lineage import small_world
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 REPO = Path(__file__).resolve().parent.parent
 T1 = datetime(2026, 6, 5, 6, tzinfo=UTC)
