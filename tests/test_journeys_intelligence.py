@@ -74,6 +74,7 @@ def add_recommendations(con, rows: list[tuple[str, int, str, float, str]]) -> No
 
 
 def add_clusters(con, rows: list[tuple[str, int, str]]) -> None:
+    con.execute("drop table if exists customer_clusters")  # migration 42 may have created it empty
     con.execute("create table customer_clusters (user_id varchar, cluster_id integer, cluster_label varchar, "
                 "distance double)")
     con.executemany("insert into customer_clusters values (?, ?, ?, 0.1)", rows)
@@ -142,4 +143,5 @@ def test_audience_clusters_before_intelligence_ran_match_nobody_and_say_so(con) 
     setup(con, ["a"])
     report = run_tick(con, journey_from_yaml(cluster_journey('["3"]')), AS_OF)
     assert report.entered == 0
-    assert "customer_clusters does not exist" in report.metadata()["notes"]
+    notes = report.metadata()["notes"]
+    assert "customer_clusters" in notes and "nobody enters" in notes

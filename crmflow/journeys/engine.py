@@ -270,6 +270,10 @@ class JourneyTick:
         if self.j.audience.clusters and not clusters_available:
             self.report.notes.append("audience filters on clusters but customer_clusters does not exist yet "
                                      "(intelligence stage not run): nobody enters")
+        elif self.j.audience.clusters and not self.wh.scalar("select exists (select 1 from customer_clusters)"):
+            # migration 42 creates the table empty, so "not run yet" now shows as no rows
+            self.report.notes.append("audience filters on clusters but customer_clusters is empty "
+                                     "(intelligence stage not run yet): nobody enters")
         present = None if clusters_available else set(AUDIENCE_RELATIONS) - {"customer_clusters"}
         audience = audience_sql(self.j.audience, "p", self.columns, params, present)
         if self.j.reentry.mode == "once":
