@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 
 from crmflow.errors import CrmflowUserError
 from crmflow.run_holder import held_message, holding, is_lock_conflict
 from crmflow.settings import load_settings, parse_as_of
 from crmflow.warehouse import WarehouseConnectionError
+from crmflow.warehouse.duckdb import FILE_OPEN_ERRORS
 from orchestration.user_errors import existing_warehouse
 
 
@@ -44,7 +44,7 @@ def dispatch_command(
                                   workers=workers)
     except DispatchLockedError as error:
         raise CrmflowUserError(str(error)) from None
-    except (duckdb.IOException, WarehouseConnectionError) as error:
+    except (*FILE_OPEN_ERRORS, WarehouseConnectionError) as error:
         if duckdb_path is not None and is_lock_conflict(error):
             raise CrmflowUserError(held_message(duckdb_path, "`crmflow dispatch`")) from None
         raise

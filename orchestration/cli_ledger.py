@@ -5,7 +5,6 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated
 
-import duckdb
 import typer
 
 from crmflow.errors import CrmflowUserError
@@ -13,6 +12,7 @@ from crmflow.journeys.ledger_status import ledger_status
 from crmflow.run_holder import held_message, is_lock_conflict
 from crmflow.settings import load_settings
 from crmflow.warehouse import WarehouseConnectionError, open_warehouse
+from crmflow.warehouse.duckdb import FILE_OPEN_ERRORS
 from orchestration.user_errors import existing_warehouse
 
 app = typer.Typer(help="The send ledger.", no_args_is_help=True)
@@ -27,7 +27,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     try:
         with open_warehouse(target) as con:
             report = ledger_status(con, UNKNOWN_SHOWN, now=datetime.now(UTC))
-    except (duckdb.IOException, WarehouseConnectionError) as error:
+    except (*FILE_OPEN_ERRORS, WarehouseConnectionError) as error:
         if target.kind == "duckdb" and is_lock_conflict(error):
             raise CrmflowUserError(held_message(target.path, "`crmflow ledger status`")) from None
         raise

@@ -23,6 +23,10 @@ from crmflow.warehouse.ddl import DUCKDB_SCHEMAS, DUCKDB_TYPES
 from crmflow.warehouse.sql import quote_identifier, quote_relation, split_relation
 from crmflow.warehouse.target import WarehouseTarget
 
+# What opening a DuckDB file held by another process raises (callers name the holder instead of
+# importing duckdb themselves).
+FILE_OPEN_ERRORS: tuple[type[Exception], ...] = (duckdb.IOException,)
+
 
 def _open(path: Path | str, read_only: bool) -> duckdb.DuckDBPyConnection:
     path = Path(path)
