@@ -41,7 +41,8 @@ from crmflow.settings import REPO_ROOT
 from crmflow.tags import compile_rules, load_tags_config, write_tag_rules
 from crmflow.tasks.outcomes import OUTCOMES_DDL
 from crmflow.tasks.schema import ensure_task_tables
-from crmflow.warehouse import connect, ensure_raw_tables
+from crmflow.warehouse import apply_migrations, connect, ensure_raw_tables, open_warehouse
+from crmflow.warehouse.target import parse_target
 
 pytestmark = pytest.mark.slow
 
@@ -148,6 +149,13 @@ def compared_relations(work: Path) -> list[str]:
 def pg_database() -> Iterator[str]:
     require_server()
     with fresh_database() as dbname:
+        # the operational tables dbt reads as sources (ledger, enrolments, goals, delivery events) come
+        # from crmflow's migrations, as on a real warehouse; the raw tables and the Python outputs are
+        # copied from the DuckDB side (copy_tables creates them with DuckDB's columns)
+        with open_warehouse(parse_target(f"postgresql://postgres@127.0.0.1:5432/{dbname}")) as wh:
+            apply_migrations(wh)
+            for table, schema in {**RAW_TABLES, **PYTHON_OUTPUTS}.items():
+                wh.execute(f"drop table if exists {schema}.{table} cascade")
         yield dbname
 
 
