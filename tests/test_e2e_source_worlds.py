@@ -11,6 +11,7 @@ CLI in a subprocess like tests/test_e2e_pipeline.py:
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ def _world(root: Path, as_of: datetime, *generate: str) -> str:
         result = subprocess.run([CRMFLOW, *args], env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"crmflow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         out += result.stdout + result.stderr
-    assert "run succeeded" in out
+    assert re.search(r"^run \w+ succeeded in ", out, re.M), out[-3000:]  # the instance run id
     return out
 
 
