@@ -28,7 +28,7 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/crmflow demo
 
 test: install manifest $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 # crmflow run on DuckDB and on PostgreSQL (127.0.0.1:5432) gives the same tables (issue 14).
 test-backends: install manifest $(DAGSTER_HOME)/dagster.yaml

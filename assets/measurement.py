@@ -17,17 +17,13 @@ from crmflow.measurement.tables import MEASUREMENT_MODELS, STATISTICS_TABLES, bu
 from crmflow.report.build import default_report_path, report_from_warehouse
 from crmflow.report.render import key_figures
 from orchestration.asof import as_of_from_context
+from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 
 GROUP = "measurement"
-# The dbt models journey_measurement reads (the counts of the run summary too).
-STATISTICS_INPUTS = ["journey_uplift_inputs", "journey_ab_inputs", "journey_attribution",
-                     "journey_order_attribution", "int_measurement__sent_messages", "journey_goals"]
+# What journey_measurement and the report read are their dbt exposures
+# (dbt_project/models/marts/measurement/_exposures.yml); the report also reads the statistics tables.
 MEASUREMENT_KEYS = [*MEASUREMENT_MODELS, *STATISTICS_TABLES]
-# The marts the report draws; dbt assets, so they exist in every Definitions.
-REPORT_MARTS = ["customer_profile", "customer_lifecycle", "customer_lifecycle_history", "customer_value_tier",
-                "customer_segments", "kpi_daily", "kpi_ltv", "kpi_cohort_retention", "kpi_funnel",
-                "operator_efficiency"]
 DESCRIPTIONS = {
     "journey_uplift": "Treated vs holdout conversion per journey: uplift, 95 % Newcombe interval, p-value, "
                       "incremental revenue; 'not enough data' below the minimum group size.",
@@ -74,7 +70,7 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
     @dg.multi_asset(
         name="journey_measurement",
         group_name=GROUP,
-        specs=[dg.AssetSpec(key, deps=[dg.AssetKey(k) for k in STATISTICS_INPUTS], description=DESCRIPTIONS[key],
+        specs=[dg.AssetSpec(key, deps=exposure_deps("journey_measurement"), description=DESCRIPTIONS[key],
                             kinds={"python"})
                for key in STATISTICS_TABLES],
         check_specs=[dg.AssetCheckSpec("one_row_per_measured_journey", asset="journey_uplift")],
@@ -102,7 +98,7 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
     @dg.asset(
         name="crmflow_report",
         group_name=GROUP,
-        deps=[dg.AssetKey(k) for k in MEASUREMENT_KEYS + REPORT_MARTS] + upstream,
+        deps=list(dict.fromkeys([*exposure_deps("crmflow_report"), *map(dg.AssetKey, MEASUREMENT_KEYS), *upstream])),
         kinds={"html"},
         description="The self-contained HTML report (<CRMFLOW_EXPORT_DIR>/report.html): customer base, "
         "journeys, uplift, A/B tests, operators, delivery health. Key figures are in this asset's metadata.",

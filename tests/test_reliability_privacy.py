@@ -71,7 +71,10 @@ def world(tmp_path: Path):
                               "properties": "{}", "context": "{}"}])
         con.execute("create table customer_churn_scores (user_id varchar, churn_probability double)")
         con.execute(f"insert into customer_churn_scores values ('{TARGET}', 0.7), ('{OTHER}', 0.1)")
-        con.execute("""insert into send_ledger values ('k1', 'j', 's', 'e1', ?, 'email', null, 't', 1, null, ?,
+        con.execute("""insert into send_ledger (message_key, journey_id, step_id, enrolment_id, user_id, channel,
+                       variant, template, priority, content_ref, send_after, state, reason, attempts,
+                       provider_message_id, error, planned_at, sent_at, updated_at)
+                       values ('k1', 'j', 's', 'e1', ?, 'email', null, 't', 1, null, ?,
                        'sent', null, 1, 'sg1', null, ?, ?, ?)""", [TARGET, AS_OF, AS_OF, AS_OF, AS_OF])
         con.execute("""insert into delivery_events (event_id, channel, provider, message_key, event, address,
                        occurred_at, _loaded_at, user_id) values ('ev1', 'email', 'sendgrid', 'k1', 'open', ?, ?, ?, ?)""",

@@ -22,6 +22,7 @@ from helpers_report import inspect_page
 
 from crmflow.report.build import measure_and_report
 from crmflow.report.data import reporting_currency
+from orchestration.dbt_measurement import measurement_models_runner
 
 # What the page reports back: rendered plotly charts and the in-page error counter.
 PROBE = """{plots: document.querySelectorAll('.js-plotly-plot').length,
@@ -84,11 +85,18 @@ create table operator_efficiency as select 'op' || range as operator_id, 10 as t
 """
 
 
+def _measure_and_report(path, journeys, out):
+    """Goals, the dbt measurement models (the runner `crmflow report` uses), the statistics and the report
+    on the DuckDB file `path` (the caller holds no connection to it meanwhile)."""
+    return measure_and_report(path, journeys, out, AS_OF, measurement_models_runner(path))
+
+
 def _build(tmp_path, full: bool):
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    create_inputs(con)  # the migrations and the dbt inputs the measurement models read: no marts
     journeys = None
     if full:
-        create_inputs(con)
         con.execute(MARTS)
         journeys = write_journeys(tmp_path / "journeys")
         add_enrolments(con, "j_cart", "t", 40, False, "2026-03-10 12:00+00")
@@ -99,9 +107,8 @@ def _build(tmp_path, full: bool):
                         for i in range(40)])
         add_delivery(con, [(f"m{i}", "delivered", "2026-03-10 14:00+00") for i in range(36)]
                      + [("m1", "bounce", "2026-03-10 14:00+00"), ("m2", "unsubscribe", "2026-03-11 14:00+00")])
-    out = tmp_path / "report.html"
-    _, outcome = measure_and_report(con, journeys, out, AS_OF)
     con.close()
+    _, outcome = _measure_and_report(path, journeys, tmp_path / "report.html")
     return outcome
 
 
@@ -172,9 +179,9 @@ def test_empty_ish_warehouse_says_why_each_panel_is_empty(tmp_path):
                   "customer_segments", "kpi_daily", "kpi_ltv", "kpi_funnel", "kpi_cohort_retention",
                   "operator_efficiency"):
         con.execute(f"delete from {table}")
-    out = tmp_path / "report.html"
-    measure_and_report(con, write_journeys(tmp_path / "journeys"), out, AS_OF)
     con.close()
+    out = tmp_path / "report.html"
+    _measure_and_report(tmp_path / "wh.duckdb", write_journeys(tmp_path / "journeys"), out)
     page = inspect_page(out, SEEN)
     assert page.exceptions == [] and page.console_errors == [], (page.exceptions, page.console_errors)
     assert page.evaluated["notes"] == {
