@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,8 @@ class DispatchWorld(World):
 
 def build_dispatch_world(root: Path, warehouse: str, users: int, channels: tuple[str, ...],
                          policies: str, channels_config: str) -> DispatchWorld:
-    from helpers_journeys import make_customer_tables
-    from helpers_reliability import AS_OF, journey_yaml, user_profile
+    from helpers_reliability import journey_yaml, seed_new_users_and_tick, user_profile
 
-    from crmflow.journeys.runner import JourneyConfig, tick_journey_file
     from crmflow.warehouse import open_warehouse
 
     marketing = root / "marketing"
@@ -44,14 +41,8 @@ def build_dispatch_world(root: Path, warehouse: str, users: int, channels: tuple
         (marketing / "journeys" / f"rel_{channel}.yaml").write_text(journey_yaml(f"rel_{channel}", channel))
     (marketing / "policies.yaml").write_text(policies)
     (marketing / "channels.yaml").write_text(channels_config)
-    rows = [user_profile(i) for i in range(users)]
     with open_warehouse(warehouse) as wh:
-        make_customer_tables(wh, customer_profile=rows, customer_segment_history=[
-            {"user_id": r["user_id"], "segment_family": "lifecycle", "segment": "new",
-             "valid_from": AS_OF - timedelta(hours=1), "valid_to": None} for r in rows])
-        config = JourneyConfig(marketing)
-        for channel in channels:
-            tick_journey_file(wh, config, marketing / "journeys" / f"rel_{channel}.yaml", AS_OF)
+        seed_new_users_and_tick(wh, marketing, channels, [user_profile(i) for i in range(users)])
     return DispatchWorld(warehouse, str(marketing), str(root / "outbox"), list(channels), users)
 
 

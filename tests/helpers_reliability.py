@@ -121,9 +121,6 @@ def build_world(root: Path, users: int, channels: tuple[str, ...] = ("email", "s
                 profiles: list[dict[str, Any]] | None = None) -> World:
     """Customer tables (no dbt), one journey per channel, policies and channels.yaml; ticks every
     journey once at AS_OF so the ledger holds `users` planned messages per channel."""
-    from helpers_journeys import make_customer_tables
-
-    from crmflow.journeys.runner import JourneyConfig, tick_journey_file
     from crmflow.warehouse import connect
 
     marketing = root / "marketing"
@@ -136,13 +133,26 @@ def build_world(root: Path, users: int, channels: tuple[str, ...] = ("email", "s
     world = World(str(root / "warehouse.duckdb"), str(marketing), str(root / "outbox"), list(channels), users)
     rows = profiles if profiles is not None else [user_profile(i) for i in range(users)]
     with connect(world.warehouse) as con:
-        make_customer_tables(con, customer_profile=rows, customer_segment_history=[
-            {"user_id": r["user_id"], "segment_family": "lifecycle", "segment": "new",
-             "valid_from": AS_OF - timedelta(hours=1), "valid_to": None} for r in rows])
-        config = JourneyConfig(marketing)
-        for channel in channels:
-            tick_journey_file(con, config, marketing / "journeys" / f"rel_{channel}.yaml", AS_OF)
+        seed_new_users_and_tick(con, marketing, channels, rows)
     return world
+
+
+def seed_new_users_and_tick(wh: Any, marketing: Path, channels: tuple[str, ...] | list[str],
+                            rows: list[dict[str, Any]]) -> None:
+    """The customer tables of `rows` (every user lifecycle 'new' since an hour before AS_OF), then
+    one tick at AS_OF of each marketing/journeys/rel_<channel>.yaml: a planned message per user and
+    channel. `wh`: a Warehouse or a DuckDB connection (build_world, build_dispatch_world, the
+    two-backend dispatch test)."""
+    from helpers_journeys import make_customer_tables
+
+    from crmflow.journeys.runner import JourneyConfig, tick_journey_file
+
+    make_customer_tables(wh, customer_profile=rows, customer_segment_history=[
+        {"user_id": r["user_id"], "segment_family": "lifecycle", "segment": "new",
+         "valid_from": AS_OF - timedelta(hours=1), "valid_to": None} for r in rows])
+    config = JourneyConfig(marketing)
+    for channel in channels:
+        tick_journey_file(wh, config, marketing / "journeys" / f"rel_{channel}.yaml", AS_OF)
 
 
 # ---- local providers ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from helpers_journeys import make_customer_tables
 from helpers_postgres import postgres_url, postgres_warehouse  # noqa: F401 - fixtures
 from helpers_reliability import (
     AS_OF,
@@ -20,13 +19,14 @@ from helpers_reliability import (
     journey_yaml,
     policies_yaml,
     providers_running,
+    seed_new_users_and_tick,
     table_rows,
     user_profile,
 )
 
 from connectors.channels.config import load_channels_config
 from connectors.channels.factory import build_channels
-from crmflow.journeys.runner import JourneyConfig, dispatch_all, tick_journey_file
+from crmflow.journeys.runner import JourneyConfig, dispatch_all
 from crmflow.warehouse import open_warehouse
 
 CHANNELS = ("email", "sms", "push")
@@ -56,12 +56,8 @@ def profiles() -> list[dict[str, Any]]:
 def dispatch_on(wh, root: Path, seed: int) -> dict[str, Any]:
     folder = marketing(root)
     rows = profiles()
-    make_customer_tables(wh, customer_profile=rows, customer_segment_history=[
-        {"user_id": r["user_id"], "segment_family": "lifecycle", "segment": "new",
-         "valid_from": AS_OF - timedelta(hours=1), "valid_to": None} for r in rows])
+    seed_new_users_and_tick(wh, folder, CHANNELS, rows)
     config = JourneyConfig(folder)
-    for channel in CHANNELS:
-        tick_journey_file(wh, config, folder / "journeys" / f"rel_{channel}.yaml", AS_OF)
     wh.write_arrow(pa.table({"channel": ["email"], "address": ["person3@example.org"], "user_id": ["u000003"],
                              "reason": ["bounce"], "source": ["sendgrid"],
                              "suppressed_at": pa.array([AS_OF], pa.timestamp("us", tz="UTC"))}), "suppression_list")
