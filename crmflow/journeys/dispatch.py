@@ -228,6 +228,15 @@ class StagedRun:
     ranges: dict[str, tuple[int, int]]  # channel -> (first seq, last seq) in _dispatch_due
     since: datetime | None  # the oldest planned_at among the staged messages
     with_recommendations: bool = False  # _dispatch_recommendations holds their recommendations
+    # The staged rows themselves (seq 1..n in order) and their recommendations by seq, read once at
+    # staging: a group's claim is then one UPDATE, with no read of the staged rows per group.
+    rows: pa.Table | None = None
+    recommendations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def group_rows(self, first: int, last: int) -> list[dict[str, Any]]:
+        if self.rows is None:
+            return []
+        return self.rows.slice(first - 1, last - first + 1).to_pylist()
 
 
 def _since_filter(since: datetime | None, alias: str = "") -> str:
@@ -276,7 +285,8 @@ def stage_due(wh: Warehouse, as_of: datetime, channel_names: list[str], journey_
                              group by channel""")
     return StagedRun(ranges={channel: (int(lo), int(hi)) for channel, lo, hi, _ in rows},
                      since=min((since for *_, since in rows), default=None),
-                     with_recommendations=with_recommendations)
+                     with_recommendations=with_recommendations, rows=staged,
+                     recommendations=_staged_recommendations(wh, 1, staged.num_rows) if with_recommendations else {})
 
 
 @dataclass(frozen=True)
@@ -331,12 +341,11 @@ def claim_staged(wh: Warehouse, as_of: datetime, first: int, last: int, staged: 
             where d.seq between $first and $last and c.state = 'planned' {_since_filter(since, "c.")}
             {skip_locked(wh.dialect, "c")})
         returning message_key""", params)}
-    rows = wh.fetch_arrow(f"select * from {STAGED} where seq between $first and $last order by seq",
-                          params).to_pylist()
+    rows = staged.group_rows(first, last)  # seq first..last, read once at staging
     if exclusive and len(claimed) != len(rows):
         raise DispatchLedgerChangedError(f"claimed {len(claimed)} of {len(rows)} staged messages (seq {first}..{last}): "
                                          "the ledger changed under the dispatcher; stopping")
-    recommendations = _staged_recommendations(wh, first, last) if staged.with_recommendations else {}
+    recommendations = staged.recommendations
     rows = sorted((r for r in rows if r["message_key"] in claimed), key=lambda r: r["message_key"])
     for row in rows:
         seq = row.pop("seq")
@@ -444,23 +453,59 @@ def record_results(wh: Warehouse, as_of: datetime, results: list[SendResult],
         "sent_at": pa.array([as_of if ok else s.sent_at for ok, s in zip(sent, staged, strict=False)]
                             + [s.sent_at for s in staged[len(results):]], pa.timestamp("us", tz="UTC")),
     })
+    params = {"as_of": as_of, "since": since, "worker": worker_id}
+    dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
+    if wh.dialect == "postgres":
+        _record_postgres(wh, table, params, dead, as_of)
+        return
     with wh.transaction():
         wh.create_temp_table(RESULTS, table)
         # 'unknown' too: a dispatcher that found this worker dead may have marked the row unknown
         # (worker_id stays); the result recorded here is the truth.
-        recorded = len(wh.fetch_rows(f"""update send_ledger l set state = r.status, outcome = r.status,
-                provider_message_id = r.provider_message_id, error = r.error, content_ref = r.content_ref,
-                reason = r.reason, attempts = r.attempts, sent_at = r.sent_at, updated_at = $as_of,
-                worker_id = null, lease_until = null
+        recorded = len(wh.fetch_rows(f"""update send_ledger l set {RECORD_SET}
             from {RESULTS} r where l.message_key = r.message_key and l.state in ('sending', 'unknown')
               and l.worker_id = $worker {_since_filter(since, "l.")}
-            returning l.message_key""", {"as_of": as_of, "since": since, "worker": worker_id}))
-        if recorded != len(keys):
-            raise DispatchLedgerChangedError(f"recorded {recorded} of {len(keys)} results: the ledger changed under "
-                                             "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
+            returning l.message_key""", params))
+        _check_recorded(recorded, len(keys))
         wh.drop_table(RESULTS)
-        dead = [messages[r.message_key] for r in results if r.address_dead and r.message_key in messages]
-        suppress(wh, ((m.channel, m.to, m.user_id, DEAD_ADDRESS_REASON[m.channel], "journeys") for m in dead), as_of)
+        _suppress_dead(wh, dead, as_of)
+
+
+RECORD_SET = """state = r.status, outcome = r.status, provider_message_id = r.provider_message_id, error = r.error,
+    content_ref = r.content_ref, reason = r.reason, attempts = r.attempts, sent_at = r.sent_at, updated_at = $as_of,
+    worker_id = null, lease_until = null"""
+RESULT_TYPES = {"message_key": "text", "status": "text", "provider_message_id": "text", "error": "text",
+                "content_ref": "text", "attempts": "integer", "reason": "text", "sent_at": "timestamptz"}
+
+
+def _record_postgres(wh: Warehouse, table: pa.Table, params: dict[str, Any], dead: list[OutboundMessage],
+                     as_of: datetime) -> None:
+    """PostgreSQL: the group's results in one UPDATE from unnest(arrays) (one round trip: no temp
+    table, no explicit transaction; the statement is atomic). A dead address (rare) adds a transaction
+    with its suppression."""
+    arrays = ", ".join(f"cast($r_{name} as {kind}[])" for name, kind in RESULT_TYPES.items())
+    sql = f"""update send_ledger l set {RECORD_SET}
+        from unnest({arrays}) as r({", ".join(RESULT_TYPES)})
+        where l.message_key = r.message_key and l.state in ('sending', 'unknown')
+          and l.worker_id = $worker {_since_filter(params["since"], "l.")}
+        returning l.message_key"""
+    values = {f"r_{name}": table.column(name).to_pylist() for name in RESULT_TYPES}
+    if not dead:
+        _check_recorded(len(wh.fetch_rows(sql, {**params, **values})), table.num_rows)
+        return
+    with wh.transaction():
+        _check_recorded(len(wh.fetch_rows(sql, {**params, **values})), table.num_rows)
+        _suppress_dead(wh, dead, as_of)
+
+
+def _check_recorded(recorded: int, expected: int) -> None:
+    if recorded != expected:
+        raise DispatchLedgerChangedError(f"recorded {recorded} of {expected} results: the ledger changed under "
+                                         "the dispatcher; stopping (unrecorded rows stay 'sending' -> 'unknown')")
+
+
+def _suppress_dead(wh: Warehouse, dead: list[OutboundMessage], as_of: datetime) -> None:
+    suppress(wh, ((m.channel, m.to, m.user_id, DEAD_ADDRESS_REASON[m.channel], "journeys") for m in dead), as_of)
 
 
 def dispatch(con: Warehouse | Any, as_of: datetime, channels: Mapping[str, Channel],
