@@ -3,14 +3,16 @@ hang past the client timeout. Every message ends sent, failed (surely not delive
 provider accepted) or unknown (the call hung or was reset after it was sent), with the provider's
 reason; retries back off (measured at the mock), and nothing is delivered twice under the
 at-most-once default (retry_on_timeout: false). With retry_on_timeout: true (at-least-once) a duplicate is possible only
-for a message whose call timed out after the provider accepted it."""
+for a message whose call timed out after the provider accepted it. With the shipped
+marketing/channels.yaml itself (its prod SendGrid and Twilio settings, read from the file), accept-then-drop
+faults included: 0 duplicates and no message the provider accepted recorded as failed."""
 
 import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
-from helpers_reliability import AS_OF, build_world, channels_yaml, ledger_rows, providers_running
+from helpers_reliability import AS_OF, ENVIRONMENT, build_world, channels_yaml, ledger_rows, providers_running
 
 from connectors.channels.config import load_channels_config
 from connectors.channels.factory import build_channels
@@ -22,17 +24,22 @@ TIMEOUT_S = 0.3
 HANG_S = 0.6
 BACKOFF_BASE_S = 0.05
 MAX_ATTEMPTS = 4
+SHIPPED_CHANNELS = Path(__file__).resolve().parent.parent / "marketing" / "channels.yaml"
 PROVIDER_REASONS = ("HTTP 429", "HTTP 500", "HTTP 503", "outcome unknown", "no response", "connection dropped",
                     "timeout")
 
 
-def dispatch_against_faults(tmp_path: Path, retry_on_timeout: bool, seed: int):
+def dispatch_against_faults(tmp_path: Path, retry_on_timeout: bool, seed: int, shipped: bool = False,
+                            faults: tuple[str, ...] = ("429", "500", "503", "reset", "hang")):
+    """`shipped`: the channels come from marketing/channels.yaml itself, environment prod (the
+    world's own channels.yaml is not used)."""
     config_text = channels_yaml(retry_on_timeout=retry_on_timeout, timeout_s=TIMEOUT_S,
                                 backoff_base_s=BACKOFF_BASE_S, max_attempts=MAX_ATTEMPTS)
     world = build_world(tmp_path, USERS, ("email", "sms"), batch_size=5, channels_config=config_text)
     marketing = Path(world.marketing_dir)
-    with providers_running(seed=seed, rate=0.3, hang_s=HANG_S) as providers:
-        channels = build_channels(load_channels_config(marketing / "channels.yaml"), "reliability",
+    config_file, environment = (SHIPPED_CHANNELS, "prod") if shipped else (marketing / "channels.yaml", ENVIRONMENT)
+    with providers_running(seed=seed, rate=0.3, hang_s=HANG_S, faults=faults) as providers:
+        channels = build_channels(load_channels_config(config_file), environment,
                                   world.outbox_dir, environ=providers.env())
         with connect(world.warehouse) as con:
             dispatch_all(con, JourneyConfig(marketing), AS_OF + timedelta(minutes=1), channels, None)
@@ -116,3 +123,28 @@ def test_faults_at_least_once_duplicates_only_after_timeouts(tmp_path: Path) -> 
             if row["state"] == "failed":
                 assert not accepted.get(row["message_key"]), row
     assert assert_backoff_observed(logs) > 0
+
+
+def test_faults_shipped_config_no_duplicate_no_delivered_failed(tmp_path: Path) -> None:
+    """The issue's fault test with the shipped config: marketing/channels.yaml's prod email (SendGrid)
+    and SMS (Twilio) settings as they are in the file (its timeouts, backoff, concurrency, rate limits
+    and retry_on_timeout), 30 % faults of which accept-then-drop is the one that duplicated under a
+    retrying default. (No hang: the shipped 10 s timeout would make the test slow; a drop is the same
+    "accepted, no answer" outcome.)"""
+    world, accepted, logs = dispatch_against_faults(tmp_path, retry_on_timeout=False, seed=5, shipped=True,
+                                                    faults=("429", "500", "503", "reset", "drop"))
+    faults = [e.action for log in logs.values() for e in log if e.action != "ok"]
+    assert {"429", "500", "503", "reset", "drop"} <= set(faults), faults
+    rows = ledger_rows(world.warehouse)
+    assert len(rows) == 2 * USERS
+    assert {r["state"] for r in rows} <= {"sent", "failed", "unknown"}
+    assert accepted and all(c == 1 for c in accepted.values()), "a message reached the provider twice"
+    dropped = {k for log in logs.values() for e in log if e.action == "drop" for k in e.keys}
+    for row in rows:
+        if row["state"] == "failed":  # failed = surely not delivered
+            assert not accepted.get(row["message_key"]), row
+        elif row["state"] == "sent":
+            assert accepted.get(row["message_key"]) == 1, row
+        elif row["message_key"] in dropped:  # accepted, then the connection died: settled by its event
+            assert accepted.get(row["message_key"]) == 1 and "not resent" in row["reason"], row
+    assert any(r["state"] == "unknown" and r["message_key"] in dropped for r in rows)
