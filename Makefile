@@ -7,7 +7,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 SCALE ?= 100000
 
-.PHONY: install manifest demo test test-backends lint ui bench soak clean
+.PHONY: install manifest demo test test-backends test-dispatch-crash lint ui bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install manifest $(DAGSTER_HOME)/dagster.yaml
 # crmflow run on DuckDB and on PostgreSQL (127.0.0.1:5432) gives the same tables (issue 14).
 test-backends: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q -m backends_equal tests/test_backends_equal.py
+
+# Dispatch crash test (issue 15): 4 workers on PostgreSQL and 1 on DuckDB killed with SIGKILL >= 20 times.
+test-dispatch-crash: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pytest -q -m dispatch_crash tests/test_dispatch_crash.py
 
 # The long end-to-end tests (marker long) CI does not run yet: see pyproject's markers.
 test-long: install manifest $(DAGSTER_HOME)/dagster.yaml

@@ -2,7 +2,7 @@
 messages per second with 1 worker and with N workers (target: N=4 sends >= 3.5x), and the provider
 rate limit shared by the N workers (target: within 5 % of the configured rate, measured at the mock).
 
-    .venv/bin/python bench/bench_dispatch_workers.py [--messages 800] [--workers 4] [--rate 20]
+    .venv/bin/python bench/bench_dispatch_workers.py [--messages 800] [--workers 4] [--rate 20] [--concurrency 8]
 
 Needs the PostgreSQL server of the tests (127.0.0.1:5432, CRMFLOW_TEST_PG_*); creates and drops its
 own database. Figures go to docs/reliability.md.
