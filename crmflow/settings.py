@@ -15,8 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from crmflow.errors import CrmflowUserError
 from crmflow.warehouse.target import WarehouseTarget, parse_target
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = REPO_ROOT  # dbt_project.yml lives at the repo root and points into dbt_project/
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# A source checkout (or an editable install) has dbt_project.yml beside the packages; an installed
+# wheel carries the dbt project and the marketing defaults in crmflow/project/ (setup.py build_py).
+REPO_ROOT = _CHECKOUT if (_CHECKOUT / "dbt_project.yml").is_file() else Path(__file__).resolve().parent / "project"
+DBT_PROJECT_DIR = REPO_ROOT  # dbt_project.yml lives at the project root and points into dbt_project/
 MARKETING_DIR_DEFAULT = REPO_ROOT / "marketing"
 # Hostile landing files (connectors/sources/landing_reader.py): a longer line is quarantined as
 # too_large unparsed; a CSV quote still open after this many lines is an unclosed_quote.
