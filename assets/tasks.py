@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from connectors.exports.http_push import push_table
+from crmflow.governance.operators import operator_gate, roster_warnings
+from crmflow.governance.roles import load_governance
 from crmflow.tasks.config import load_roster, load_task_rules
 from crmflow.tasks.engine import run_task_rules
 from crmflow.tasks.export import mark_tasks_pushed, unpushed_tasks, write_task_exports
@@ -33,7 +35,8 @@ def task_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                   settings: CrmflowSettingsResource):
     as_of = as_of_from_context(context)
     with warehouse.open() as wh:
-        stats = ingest_task_outcomes(wh, Path(settings.landing_dir), as_of)
+        stats = ingest_task_outcomes(wh, Path(settings.landing_dir), as_of,
+                                     operator_gate(load_governance(Path(settings.marketing_dir))))
     yield dg.MaterializeResult(metadata={
         "files_loaded": stats.files_loaded, "files_skipped": stats.files_skipped, "rows_read": stats.rows_read,
         "rows_loaded": stats.rows_loaded, "rows_quarantined": stats.rows_quarantined,
@@ -62,9 +65,12 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
         marketing = Path(settings.marketing_dir)
         rules = load_task_rules(marketing / "task_rules.yaml")
         roster = load_roster(marketing / "operators.yaml")
+        gate = operator_gate(load_governance(marketing))
+        for warning in roster_warnings(gate, marketing / "operators.yaml", [op.id for op in roster.operators]):
+            context.log.warning(warning)
         tz = ZoneInfo(settings.timezone)
         with warehouse.open() as wh:
-            stats = run_task_rules(wh, rules, roster, as_of, tz)
+            stats = run_task_rules(wh, rules, roster, as_of, tz, gate.may_work if gate.enforced else None)
             write_task_exports(wh, Path(settings.export_dir))
             pushed = "not configured"
             if tasks_push.configured:

@@ -4,6 +4,7 @@ PostgreSQL) plus vectorised numpy."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -105,8 +106,10 @@ def _due_rules(wh: Warehouse, rules: TaskRules, as_of: datetime) -> tuple[list, 
 
 
 def run_task_rules(con: Warehouse | Any, rules: TaskRules, roster: OperatorRoster,
-                   as_of: datetime, tz: ZoneInfo) -> TaskRunStats:
-    """`con` is a Warehouse (DuckDB or PostgreSQL) or a raw DuckDB connection."""
+                   as_of: datetime, tz: ZoneInfo, may_work: Callable[[str, str], bool] | None = None) -> TaskRunStats:
+    """`con` is a Warehouse (DuckDB or PostgreSQL) or a raw DuckDB connection. `may_work(operator_id,
+    rule)`: whether an operator may be assigned a task of that rule (the operator role,
+    crmflow/governance/operators.py); None: every roster operator may."""
     wh = as_warehouse(con)
     ensure_task_tables(wh)
     stats = TaskRunStats()
@@ -119,7 +122,7 @@ def run_task_rules(con: Warehouse | Any, rules: TaskRules, roster: OperatorRoste
             _load_policy_table(wh, policies, rules)
             load_talking_points(wh, rules)
             _collect_candidates(wh, rules, as_of, params, stats)
-            _allocate_and_write(wh, roster, policies, as_of, tz, params, stats)
+            _allocate_and_write(wh, roster, policies, as_of, tz, params, stats, may_work)
     return stats
 
 
@@ -230,13 +233,14 @@ def _collect_candidates(wh: Warehouse, rules: TaskRules, as_of: datetime,
 
 
 def _allocate_and_write(wh: Warehouse, roster: OperatorRoster, policies: dict[str, TaskPolicy],
-                        as_of: datetime, tz: ZoneInfo, params: dict, stats: TaskRunStats) -> None:
+                        as_of: datetime, tz: ZoneInfo, params: dict, stats: TaskRunStats,
+                        may_work: Callable[[str, str], bool] | None = None) -> None:
     regions = pa.table({"country": pa.array([c for cs in roster.regions.values() for c in cs], pa.string()),
                         "region": pa.array([r for r, cs in roster.regions.items() for _ in cs], pa.string())})
     wh.create_temp_table("_tk_regions", regions)
     # Allocation follows this order, so ties on priority break by task_id in code-point order.
     tasks = wh.fetch_arrow(f"""
-        select c.task_id, c.policy, c.exclude_operator, r.region,
+        select c.task_id, c.rule, c.policy, c.exclude_operator, r.region,
                lower(split_part(replace(p.locale, '_', '-'), '-', 1)) as language, p.industry,
                prev.operator_id as previous_owner
         from _tk_cand c
@@ -263,6 +267,12 @@ def _allocate_and_write(wh: Warehouse, roster: OperatorRoster, policies: dict[st
     matching: dict[str, Matching] = {key: policy.matching for key, policy in policies.items()}
     eligible, preference = match_matrix(ops, cols["policy"], matching, cols["region"], cols["language"],
                                         cols["industry"], cols["exclude_operator"])
+    if may_work is not None and tasks.num_rows:
+        # One mask per rule (rules x operators of the config), applied to all its tasks at once.
+        task_rules = np.array([r or "" for r in cols["rule"]], dtype=object)
+        for rule in set(task_rules.tolist()):
+            allowed = np.array([may_work(op.id, rule) for op in ops], dtype=bool)
+            eligible[task_rules == rule] &= allowed
     op_index = {op.id: j for j, op in enumerate(ops)}
     keep_previous = np.array([matching[k].keep_previous_owner for k in cols["policy"]], dtype=bool) \
         if tasks.num_rows else np.zeros(0, dtype=bool)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from connectors.sources.landing_parser import open_parser, parsed
+from crmflow.governance.operators import OperatorGate
 from crmflow.tasks.ddl import TASK_OUTCOMES_TEMPLATE
 from crmflow.tasks.schema import TASK_OUTCOMES, ensure_task_tables
 from crmflow.warehouse import Warehouse, as_warehouse
@@ -32,7 +33,7 @@ from crmflow.warehouse.dialect import binary_order
 OUTCOMES = TASK_OUTCOMES
 # quarantine_task_outcomes.reason, in the order they are checked (docs/data-contracts.md).
 QUARANTINE_REASONS = ("missing_columns", "malformed_row", "invalid_utf8", "missing_value", "invalid_outcome",
-                      "invalid_timestamp", "invalid_duration", "unknown_task", "duplicate")
+                      "invalid_timestamp", "invalid_duration", "unknown_task", "not_an_operator", "duplicate")
 REQUIRED = ("task_id", "outcome", "handled_at", "handling_seconds")
 OPTIONAL = ("operator_id", "notes")
 
@@ -77,8 +78,11 @@ def _read_csv(path: Path) -> tuple[pa.Table | None, list[tuple[int | None, str, 
     return table, bad
 
 
-def ingest_task_outcomes(con: Warehouse | Any, landing_dir: Path, loaded_at: datetime) -> OutcomeStats:
-    """`con` is a Warehouse (DuckDB or PostgreSQL) or a raw DuckDB connection."""
+def ingest_task_outcomes(con: Warehouse | Any, landing_dir: Path, loaded_at: datetime,
+                         gate: OperatorGate | None = None) -> OutcomeStats:
+    """`con` is a Warehouse (DuckDB or PostgreSQL) or a raw DuckDB connection. With an enforced operator
+    gate (crmflow/governance/operators.py) a row whose operator_id is not the task's operator, or lacks
+    the operator role for the task's rule, is quarantined as not_an_operator."""
     wh = as_warehouse(con)
     ensure_task_tables(wh)  # migration 31 includes the outcome tables
     stats = OutcomeStats()
@@ -89,7 +93,7 @@ def ingest_task_outcomes(con: Warehouse | Any, landing_dir: Path, loaded_at: dat
         if (str(path), digest) in seen:
             stats.files_skipped += 1
             continue
-        _load_file(wh, path, digest, loaded_at, stats)
+        _load_file(wh, path, digest, loaded_at, stats, gate)
         stats.files_loaded += 1
     stats.tasks_updated = _apply_status(wh)
     return stats
@@ -137,7 +141,25 @@ WAREHOUSE_CHECKS = (
 )
 
 
-def _load_file(wh: Warehouse, path: Path, digest: str, loaded_at: datetime, stats: OutcomeStats) -> None:
+# With the operator gate on, after unknown_task: the reporter must be the task's operator and hold the
+# operator role for its rule (_to_allowed: the allowed (operator_id, rule) pairs of the config).
+OPERATOR_CHECK = """update _to_checked set problem = 'not_an_operator|operator_id'
+       where problem is null and not exists (
+           select 1 from operator_tasks t join _to_allowed a on a.operator_id = t.operator_id and a.rule = t.rule
+           where t.task_id = trim(_to_checked.task_id) and t.operator_id = trim(_to_checked.operator_id))"""
+
+
+def _allowed_table(wh: Warehouse, gate: OperatorGate) -> pa.Table:
+    operators = [r[0] for r in wh.fetch_rows("select distinct operator_id from operator_tasks "
+                                            "where operator_id is not null")]
+    rules = [r[0] for r in wh.fetch_rows("select distinct rule from operator_tasks where rule is not null")]
+    pairs = gate.allowed_pairs(operators, rules)
+    return pa.table({"operator_id": pa.array([o for o, _ in pairs], pa.string()),
+                     "rule": pa.array([r for _, r in pairs], pa.string())})
+
+
+def _load_file(wh: Warehouse, path: Path, digest: str, loaded_at: datetime, stats: OutcomeStats,
+               gate: OperatorGate | None = None) -> None:
     table, bad = _read_csv(path)
     params = {"file": str(path), "at": loaded_at}
     read = len(bad)
@@ -166,8 +188,14 @@ def _load_file(wh: Warehouse, path: Path, digest: str, loaded_at: datetime, stat
             }), "quarantine_task_outcomes")
         if checked is not None:
             wh.create_temp_table("_to_checked", checked)
-            for statement in WAREHOUSE_CHECKS:
+            checks = list(WAREHOUSE_CHECKS)
+            if gate is not None and gate.enforced:
+                wh.create_temp_table("_to_allowed", _allowed_table(wh, gate))
+                checks.insert(1, OPERATOR_CHECK)
+            for statement in checks:
                 wh.execute(statement)
+            if gate is not None and gate.enforced:
+                wh.drop_table("_to_allowed")
             wh.execute("""
                 insert into quarantine_task_outcomes
                     (source_file, line_number, raw_content, reason, field, quarantined_at)
