@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from connectors.sources.time_range import (
     DEFAULT_EARLIEST,
@@ -19,10 +18,8 @@ from connectors.sources.time_range import (
 from crmflow.settings import Settings, load_settings
 from crmflow.warehouse import (
     Warehouse,
-    WarehouseConfigError,
     WarehouseTarget,
     apply_migrations,
-    connect,
     open_warehouse,
     parse_target,
 )
@@ -59,16 +56,6 @@ class WarehouseResource(dg.ConfigurableResource):
         """The warehouse interface (crmflow.warehouse.Warehouse) on the configured target."""
         with open_warehouse(self.path, read_only=read_only) as warehouse:
             yield warehouse
-
-    @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A raw DuckDB connection, for the modules not yet ported to `open()` (DuckDB only)."""
-        if self.target.kind != "duckdb":
-            # Without this, duckdb would silently create a new file named like the URL.
-            raise WarehouseConfigError(f"this step still needs a DuckDB warehouse (warehouse.connect()), "
-                                       f"not {self.target.redacted()}: it is not yet ported to warehouse.open()")
-        with connect(Path(self.path), read_only=read_only) as con:
-            yield con
 
 
 class CrmflowSettingsResource(dg.ConfigurableResource):
