@@ -7,7 +7,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 SCALE ?= 100000
 
-.PHONY: install manifest demo test test-backends test-dispatch-crash lint ui bench soak clean
+.PHONY: install manifest demo test test-backends test-spark test-dispatch-crash lint ui bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: install manifest $(DAGSTER_HOME)/dagster.yaml
 # crmflow run on DuckDB and on PostgreSQL (127.0.0.1:5432) gives the same tables (issue 14).
 test-backends: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q -m backends_equal tests/test_backends_equal.py
+
+# The dbt project on local Apache Spark (PySpark session, Java 17) gives DuckDB's tables (issue 18).
+test-spark: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pip install -q -e ".[spark]"
+	$(BIN)/pytest -q -m spark tests/test_dbt_spark.py
 
 # Dispatch crash test (issue 15): 4 workers on PostgreSQL and 1 on DuckDB killed with SIGKILL >= 20 times.
 test-dispatch-crash: install manifest $(DAGSTER_HOME)/dagster.yaml
