@@ -79,10 +79,16 @@ def build_journey_asset(path: Path, mart_deps: list[dg.AssetKey]) -> dg.AssetsDe
             if loaded.journey is not None:
                 diagram.parent.mkdir(parents=True, exist_ok=True)
                 diagram.write_text(render_html(loaded.journey, journey_counts(wh, loaded.journey.id)), encoding="utf-8")
-        for note in report.notes:
-            context.log.warning(f"{path.stem}: {note}")
-        context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
-                         f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
+        if not gate.runs:
+            # The gate working, not a problem of this run: the journey_approved check (WARN) says why;
+            # `crmflow run` prints one line naming every journey it stopped, not one warning each.
+            context.log.info(f"{path.stem}: {gate.reason}")
+            context.log.info(f"{path.stem}: {gate.state.replace('_', ' ')}: enrols nobody, sends nothing")
+        else:
+            for note in report.notes:
+                context.log.warning(f"{path.stem}: {note}")
+            context.log.info(f"{path.stem} as of {as_of.isoformat()}: entered {report.entered} "
+                             f"(holdout {report.holdout}), planned {report.planned}, exited {sum(report.exited.values())}")
         yield dg.MaterializeResult(metadata={
             "valid": True, "approval": gate.state, "diagram": dg.MetadataValue.path(str(diagram)), **{
             k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in report.metadata().items()}})

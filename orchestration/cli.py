@@ -151,7 +151,7 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
     instance = dagster_instance()
     # Before any step: another run on this DuckDB file, an unreachable warehouse: one line (exit 2).
     check_no_run_in_the_way(instance, target)
-    migrate_warehouse()
+    applied = migrate_warehouse(echo=False)
     if job == "crmflow_full":
         # Never back over cumulative state (ledger, enrolments, tasks, histories): one line, exit 2.
         from crmflow.cumulative_state import refuse_going_back_on
@@ -164,7 +164,8 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
     from orchestration.runs import execute
 
     started = time.perf_counter()
-    typer.echo(f"crmflow run as of {as_of.isoformat()}" + (" (analytics only)" if job != "crmflow_full" else ""))
+    typer.echo(f"crmflow run as of {as_of.isoformat()}" + (" (analytics only)" if job != "crmflow_full" else "")
+               + (f" (warehouse: applied migrations {', '.join(map(str, applied))})" if applied else ""))
     # A failed step is not a user mistake: it is reported, with its error's first line; the
     # traceback (Dagster's console logger prints it) only with --debug.
     console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
@@ -174,11 +175,14 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
                 "loggers": {"console": {"config": console}, "progress": {"config": {"notes": not verbose}}}}) as result:
             success, run_id = result.success, result.run_id
             failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+            stopped = gated_journeys(result.all_events)
     finally:
         set_quiet_dbt(False)
     elapsed = time.perf_counter() - started
     for event in failures:
         typer.echo(f"step failed: {event.step_key}: {first_error_line(event.event_specific_data.error)}", err=True)
+    if stopped:
+        typer.echo(gated_journeys_line(stopped))
     typer.echo(f"run {run_id[:8]} {'succeeded' if success else 'FAILED'} in {elapsed:.1f}s "
                f"(Dagster instance {instance.root_directory})")
     if summary:
@@ -189,6 +193,29 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
         else:
             print_stage_counts(target)
     return success
+
+
+def gated_journeys(events) -> dict[str, list[str]]:
+    """Governance state -> journey ids whose journey_approved check failed (they sent nothing)."""
+    stopped: dict[str, list[str]] = {}
+    for event in events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        check = event.event_specific_data
+        if check.check_name == "journey_approved" and not check.passed:
+            state = check.metadata.get("state")
+            state = str(state.value) if state is not None else "invalid"
+            stopped.setdefault(state, []).append(check.asset_key.to_user_string().removeprefix("journey_"))
+    return stopped
+
+
+def gated_journeys_line(stopped: dict[str, list[str]]) -> str:
+    """One line for every journey the governance gate stopped, and the command that lets each run."""
+    commands = {"not_approved": "crmflow journeys approve <id> --as <person>",
+                "disabled": "crmflow journeys enable <id> --as <person>"}
+    parts = [f"{state.replace('_', ' ')}: {', '.join(sorted(ids))}"
+             + (f" (`{commands[state]}`)" if state in commands else "") for state, ids in sorted(stopped.items())]
+    return f"journeys that enrol nobody and send nothing: {'; '.join(parts)}"
 
 
 def print_stage_counts(target) -> None:
@@ -226,14 +253,15 @@ def backfill(
             raise typer.Exit(1)
 
 
-def migrate_warehouse() -> list[int]:
-    """Open CRMFLOW_WAREHOUSE once and apply the migrations it lacks (the versions applied now)."""
+def migrate_warehouse(echo: bool = True) -> list[int]:
+    """Open CRMFLOW_WAREHOUSE once and apply the migrations it lacks (the versions applied now;
+    echo: say so in a line of its own, else the caller does)."""
     from crmflow.warehouse import apply_migrations, open_warehouse
 
     target = load_settings().warehouse
     with open_warehouse(target) as warehouse:
         applied = apply_migrations(warehouse)
-    if applied:
+    if applied and echo:
         typer.echo(f"warehouse {target.redacted()}: applied migrations {', '.join(map(str, applied))}")
     return applied
 

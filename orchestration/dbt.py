@@ -70,10 +70,14 @@ def crmflow_dbt_assets(
 ):
     as_of = as_of_from_context(context)
     args = ["build", "--vars", dbt_vars(as_of.isoformat(), settings.timezone)]
-    with dbt_console():
+    with dbt_console() as quiet:
         events = dbt.cli(args, context=context).stream()
         if os.environ.get("CRMFLOW_DBT_TARGET") == "postgres":
             # dagster/row_count and column types on each model. Not on DuckDB: dbt-duckdb's connection
             # stays open in this process with another configuration, and the next step cannot open the file.
             events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
-        yield from events
+        try:
+            yield from events
+        finally:
+            if quiet is not None and quiet.done:
+                context.log.info(quiet.done)  # the CLI's step line: "dbt PASS=25 WARN=0 ERROR=0 ..."

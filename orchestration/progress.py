@@ -89,17 +89,21 @@ def set_quiet_dbt(quiet: bool) -> None:
 
 
 class _DbtLineFilter(io.TextIOBase):
-    """Keeps dbt's warnings, errors and its one-line `Done. PASS=.. WARN=..` total; drops node lines."""
+    """Keeps dbt's warnings and errors; drops node lines. The one-line `Done. PASS=.. WARN=..` total
+    is kept in `done` for the step's own line (crmflow_dbt_assets logs it as its note)."""
 
     def __init__(self, target):
-        self.target, self.pending = target, ""
+        self.target, self.pending, self.done = target, "", ""
 
     def write(self, text: str) -> int:
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
-            if _DBT_KEEP.match(line.strip()):
-                self.target.write(f"       dbt: {line.strip()}\n")
+            line = line.strip()
+            if line.startswith("Done. "):
+                self.done = "dbt " + line.removeprefix("Done. ")
+            elif _DBT_KEEP.match(line):
+                self.target.write(f"       dbt: {line}\n")
         return len(text)
 
     def flush(self) -> None:
@@ -107,13 +111,15 @@ class _DbtLineFilter(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def dbt_console() -> Iterator[None]:
-    """dbt's lines as dagster-dbt prints them; in the CLI's quiet mode, only warnings, errors and totals."""
+def dbt_console() -> Iterator[_DbtLineFilter | None]:
+    """dbt's lines as dagster-dbt prints them; in the CLI's quiet mode, only warnings and errors (the
+    filter it yields holds dbt's `Done.` total; None when not quiet)."""
     if not _QUIET_DBT["on"]:
-        yield
+        yield None
         return
-    with contextlib.redirect_stdout(_DbtLineFilter(sys.stdout)):
-        yield
+    kept = _DbtLineFilter(sys.stdout)
+    with contextlib.redirect_stdout(kept):
+        yield kept
 
 
 def first_error_line(error: SerializableErrorInfo) -> str:

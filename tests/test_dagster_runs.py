@@ -110,7 +110,6 @@ def test_config_and_tag_that_disagree_are_refused():
     assert "disagrees with run config as_of" in str(failure.event_specific_data.error.cause.message)
 
 
-@pytest.mark.long  # prints 44 lines today: the customer_segments checks warn once per downstream step
 @pytest.mark.slow
 def test_crmflow_run_is_recorded_in_the_instance_and_prints_few_lines(tmp_path):
     """A small world through the real CLI: the run is in DAGSTER_HOME with its as-of (config and tag),
@@ -118,6 +117,7 @@ def test_crmflow_run_is_recorded_in_the_instance_and_prints_few_lines(tmp_path):
     env = {**os.environ, "CRMFLOW_WAREHOUSE": str(tmp_path / "w.duckdb"), "CRMFLOW_LANDING_DIR": str(tmp_path / "l"),
            "CRMFLOW_OUTBOX_DIR": str(tmp_path / "o"), "CRMFLOW_EXPORT_DIR": str(tmp_path / "e"),
            "DAGSTER_HOME": str(tmp_path / "dh")}
+    env.pop("CRMFLOW_ROLES_FILE", None)  # the shipped roles.yaml (approval required), not conftest's approval-off
     crmflow = str(Path(sys.executable).parent / "crmflow")
     subprocess.run([crmflow, "generate", "--users", "30", "--days", "40", "--end", "2026-11-20"], env=env,
                    check=True, capture_output=True)
@@ -127,6 +127,18 @@ def test_crmflow_run_is_recorded_in_the_instance_and_prints_few_lines(tmp_path):
     assert result.returncode == 0, "\n".join(output[-30:])
     assert len(output) <= 40, "\n".join(output)
     assert not [line for line in output if " of 2" in line and " START " in line]  # no dbt node lines
+    # dbt's total is on its step's line; the journeys the gate stopped (none approved here) are one line
+    assert not [line for line in output if line.strip().startswith("dbt: Done.")]
+    assert [line for line in output if line.startswith("  ok   crmflow_dbt_assets ") and "dbt PASS=" in line]
+    assert not [line for line in output if line.startswith("  warn journey_")]
+    gated = [line for line in output if line.startswith("journeys that enrol nobody and send nothing: ")]
+    assert len(gated) == 1, "\n".join(output)
+    gated = gated[0]
+    assert "not approved: abandoned_cart, " in gated and "`crmflow journeys approve <id> --as <person>`" in gated
+    assert [line for line in output if line.startswith("  ok   journey_welcome_series ")
+            and line.endswith("welcome_series: not approved: enrols nobody, sends nothing")]
+    assert output[0].startswith("crmflow run as of 2026-11-21T00:00:00+00:00 (warehouse: applied migrations 1, ")
+    assert [line for line in output if line.startswith("run ") and " succeeded in " in line]
 
     os.environ["DAGSTER_HOME"], home = env["DAGSTER_HOME"], os.environ["DAGSTER_HOME"]
     try:
@@ -145,3 +157,23 @@ def test_crmflow_run_is_recorded_in_the_instance_and_prints_few_lines(tmp_path):
             assert check, "assert_kpi_daily_revenue_reconciles is not an asset check on kpi_daily"
     finally:
         os.environ["DAGSTER_HOME"] = home
+
+
+def test_the_journeys_the_gate_stopped_are_one_line():
+    from types import SimpleNamespace
+
+    from orchestration.cli import gated_journeys, gated_journeys_line
+
+    def check(journey, passed, state):
+        evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey(f"journey_{journey}"), check_name="journey_approved",
+                                             passed=passed, metadata={"state": dg.MetadataValue.text(state)})
+        return SimpleNamespace(event_type_value="ASSET_CHECK_EVALUATION", event_specific_data=evaluation)
+
+    events = [check("win_back", False, "not_approved"), check("vip", True, "approved"),
+              check("abandoned_cart", False, "not_approved"), check("birthday", False, "disabled"),
+              SimpleNamespace(event_type_value="STEP_SUCCESS", event_specific_data=None)]
+    stopped = gated_journeys(events)
+    assert stopped == {"not_approved": ["win_back", "abandoned_cart"], "disabled": ["birthday"]}
+    assert gated_journeys_line(stopped) == (
+        "journeys that enrol nobody and send nothing: disabled: birthday (`crmflow journeys enable <id> --as "
+        "<person>`); not approved: abandoned_cart, win_back (`crmflow journeys approve <id> --as <person>`)")

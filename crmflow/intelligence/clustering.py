@@ -339,6 +339,11 @@ def write_clusters(con: Warehouse | object, result: ClusteringResult, as_of: dat
     replace_output(wh, CLUSTERS, result.assignments, CLUSTERS_SCHEMA)
     wh.execute(wh.render(CENTROIDS_TEMPLATE))  # migration 41's idempotent DDL: callable inside a transaction
     centroids = wh.relation("ops", "intelligence_cluster_centroids")
+    # The centroid history is written forward only: a rebuild as of a time before a stored as-of
+    # (crmflow run --analytics-only) leaves it alone, else the next run after it would inherit its
+    # cluster ids from that rebuild and the same as-of twice could number the clusters differently.
+    if wh.scalar(f"select count(*) from {centroids} where as_of > $as_of", {"as_of": as_of}):
+        return
     wh.execute(f"delete from {centroids} where as_of = $as_of", {"as_of": as_of})
     if result.centroids.empty:
         return
