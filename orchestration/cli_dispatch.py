@@ -48,6 +48,9 @@ def dispatch_command(
         if duckdb_path is not None and is_lock_conflict(error):
             raise CrmflowUserError(held_message(duckdb_path, "`crmflow dispatch`")) from None
         raise
+    if report.held:
+        typer.echo(f"dispatch held as of {moment.isoformat()}: {report.held}")
+        return
     typer.echo(f"dispatched as of {moment.isoformat()} with {report.workers} worker(s): claimed {report.claimed}, "
                f"sent {report.sent}, failed {report.failed}, unknown {report.unknown}; after a crash: "
                f"{len(report.reconciled_unknown)} unknown, {report.released} released, {report.requeued} requeued; "

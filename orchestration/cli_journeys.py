@@ -1,5 +1,6 @@
 """`crmflow journeys ...`: validate, list, preview, diff and render marketer journeys; approve,
-enable and disable them (governance: marketing/roles.yaml, docs/journeys.md "Governance")."""
+enable and disable them, approve the caps and channels settings (governance: marketing/roles.yaml,
+docs/journeys.md "Governance")."""
 
 import json
 from contextlib import nullcontext
@@ -12,6 +13,14 @@ import typer
 from crmflow.errors import CrmflowUserError
 from crmflow.governance.approvals import approve as record_approval
 from crmflow.governance.approvals import gate, history, switch
+from crmflow.governance.roles import Governance
+from crmflow.governance.settings_approval import (
+    SETTINGS_WHAT,
+    approve_settings,
+    has_uncommitted_settings,
+    settings_gate,
+    settings_subject,
+)
 from crmflow.governance.subjects import journey_gate, subject_for
 from crmflow.governance.versions import SHORT, has_uncommitted_change, journey_version
 from crmflow.journeys.loader import LoadedJourney, journey_files
@@ -56,7 +65,8 @@ def validate(path: Annotated[Path | None, typer.Argument(help="A journey file or
 @app.command("list")
 def list_journeys() -> None:
     """One line per journey file: id, enabled, priority, trigger, steps, owner (or INVALID), and its
-    approval state (approved / not approved / disabled / not required) when a warehouse exists."""
+    approval state (approved / not approved / disabled / not required) when a warehouse exists, then
+    one `(settings)` line: the approval state of the caps and channels settings."""
     config = _config()
     governance = config.governance()
     target = load_settings().warehouse
@@ -77,6 +87,11 @@ def list_journeys() -> None:
             typer.echo(f"{j.id:<24} {'enabled ' if j.enabled else 'disabled'} prio={j.priority:<4} "
                        f"trigger={j.trigger.type:<10} steps={len(j.steps):<3} owner={j.owner} "
                        f"version={journey_version(file)[:SHORT]} {state}")
+        if wh is not None:
+            settings = settings_gate(wh, governance, config.marketing_dir)
+            typer.echo(f"{'(settings)':<24} channels.yaml+policies.yaml "
+                       f"version={settings_subject(config.marketing_dir, False).version[:SHORT]} "
+                       f"{settings.state}: {settings.reason}")
 
 
 def _journey_file(config: JourneyConfig, journey_id: str) -> Path:
@@ -117,6 +132,24 @@ def approve_journey(
         added = record_approval(wh, governance, subject, who, comment, parse_as_of(at, "--at"))
         decision = gate(wh, governance, subject)
     typer.echo(f"{'approved' if added else 'already approved'} {journey.id} version {subject.version[:SHORT]} "
+               f"as {who}; now {decision.state}: {decision.reason}")
+
+
+@app.command("approve-settings")
+def approve_settings_command(
+    who: Who,
+    comment: Annotated[str | None, typer.Option(help="Why, what was reviewed.")] = None,
+    at: At = None,
+) -> None:
+    """Approve the current caps and channels settings (the hash of marketing/channels.yaml and
+    policies.yaml) as a launcher; until then dispatch holds. An audit row records it."""
+    config = _config()
+    governance = config.governance()
+    with open_warehouse(load_settings().warehouse) as wh:
+        apply_migrations(wh)
+        added, subject = approve_settings(wh, governance, config.marketing_dir, who, comment, parse_as_of(at, "--at"))
+        decision = settings_gate(wh, governance, config.marketing_dir)
+    typer.echo(f"{'approved' if added else 'already approved'} {SETTINGS_WHAT} version {subject.version[:SHORT]} "
                f"as {who}; now {decision.state}: {decision.reason}")
 
 
@@ -259,4 +292,20 @@ def approve_for_demo(config: JourneyConfig, wh: Warehouse, at: datetime) -> list
             continue
         record_approval(wh, governance, subject, approvers[0], "demo world: shipped version", at)
         lines.append(f"demo: approved {subject.journey_id} version {subject.version[:SHORT]} as {approvers[0]}")
-    return lines
+    return lines + _approve_settings_for_demo(config, governance, wh, at)
+
+
+def _approve_settings_for_demo(config: JourneyConfig, governance: Governance, wh: Warehouse,
+                               at: datetime) -> list[str]:
+    """The shipped caps and channels settings (as committed), approved by the first launcher."""
+    if settings_gate(wh, governance, config.marketing_dir).runs:
+        return []
+    if has_uncommitted_settings(config.marketing_dir):
+        return ["demo: channels.yaml/policies.yaml have an uncommitted edit: settings not approved, dispatch "
+                "holds (`crmflow journeys approve-settings --as <launcher>`)"]
+    current = settings_subject(config.marketing_dir, with_authors=False)
+    launchers = governance.holders("launcher", current.journey_id, current.path)
+    if not launchers:
+        return ["demo: nobody holds the launcher role: settings not approved, dispatch holds"]
+    _, subject = approve_settings(wh, governance, config.marketing_dir, launchers[0], "demo world: shipped settings", at)
+    return [f"demo: approved {SETTINGS_WHAT} version {subject.version[:SHORT]} as {launchers[0]}"]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from assets.journeys import build_journey_assets
 from crmflow.governance.approvals import approve, history, switch
 from crmflow.governance.roles import load_governance
+from crmflow.governance.settings_approval import approve_settings
 from crmflow.governance.subjects import subject_for
 from crmflow.journeys.runner import JourneyConfig, dispatch_all, gated_tick
 from crmflow.warehouse import Warehouse, apply_migrations, connect, open_warehouse
@@ -33,6 +34,9 @@ def _world(tmp_path: Path) -> tuple[Path, Path]:
         make_customer_tables(con, customer_profile=[profile(u) for u in ("u1", "u2", "u3")], events_stitched=[
             event("e1", "u1", "checkout_started", "2026-03-01T10:00"),
             event("e2", "u2", "checkout_started", "2026-03-02T10:00")])
+    with open_warehouse(warehouse) as wh:  # the caps and channels settings: approved by the launcher
+        apply_migrations(wh)
+        approve_settings(wh, load_governance(marketing), marketing, "lia", None, ts("2026-03-01T09:00"))
     return marketing, warehouse
 
 

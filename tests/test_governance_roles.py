@@ -145,11 +145,11 @@ def test_the_demo_approves_committed_versions_only_by_someone_who_did_not_write_
     config = JourneyConfig(marketing)
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         apply_migrations(wh)
-        lines = approve_for_demo(config, wh, AT)
-        assert len(lines) == 1 and lines[0].startswith("demo: approved cart_nudge version ") and lines[0].endswith(" as ben")
+        lines = approve_for_demo(config, wh, AT)  # then the settings (tests/test_governance_settings.py)
+        assert len(lines) == 2 and lines[0].startswith("demo: approved cart_nudge version ") and lines[0].endswith(" as ben")
         assert approve_for_demo(config, wh, AT) == []  # already approved: nothing to do
         write_journey(marketing, subject="Edited")
         assert approve_for_demo(config, wh, AT) == [
             "demo: cart_nudge has an uncommitted edit: not approved, it will not send "
             "(`crmflow journeys approve cart_nudge --as <approver>`)"]
-        assert wh.fetch_rows("select approver from journey_approvals") == [("ben",)]
+        assert wh.fetch_rows("select approver from journey_approvals where journey_id = 'cart_nudge'") == [("ben",)]

@@ -58,14 +58,15 @@ def _audit(wh: Warehouse, action: str, subject: Subject, actor: str, detail: str
                 "jid": subject.journey_id, "version": subject.version, "actor": actor, "detail": detail, "at": at})
 
 
-def _person_with(governance: Governance, who: str, role: str, subject: Subject) -> str:
+def person_with(governance: Governance, who: str, role: str, subject: Subject, what: str | None = None) -> str:
+    """The id of `who` if they hold `role` for the subject (`what` names it in the error; default the journey)."""
     person = governance.person(who)
     if person is None:
         known = ", ".join(p.id for p in governance.config.people) or "nobody"
         raise GovernanceError(f"{governance.source}: no person {who!r} (known: {known})")
     if not governance.has_role(person.id, role, subject.journey_id, subject.path):
         holders = ", ".join(governance.holders(role, subject.journey_id, subject.path)) or "nobody"
-        raise GovernanceError(f"{person.id} does not hold the {role} role for journey {subject.journey_id} "
+        raise GovernanceError(f"{person.id} does not hold the {role} role for {what or 'journey ' + subject.journey_id} "
                               f"({role}s: {holders}; {governance.source})")
     return person.id
 
@@ -77,13 +78,18 @@ def _is_author(governance: Governance, who: str, authors: tuple[str, ...] | list
 def approve(wh: Warehouse, governance: Governance, subject: Subject, who: str, comment: str | None,
             at: datetime) -> bool:
     """Record `who`'s approval of this version (and its audit row); False if they had already approved it."""
-    approver = _person_with(governance, who, "approver", subject)
+    approver = person_with(governance, who, "approver", subject)
     if governance.config.approval.two_person and _is_author(governance, approver, subject.authors):
         others = [p for p in governance.holders("approver", subject.journey_id, subject.path)
                   if not _is_author(governance, p, subject.authors)]
         raise GovernanceError(f"{approver} is an author of {subject.journey_id} version {subject.version[:SHORT]} "
                               f"(authors: {', '.join(subject.authors)}); the two-person rule needs another approver "
                               f"({', '.join(others) or 'nobody else holds the role'})")
+    return insert_approval(wh, subject, approver, comment, at)
+
+
+def insert_approval(wh: Warehouse, subject: Subject, approver: str, comment: str | None, at: datetime) -> bool:
+    """The journey_approvals row and its audit row of a checked approval; False if already recorded."""
     with wh.transaction():
         inserted = wh.fetch_rows(
             """insert into journey_approvals (approval_id, journey_id, version, approver, authors, comment, approved_at)
@@ -102,7 +108,7 @@ def switch(wh: Warehouse, governance: Governance, subject: Subject, who: str, ac
     """A launcher's enable or disable (the kill switch), with its audit row."""
     if action not in ("enable", "disable"):
         raise ValueError(f"unknown switch action {action!r}")
-    launcher = _person_with(governance, who, "launcher", subject)
+    launcher = person_with(governance, who, "launcher", subject)
     with wh.transaction():
         _audit(wh, action, subject, launcher, reason, at)
 

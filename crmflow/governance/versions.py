@@ -44,6 +44,12 @@ def has_uncommitted_change(path: Path) -> bool:
     return not tracked or _git(path, "diff", "--quiet", "HEAD", "--", path.name) is None
 
 
+def has_uncommitted_files(folder: Path, names: Iterable[str]) -> bool:
+    """In a git checkout: any of these files in `folder` is new, edited or deleted against HEAD. Outside git: False."""
+    folder = Path(folder).resolve()
+    return bool(_git(folder / "_", "status", "--porcelain", "--", *names))
+
+
 def git_authors(path: Path) -> list[str]:
     """Emails (lower case) of who changed the file last: the last commit's author, plus the local
     git user when the working file differs from that commit. Empty outside git."""

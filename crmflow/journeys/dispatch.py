@@ -134,6 +134,8 @@ class DispatchReport:
     by_channel: dict[str, int] = field(default_factory=dict)
     workers: int = 1
     workers_lost: list[str] = field(default_factory=list)  # workers that died (killed) before reporting
+    settings: str = ""  # approval state of channels.yaml + policies.yaml (crmflow/governance/settings_approval.py)
+    held: str = ""  # why dispatch held (sent nothing, changed nothing): the settings are not approved
 
     def add(self, other: DispatchReport) -> None:
         self.claimed += other.claimed
@@ -151,6 +153,7 @@ class DispatchReport:
             "closed_lost": self.lost, "resent_after_grace": self.resent,
             "policy_decisions": dict(self.policy.decisions), "sent_by_channel": dict(self.by_channel),
             "workers": self.workers, "workers_lost": list(self.workers_lost),
+            "settings_approval": self.settings, **({"held": self.held} if self.held else {}),
         }
 
 

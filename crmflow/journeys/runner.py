@@ -2,7 +2,8 @@
 
 The governance gate (crmflow/governance, docs/journeys.md "Governance") decides which journeys run:
 a journey whose current version is not approved, or that a launcher disabled, is not ticked (one
-`skipped` decision says why) and none of its planned messages is dispatched.
+`skipped` decision says why) and none of its planned messages is dispatched; while the caps and
+channels settings (channels.yaml, policies.yaml) are not approved by a launcher, dispatch holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from connectors.channels.base import Channel
 from crmflow.governance.approvals import Gate, record_skipped_tick
 from crmflow.governance.roles import Governance, load_governance
+from crmflow.governance.settings_approval import settings_gate
 from crmflow.governance.subjects import journey_gate
 from crmflow.journeys.columns import profile_columns, table_exists
 from crmflow.journeys.dispatch import DispatchReport, dispatch, lock_path_for
@@ -52,6 +54,10 @@ class JourneyConfig:
         """May this journey file, at its current version, run now (approved and not disabled)?"""
         return journey_gate(prepare_tick(con), self.governance(), path, journey.id, self.marketing_dir)
 
+    def settings_gate(self, con: Warehouse | Any) -> Gate:
+        """May dispatch send with channels.yaml and policies.yaml as they are now (a launcher approved them)?"""
+        return settings_gate(prepare_tick(con), self.governance(), self.marketing_dir)
+
     def load(self, path: Path, con: Warehouse | Any | None = None) -> LoadedJourney:
         columns = profile_columns(con) if con is not None else None
         return load_journey_file(path, columns, self.policies().sms_max_segments, self.refs())
@@ -87,9 +93,14 @@ def tick_journey_file(con: Warehouse | Any, config: JourneyConfig, path: Path,
 
 def dispatch_all(con: Warehouse | Any, config: JourneyConfig, as_of: datetime,
                  channels: Mapping[str, Channel], warehouse_path: Path | None, workers: int = 1) -> DispatchReport:
+    settings = config.settings_gate(con)
+    if not settings.runs:  # unapproved caps/channels: hold, change nothing (planned rows wait)
+        return DispatchReport(settings=settings.state, held=settings.reason)
     valid = config.load_valid(con if table_exists(con, "customer_profile") else None)
     files = {f.stem: f for f in journey_files(config.journeys_dir)}
     # Only journeys the gate lets run are dispatched: an unapproved version's planned rows wait.
     journeys = {jid: j for jid, j in valid.items() if jid in files and config.gate(con, files[jid], j).runs}
     lock = lock_path_for(warehouse_path) if warehouse_path is not None else None
-    return dispatch(con, as_of, channels, journeys, config.policies(), lock, workers=workers)
+    report = dispatch(con, as_of, channels, journeys, config.policies(), lock, workers=workers)
+    report.settings = settings.state
+    return report
