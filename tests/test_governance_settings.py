@@ -191,3 +191,25 @@ def test_the_settings_gate_is_the_same_on_postgres(tmp_path: Path, postgres_ware
     assert decision.runs and "approved by lia at 2026-03-01T10:00:00+00:00" in decision.reason, decision.reason
     (marketing / "channels.yaml").write_text(channels_yaml(max_attempts=2))
     assert settings_gate(postgres_warehouse, governance, marketing).state == "not_approved"
+
+
+def test_the_demo_approvals_let_the_shipped_marketing_folder_send(tmp_path: Path) -> None:
+    """`make demo` keeps sending: on a copy of the shipped marketing folder and roles.yaml (outside git,
+    so as shipped) the demo's approval step leaves every journey and the settings approved."""
+    import shutil
+
+    from crmflow.journeys.loader import journey_files
+    from orchestration.cli_journeys import approve_for_demo
+
+    marketing = Path(shutil.copytree(Path(__file__).resolve().parents[1] / "marketing", tmp_path / "marketing"))
+    config = JourneyConfig(marketing)
+    assert config.governance().required  # the shipped roles.yaml, not the suite's approval-off file
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        apply_migrations(wh)
+        assert not config.settings_gate(wh).runs
+        lines = approve_for_demo(config, wh, ts("2026-03-01T10:00"))
+        assert lines[-1].startswith("demo: approved the caps and channels settings") and lines[-1].endswith(" as omar")
+        assert config.settings_gate(wh).state == "approved"
+        for file in journey_files(config.journeys_dir):
+            journey = config.load(file).journey
+            assert journey is not None and config.gate(wh, file, journey).runs, file.name
