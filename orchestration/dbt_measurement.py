@@ -21,9 +21,10 @@ from typing import Any
 
 from crmflow.errors import CrmflowUserError
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.tables import MEASUREMENT_SELECTOR, RunModels
+from crmflow.measurement.tables import MEASUREMENT_MODELS, MEASUREMENT_SELECTOR, RunModels
+from crmflow.report.data import buildable_report_models
 from crmflow.settings import DBT_PROJECT_DIR
-from crmflow.warehouse import WarehouseTarget, parse_target
+from crmflow.warehouse import WarehouseTarget, open_warehouse, parse_target
 from orchestration.dbt_env import dbt_target_env
 
 _LOCK = threading.Lock()  # os.environ is process-wide: one dbt invocation at a time
@@ -73,10 +74,13 @@ def _failures(result: Any) -> list[str]:
 
 
 def measurement_models_runner(target: WarehouseTarget | str | Path, timezone: str = "UTC") -> RunModels:
-    """A RunModels that builds (and tests) the measurement models on `target` with dbt."""
+    """A RunModels that builds (and tests) the measurement models on `target` with dbt, and the
+    report marts (models/marts/report) whose inputs exist: what `crmflow report` reads."""
     resolved = parse_target(target)
 
     def run(as_of: datetime, config: MeasurementConfig) -> None:
+        with open_warehouse(resolved) as wh:
+            report_marts = buildable_report_models(wh, built=MEASUREMENT_MODELS)
         dbt_vars = {"as_of": as_of.isoformat(), "business_timezone": timezone, **config.dbt_vars()}
         env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", **dbt_target_env(resolved)}
         with _LOCK, _environment(env):
@@ -87,7 +91,7 @@ def measurement_models_runner(target: WarehouseTarget | str | Path, timezone: st
                 if not parsed.success:
                     raise CrmflowUserError(f"dbt parse of the project failed: {'; '.join(_failures(parsed))}")
                 _MANIFESTS[engine] = parsed.result
-            built = _invoke(["build", "--select", MEASUREMENT_SELECTOR, "--vars", json.dumps(dbt_vars)],
+            built = _invoke(["build", "--select", MEASUREMENT_SELECTOR, *report_marts, "--vars", json.dumps(dbt_vars)],
                             _MANIFESTS[engine])
         if not built.success:
             raise CrmflowUserError(f"dbt build of the measurement models on {resolved.redacted()} failed: "

@@ -198,7 +198,10 @@ def add_uplift_world(wh: Warehouse | object) -> None:
 # after dispatch (the dbt models come from the project's dbt assets, as in Definitions).
 MEASUREMENT_ASSET_KEYS = ("int_measurement__sent_messages", "journey_order_attribution", "journey_attribution",
                           "journey_conversion_trend", "journey_uplift_inputs", "journey_ab_inputs", "journey_goals",
-                          "journey_uplift", "journey_ab_results", "crmflow_report")
+                          "journey_uplift", "journey_ab_results",
+                          # the report marts over the measurement models and delivery events
+                          "rpt_journey_funnel", "rpt_trend", "rpt_delivery", "rpt_journey_figures",
+                          "crmflow_report")
 
 
 def materialize_measurement(target: str, marketing: Path, tmp_path: Path, monkeypatch):

@@ -20,7 +20,7 @@ from helpers_measurement import (
 )
 
 from crmflow.report import charts
-from crmflow.report.data import load_report_data, reporting_currency
+from crmflow.report.data import FIGURES, QUERIES, REPORT_MODELS, load_report_data, reporting_currency
 from crmflow.report.render import NO_DELIVERY_EVENTS, key_figures
 from crmflow.settings import DBT_PROJECT_DIR
 
@@ -120,3 +120,22 @@ def test_reporting_currency_is_the_dbt_var(tmp_path):
     project.write_text("vars:\n  reporting_currency: euro\n")
     with pytest.raises(ValueError, match=r"dbt_project.yml: vars.reporting_currency is 'euro'; expected an ISO 4217"):
         reporting_currency(project)
+
+
+def test_report_marts_match_the_dbt_project(dbt_manifest):
+    """The inputs the report names when a section is not built are the marts' dbt parents, every model
+    of models/marts/report is read by the report, and the crmflow_report exposure lists exactly them."""
+    import json
+
+    manifest = json.loads(dbt_manifest.read_text())
+    nodes = {**manifest["nodes"], **manifest["sources"]}
+    folder = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"
+              and n["original_file_path"].startswith("dbt_project/models/marts/report/")}
+    assert sorted(folder) == sorted(REPORT_MODELS) and len(REPORT_MODELS) == 14
+    for mart in {m.relation: m for m in [*QUERIES.values(), *FIGURES.values()]}.values():
+        if mart.relation in folder:
+            parents = {nodes[p]["name"] for p in folder[mart.relation]["depends_on"]["nodes"]}
+            assert parents == set(mart.needs), mart.relation
+            assert folder[mart.relation]["config"]["materialized"] == "table"
+    exposure = manifest["exposures"]["exposure.crmflow.crmflow_report"]
+    assert sorted(nodes[p]["name"] for p in exposure["depends_on"]["nodes"]) == sorted(REPORT_MODELS)
