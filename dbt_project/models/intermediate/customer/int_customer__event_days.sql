@@ -22,11 +22,11 @@
 -- back-dated ingest), or as_of moved before the table's latest event. Changing business_timezone
 -- or the seg_* vars needs --full-refresh.
 {{ config(
-    materialized='incremental',
+    materialized=incremental_or_table(),
     incremental_strategy='delete+insert',
     unique_key=['user_id', 'activity_date'],
     on_schema_change='fail',
-    post_hook=[
+    post_hook=[] if target.type == 'spark' else [
         "delete from {{ this }} where event_count = 0",
         "{{ replace_table_as(this.incorporate(path={'identifier': this.identifier ~ '__watermark'}),
             'select max(_loaded_at) as loaded_wm, count(*) as rows_loaded from ' ~ source('raw', 'raw_events')) }}",

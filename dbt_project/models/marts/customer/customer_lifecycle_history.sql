@@ -2,7 +2,7 @@
 -- Users who entered stage X at this run: where lifecycle_stage = 'X' and valid_from = <as_of>.
 {#- tag cumulative_state: spells accumulate across runs (docs/architecture.md "Lineage and state") -#}
 {{ config(
-    materialized='incremental',
+    materialized=incremental_or_table(),
     incremental_strategy='delete+insert',
     unique_key=['user_id', 'valid_from'],
     on_schema_change='fail',

@@ -6,7 +6,7 @@
 --     and valid_from = (select max(as_of) from customer_segments)
 {#- tag cumulative_state: spells accumulate across runs (docs/architecture.md "Lineage and state") -#}
 {{ config(
-    materialized='incremental',
+    materialized=incremental_or_table(),
     incremental_strategy='delete+insert',
     unique_key=['user_id', 'segment_family', 'valid_from'],
     on_schema_change='fail',

@@ -21,11 +21,11 @@
 -- order of the table) instead when the watermark is missing, has another shape (an older crmflow's
 -- hashes), or one of its orders is gone from raw_orders (the table was rewritten).
 {{ config(
-    materialized='incremental',
+    materialized=incremental_or_table(),
     incremental_strategy='delete+insert',
     unique_key='order_id',
     on_schema_change='fail',
-    post_hook=[
+    post_hook=[] if target.type == 'spark' else [
         "delete from {{ this }} where line_number is null",
         "{{ replace_table_as(this.incorporate(path={'identifier': this.identifier ~ '__watermark'}),
             'select order_id, updated_at, _loaded_at, ' ~ order_conversion_version() ~ ' as conversion from '
