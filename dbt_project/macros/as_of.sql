@@ -22,6 +22,20 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The UTC calendar date of a timestamptz, whatever the session time zone. -#}
+{% macro utc_date(column) -%}
+    {{ return(adapter.dispatch('utc_date', 'crmflow')(column)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(column) -%}
+    cast({{ column }} at time zone 'UTC' as date)
+{%- endmacro %}
+
+{#- Spark's session runs in UTC (profiles.yml), where a timestamp's date is its UTC date. -#}
+{% macro spark__utc_date(column) -%}
+    cast({{ column }} as date)
+{%- endmacro %}
+
 {% macro business_date(column) -%}
     cast({{ to_business_ts(column) }} as date)
 {%- endmacro %}

@@ -12,8 +12,8 @@
 {%- endmacro %}
 
 {% macro postgres__round_double(expression, digits) -%}
-    {%- set scale = 'cast(' ~ (10 ** digits) ~ ' as double precision)' -%}
-    {%- set scaled = '(cast(' ~ expression ~ ' as double precision) * ' ~ scale ~ ')' -%}
+    {%- set scale = 'cast(' ~ (10 ** digits) ~ ' as ' ~ type_double() ~ ')' -%}
+    {%- set scaled = '(cast(' ~ expression ~ ' as ' ~ type_double() ~ ') * ' ~ scale ~ ')' -%}
     {#- abs(y) - floor(abs(y)) is exact in binary floating point, so the half test is exact -#}
     (case
         when abs({{ scaled }}) - floor(abs({{ scaled }})) >= 0.5 then ceil(abs({{ scaled }}))

@@ -14,7 +14,7 @@ with per_day_q as (
         user_id,
         {{ floor_div(epoch_microseconds(as_of_ts()) ~ ' - ' ~ epoch_microseconds('event_at') ~ ' + 86399999999',
                      '86400000000') }} as q,
-        cast(event_at at time zone 'UTC' as date) as day,
+        {{ utc_date('event_at') }} as day,
         count(*) as n,
         max(event_at) as last_at
     from {{ ref('events_stitched') }}
