@@ -91,8 +91,8 @@ def measurement_models_runner(target: WarehouseTarget | str | Path, timezone: st
                 if not parsed.success:
                     raise CrmflowUserError(f"dbt parse of the project failed: {'; '.join(_failures(parsed))}")
                 _MANIFESTS[engine] = parsed.result
-            built = _invoke(["build", "--select", MEASUREMENT_SELECTOR, *report_marts, "--vars", json.dumps(dbt_vars)],
-                            _MANIFESTS[engine])
+            built = _invoke(["build", "--select", MEASUREMENT_SELECTOR, *report_marts,
+                             "--vars", json.dumps(dbt_vars)], _MANIFESTS[engine])
         if not built.success:
             raise CrmflowUserError(f"dbt build of the measurement models on {resolved.redacted()} failed: "
                                    + "; ".join(_failures(built)[:3]))

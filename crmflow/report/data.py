@@ -48,7 +48,8 @@ QUERIES: dict[str, Mart] = {
     "delivery": Mart("rpt_delivery", ("delivery_events",), "day, outcome"),
 }
 
-# The header cards: each figure is the column of the same name of a one-row mart.
+# The header cards: each figure is the column of the same name of a one-row mart (but for
+# delivery_events: a model may name that Python table only through source(), tests/test_lineage.py).
 _CUSTOMERS = Mart("rpt_customer_figures", ("customer_profile", "customer_lifecycle"))
 _REVENUE = Mart("rpt_revenue_figures", ("kpi_daily",))
 _JOURNEYS = Mart("rpt_journey_figures", ("journey_attribution", "delivery_events"))
@@ -58,6 +59,7 @@ FIGURES: dict[str, Mart] = {
     # Without any delivery event a bounce rate of 0 would be a guess, not a measurement.
     "delivery_events": _JOURNEYS,
 }
+_COLUMNS = {"delivery_events": "delivery_event_count"}
 REPORT_MODELS = tuple(dict.fromkeys(m.relation for m in [*QUERIES.values(), *FIGURES.values()]
                                     if m.relation.startswith("rpt_")))
 
@@ -127,8 +129,8 @@ def load_report_data(con: Warehouse | object, as_of: datetime, currency: str | N
     for mart in dict.fromkeys(FIGURES.values()):
         found = wh.fetch_arrow(f"select * from {mart.relation}").to_pylist() if readable(mart) else []
         rows[mart.relation] = found[0] if found else {}
-    figures: dict[str, float | int | None] = {key: _figure(key, rows[mart.relation].get(key))
-                                              for key, mart in FIGURES.items()}
+    figures: dict[str, float | int | None] = {
+        key: _figure(key, rows[mart.relation].get(_COLUMNS.get(key, key))) for key, mart in FIGURES.items()}
     # Counted from journey_uplift as its section reads it (0 when it has no rows, none when it is missing).
     uplift = frames["uplift"] if frames["uplift"] is not None else pd.DataFrame(columns=["status", "significant"])
     ok = uplift["status"] == "ok"
