@@ -139,6 +139,8 @@ def build_dispatch_asset(journey_keys: list[str]) -> dg.AssetsDefinition:
         for row in report.reconciled_unknown:
             context.log.warning(f"ledger row {row['message_key'][:12]}… ({row['journey_id']}/{row['step_id']}, "
                                 f"{row['channel']}) was claimed but never recorded: marked unknown, not resent")
+        if report.held:  # unapproved caps/channels settings (Governance): the gate working, a line not a warning
+            context.log.info(f"held: {report.held}")
         yield dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
                                              for k, v in report.metadata().items()})
         yield dg.AssetCheckResult(check_name="send_ledger_keys_unique", passed=dup == 0, metadata={"duplicates": dup})

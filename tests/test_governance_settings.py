@@ -213,3 +213,46 @@ def test_the_demo_approvals_let_the_shipped_marketing_folder_send(tmp_path: Path
         for file in journey_files(config.journeys_dir):
             journey = config.load(file).journey
             assert journey is not None and config.gate(wh, file, journey).runs, file.name
+
+
+def test_the_dispatch_asset_says_it_held_and_sends_after_the_approval(tmp_path: Path) -> None:
+    import dagster as dg
+    from helpers_journeys import event, make_customer_tables, profile
+
+    from assets.journeys import build_journey_assets
+    from orchestration.asof import as_of_tags
+    from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+    from orchestration.resources_journeys import JourneyChannelsResource
+
+    marketing = governed_marketing(tmp_path)
+    warehouse = tmp_path / "wh.duckdb"
+    with open_warehouse(warehouse) as wh:
+        apply_migrations(wh)
+        make_customer_tables(wh, customer_profile=[profile("u1")],
+                             events_stitched=[event("e1", "u1", "checkout_started", "2026-03-01T10:00")])
+        file = marketing / "journeys" / "cart_nudge.yaml"
+        approve(wh, load_governance(marketing), subject_for(file, "cart_nudge", None, marketing), "ben", None,
+                ts("2026-03-01T11:00"))
+    resources = {
+        "warehouse": WarehouseResource(path=str(warehouse)),
+        "settings": CrmflowSettingsResource(landing_dir=str(tmp_path), outbox_dir=str(tmp_path / "outbox"),
+                                            export_dir=str(tmp_path / "exports"), marketing_dir=str(marketing)),
+        "journey_channels": JourneyChannelsResource(outbox_dir=str(tmp_path / "outbox"), outbox_only=True),
+    }
+
+    def tick(as_of: str) -> tuple[dict, list[tuple]]:
+        result = dg.materialize(build_journey_assets(marketing / "journeys", mart_deps=[]), resources=resources,
+                                tags=as_of_tags(ts(as_of)))
+        assert result.success
+        [dispatched] = [m for m in result.asset_materializations_for_node("journey_dispatch")]
+        with open_warehouse(warehouse) as wh:
+            return ({k: v.value for k, v in dispatched.metadata.items()},
+                    wh.fetch_rows("select user_id, state from send_ledger"))
+
+    metadata, ledger = tick("2026-03-01T12:00")
+    assert ledger == [("u1", "planned")] and metadata["sent"] == 0
+    assert metadata["settings_approval"] == "not_approved" and "approve-settings" in metadata["held"], metadata
+    with open_warehouse(warehouse) as wh:
+        approve_settings(wh, load_governance(marketing), marketing, "lia", None, ts("2026-03-01T12:30"))
+    metadata, ledger = tick("2026-03-01T13:00")
+    assert ledger == [("u1", "sent")] and metadata["settings_approval"] == "approved" and "held" not in metadata
