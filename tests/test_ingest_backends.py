@@ -225,3 +225,42 @@ def test_a_table_created_and_filled_in_one_transaction_reads_whole_in_joins(tmp_
                 wh.create_temp_table("staged", keys)
             assert wh.scalar("select count(*) from staged s left join stored r on r.k = s.k") == n
             assert wh.scalar("select count(*) from staged s where s.k in (select k from stored)") == 1000
+
+
+def test_duckdb_ingest_parses_on_the_warehouse_connection_and_leaves_it_as_it_was(tmp_path, monkeypatch):
+    """On DuckDB the parser is the warehouse's own connection (issue 20: loaded rows never cross Python
+    as Arrow): the memory limit is the ingest's while it runs and the warehouse's afterwards, and no
+    parser temp table is left behind, also when a batch fails."""
+    import connectors.sources.merge as merge
+
+    seen = []
+    real_load = merge.load_valid_rows
+
+    def spy(warehouse, parser, contract, loaded_at):
+        seen.append((parser is warehouse.native,
+                     warehouse.scalar("select current_setting('memory_limit')")))
+        real_load(warehouse, parser, contract, loaded_at)
+
+    monkeypatch.setattr("connectors.sources.files.load_valid_rows", spy)
+    monkeypatch.setattr("connectors.sources.files.MEMORY_LIMIT", "300MB")
+    with open_warehouse(tmp_path / "warehouse.duckdb") as wh:
+        limit = "select current_setting('memory_limit')"
+        own_limit = wh.scalar(limit)  # the default: restored exactly (a set of the rounded text would not be)
+        wh.execute("set memory_limit = '300MB'")
+        ingest_limit = wh.scalar(limit)
+        wh.execute("reset memory_limit")
+        temp_tables = "select count(*) from duckdb_tables() where temporary"
+        stats = _run(wh, tmp_path / "landing")
+        assert all(s.balanced for run in stats for s in run)
+        assert seen and seen == [(True, ingest_limit)] * len(seen)
+        assert (wh.scalar(limit), wh.scalar(temp_tables)) == (own_limit, 0)
+        (tmp_path / "landing" / "events" / "2026-03-20.jsonl").write_text(json.dumps(event("m30")) + "\n")
+
+        def broken(*args):
+            raise RuntimeError("the warehouse write failed")
+
+        monkeypatch.setattr("connectors.sources.files.load_valid_rows", broken)
+        with pytest.raises(RuntimeError, match="the warehouse write failed"):
+            ingest_source(wh, "events", tmp_path / "landing", SECOND + timedelta(days=1))
+        assert (wh.scalar(limit), wh.scalar(temp_tables)) == (own_limit, 0)
+        assert wh.scalar("select count(*) from ingested_files where path like '%2026-03-20%'") == 0

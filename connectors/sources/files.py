@@ -14,7 +14,9 @@ files of its batch are loaded one by one.
 Any warehouse (DuckDB or PostgreSQL): the lines are parsed and validated in an in-memory DuckDB
 (landing_parser.py); quarantine rows, loaded rows and ingested_files rows reach the warehouse as
 Arrow through the warehouse interface, and the dedupe against stored rows runs on the warehouse
-(merge.py), all inside the batch's warehouse transaction.
+(merge.py), all inside the batch's warehouse transaction. On a DuckDB warehouse the parser is the
+warehouse's own connection (temp tables; landing_parser.shares_connection): the loaded rows go from
+the staged table to the raw table by `insert ... select`, never through Python as Arrow.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def ingest_source(
     contract = CONTRACTS[source]
     limits = limits or default_read_limits()
     apply_migrations(warehouse)
-    with open_parser(accepted, loaded_at, MEMORY_LIMIT) as parser:
+    with open_parser(accepted, loaded_at, MEMORY_LIMIT, warehouse=warehouse) as parser:
         # Re-delivered rows of an erased person are scrubbed in the parser (crmflow/privacy.py).
         erasures = mirror(warehouse, parser, "privacy_erasures")
         run = _Run(warehouse, parser, contract, loaded_at, batch_bytes, limits, IngestStats(source=source),

@@ -7,6 +7,12 @@ through the interface, so the same verdicts reach DuckDB and PostgreSQL.
 
 The parser has its own memory limit (CRMFLOW_INGEST_MEMORY_LIMIT) and spills to a temporary folder
 that is removed afterwards; the warehouse's own settings are never touched.
+
+On a DuckDB warehouse, ingestion (`open_parser(..., warehouse=wh)`) parses on the warehouse's own
+connection instead, in temp tables, so validated rows reach the raw tables by `insert ... select` and
+never cross Python as Arrow (issue 20: the Arrow hop plus the checkpoint of Arrow-appended rows cost
+the 100k events load ~6 s CPU). The memory limit is then set on the warehouse for the length of the
+ingest and restored afterwards; DuckDB spills to the warehouse's own temp folder.
 """
 
 from __future__ import annotations
@@ -32,12 +38,25 @@ class ParseFailed(Exception):
     a failed write or commit is not caught as this)."""
 
 
+# The parser's own temp tables (reference lists, accepted times): dropped when it is the warehouse's.
+_SETUP_TABLES = ("_ref_currencies", "_ref_timezones", "_accepted_times")
+
+
 @contextmanager
 def open_parser(
-    accepted: AcceptedTimes | None = None, as_of: datetime | None = None, memory_limit: str | None = None
+    accepted: AcceptedTimes | None = None, as_of: datetime | None = None, memory_limit: str | None = None,
+    warehouse: Warehouse | None = None,
 ) -> Iterator[Parser]:
     """An in-memory DuckDB, always closed; with `accepted` and `as_of`, the reference tables and the
-    accepted time range the landing contracts' rules read are loaded."""
+    accepted time range the landing contracts' rules read are loaded. With a DuckDB `warehouse`, the
+    warehouse's own connection (see the module docstring; `shares_connection` tells which)."""
+    if warehouse is not None and warehouse.dialect == "duckdb":
+        with _on_warehouse(warehouse.native, memory_limit) as con:
+            if accepted is not None and as_of is not None:
+                load_reference_tables(con)
+                load_accepted_times(con, accepted, as_of)
+            yield con
+        return
     with tempfile.TemporaryDirectory(prefix="crmflow-parse-") as spill:
         config = {"temp_directory": spill} | ({"memory_limit": memory_limit} if memory_limit else {})
         con = duckdb.connect(config=config)
@@ -49,6 +68,28 @@ def open_parser(
             yield con
         finally:
             con.close()
+
+
+@contextmanager
+def _on_warehouse(con: Parser, memory_limit: str | None) -> Iterator[Parser]:
+    previous = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+    try:
+        yield con
+    finally:
+        # The setting reads back rounded down to 0.1 GiB: setting that text again would shrink the
+        # limit with every ingest, so the default is restored by a reset, exactly.
+        con.execute("reset memory_limit")
+        if con.execute("select current_setting('memory_limit')").fetchone()[0] != previous:
+            con.execute(f"set memory_limit = '{previous}'")
+        con.execute("; ".join(f"drop table if exists {name}" for name in _SETUP_TABLES))
+
+
+def shares_connection(warehouse: Warehouse, parser: Parser) -> bool:
+    """True when the parser is the warehouse's own DuckDB connection (its temp tables are readable
+    by warehouse SQL, so rows can move by SQL instead of Arrow)."""
+    return warehouse.dialect == "duckdb" and parser is warehouse.native
 
 
 def create_staged(parser: Parser, name: str, select_sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -75,9 +116,12 @@ def settle(parser: Parser) -> None:
 
 
 def mirror(warehouse: Warehouse, parser: Parser, relation: str) -> bool:
-    """Copy a small warehouse table into the parser under the same name (False when missing or empty)."""
+    """Copy a small warehouse table into the parser under the same name (False when missing or empty);
+    a parser on the warehouse's connection reads the table itself."""
     if not warehouse.table_exists(relation):
         return False
+    if shares_connection(warehouse, parser):
+        return bool(warehouse.scalar(f"select count(*) > 0 from {relation}"))
     rows = warehouse.fetch_arrow(relation)
     if not rows.num_rows:
         return False

@@ -9,6 +9,8 @@
 The batch is the parser's `_staged` (landing_parser.py); the raw tables are in the warehouse. Within
 the batch the dedupe runs in the parser; against stored rows it runs on the warehouse in portable
 SQL over a staged temp table (only the keys for events, the batch's winners for versioned rows).
+When the parser is the DuckDB warehouse's own connection (landing_parser.shares_connection), the
+rows and winners go from `_staged` to the warehouse by SQL, not as Arrow.
 Leaves parser temp table `_loaded_counts` (file_id, rows_loaded): how many rows of each file were written.
 """
 
@@ -18,7 +20,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from connectors.sources.landing_parser import Parser, parsed
+from connectors.sources.landing_parser import Parser, parsed, shares_connection
 from connectors.sources.rules import SourceContract
 from crmflow.warehouse import Warehouse
 from crmflow.warehouse.dialect import binary_order
@@ -53,18 +55,19 @@ def _load_first_copies(warehouse: Warehouse, parser: Parser, contract: SourceCon
         """)
     finally:
         parser.unregister("_stored_keys")
-    rows = parsed(
-        parser,
-        f"""select {', '.join('s.' + c for c in columns)}, f.rel_path as _source_file,
+    rows_sql = f"""select {', '.join('s.' + c for c in columns)}, f.rel_path as _source_file,
                    s.line_number as _source_line, $loaded_at::timestamptz as _loaded_at
             from _staged s join _batch_files f using (file_id)
             where s.reason is null
               and not exists (select 1 from _duplicates d
-                              where d.file_id = s.file_id and d.line_number = s.line_number)""",
-        {"loaded_at": loaded_at},
-    )
-    if rows.num_rows:
-        warehouse.write_arrow(json_typed(rows, contract.json_outputs), table)
+                              where d.file_id = s.file_id and d.line_number = s.line_number)"""
+    if shares_connection(warehouse, parser):
+        column_list = ", ".join([*columns, "_source_file", "_source_line", "_loaded_at"])
+        parser.execute(f"insert into {table} ({column_list}) {rows_sql}", {"loaded_at": loaded_at})
+    else:
+        rows = parsed(parser, rows_sql, {"loaded_at": loaded_at})
+        if rows.num_rows:
+            warehouse.write_arrow(json_typed(rows, contract.json_outputs), table)
     parser.execute("""
         create or replace temp table _loaded_counts as
         select file_id, sum(n)::bigint as rows_loaded from (
@@ -96,10 +99,14 @@ def _stored_keys(warehouse: Warehouse, parser: Parser, table: str, key: str) -> 
     lets DuckDB skip row groups by their min/max (zonemaps) instead of probing all history
     (message ids carry their time, so a month's pass touches about a month of raw_events).
     """
+    low, high = parser.execute(f"select min({key}), max({key}) from _copies").fetchall()[0]
+    if shares_connection(warehouse, parser):
+        return parsed(parser, f"""select {key} from _copies where copy_no = 1
+                                  and {key} in (select {key} from {table} where {key} >= $low and {key} <= $high)""",
+                      {"low": low, "high": high})
     keys = parsed(parser, f"select {key} from _copies where copy_no = 1")
     if not keys.num_rows:
         return keys
-    low, high = parser.execute(f"select min({key}), max({key}) from _copies").fetchall()[0]
     staged = warehouse.create_temp_table("_ingest_keys", keys)
     def code_point(expr: str) -> str:  # the parser's min and max are in binary (code point) order
         return f"({binary_order(expr, warehouse.dialect)})"
@@ -118,7 +125,7 @@ def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: Source
     version = contract.version
     columns = [name for name, _ in contract.outputs]
     table = f"raw_{contract.source}"
-    winners = parsed(parser, f"""
+    winners_sql = f"""
         select * exclude (_rank) from (
             select s.file_id, {', '.join('s.' + c for c in columns)},
                    f.rel_path as _source_file, s.line_number as _source_line,
@@ -127,8 +134,18 @@ def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: Source
             from _staged s join _batch_files f using (file_id)
             where s.reason is null
         ) v where _rank = 1
-    """)
-    if not winners.num_rows:
+    """
+    shared = shares_connection(warehouse, parser)
+    if shared:  # the winners stay in DuckDB: a temp table on the warehouse connection
+        staged = "_ingest_winners"
+        parser.execute(f"create or replace temp table {staged} as {winners_sql}")
+        empty = not parser.execute(f"select count(*) from {staged}").fetchall()[0][0]
+    else:
+        winners = parsed(parser, winners_sql)
+        empty = not winners.num_rows
+    if empty:
+        if shared:
+            warehouse.drop_table(staged)
         parser.execute("create or replace temp table _loaded_counts (file_id integer, rows_loaded bigint)")
         return
     json_type = warehouse.type_names["json"]
@@ -138,7 +155,8 @@ def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: Source
 
     content_differs = " or ".join(f"{staged_value(c)} is distinct from r.{c}" for c in columns if c != key)
     later_file = f"{binary_order('w._source_file', warehouse.dialect)} > {binary_order('r._source_file', warehouse.dialect)}"
-    staged = warehouse.create_temp_table("_ingest_winners", json_typed(winners, contract.json_outputs))
+    if not shared:
+        staged = warehouse.create_temp_table("_ingest_winners", json_typed(winners, contract.json_outputs))
     warehouse.drop_table("_ingest_loaded")
     warehouse.execute(f"""
         create temp table _ingest_loaded as
