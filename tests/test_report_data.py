@@ -1,4 +1,4 @@
-"""The report's figures on hand-made warehouses: the right-censored conversion trend, readable LTV bars,
+"""The report's figures on hand-made warehouses: the right-censored conversion trend (rpt_trend), readable LTV bars,
 the bounce rate without delivery events and the reporting currency."""
 
 from __future__ import annotations
@@ -139,3 +139,26 @@ def test_report_marts_match_the_dbt_project(dbt_manifest):
             assert folder[mart.relation]["config"]["materialized"] == "table"
     exposure = manifest["exposures"]["exposure.crmflow.crmflow_report"]
     assert sorted(nodes[p]["name"] for p in exposure["depends_on"]["nodes"]) == sorted(REPORT_MODELS)
+
+
+def test_a_mart_whose_inputs_exist_but_was_not_built_is_named(tmp_path):
+    """Which marts a build can select, and the note of a section whose mart is missing: its missing
+    input first, else the mart itself."""
+    from crmflow.measurement.tables import MEASUREMENT_MODELS
+    from crmflow.report.data import buildable_report_models
+    from crmflow.warehouse import open_warehouse
+
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        create_inputs(wh)  # migrations (delivery_events) and the measurement models' inputs, no marts
+        wh.execute("create table kpi_ltv (dimension varchar, dimension_value varchar, users bigint, "
+                   "ltv_per_customer double, ltv_per_user double)")
+        assert buildable_report_models(wh) == ["rpt_ltv", "rpt_delivery"]
+        assert buildable_report_models(wh, built=MEASUREMENT_MODELS) == [
+            "rpt_ltv", "rpt_journey_funnel", "rpt_trend", "rpt_delivery", "rpt_journey_figures"]
+        data = load_report_data(wh, AS_OF, "USD")
+    assert data.missing_for("ltv") == ["rpt_ltv"]  # its input is there: the mart was not built
+    assert data.missing_for("tiers") == ["customer_value_tier"]  # not rpt_tiers: the input comes first
+    assert data.missing_for("uplift") == []  # migration 45 creates it: there, no rows
+    assert all(frame is None for frame in data.frames.values())
+    assert data.figures.pop("journeys_measured") == data.figures.pop("journeys_significant") == 0
+    assert set(data.figures.values()) == {None}
