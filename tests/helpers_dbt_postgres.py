@@ -122,14 +122,15 @@ def postgres_env(url: str) -> dict[str, str]:
     return env
 
 
-def run_dbt(args: list[str], env: dict[str, str], work: Path, dbt_vars: dict[str, str]) -> str:
+def run_dbt(args: list[str], env: dict[str, str], work: Path, dbt_vars: dict[str, str],
+            timeout: int = 900) -> str:
     """One dbt CLI invocation with its own target/log folders; its stdout, or an AssertionError with
     the failing lines."""
     command = [DBT, *args, "--profiles-dir", str(REPO_ROOT), "--project-dir", str(REPO_ROOT),
                "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
                "--vars", json.dumps(dbt_vars)]
     full_env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", **env}
-    result = subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT)
+    result = subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
     if result.returncode != 0:
         failed = [line for line in result.stdout.splitlines() if "ERROR" in line or "FAIL" in line]
         raise AssertionError(f"dbt {args[0]} failed ({env.get('CRMFLOW_DBT_TARGET', 'duckdb')}):\n"
