@@ -58,6 +58,38 @@ def test_segment_trigger_enrols_only_new_entries_and_rerun_is_idempotent(con) ->
     assert ledger(con, "seg") == [("u1", "s1", "email", None, "planned", None)]
 
 
+JOURNEY_STATE = ("journey_enrolments", "journey_decisions", "journey_ticks", "send_ledger")
+
+
+def test_a_rerun_of_the_same_as_of_leaves_every_journey_table_as_it_was(con) -> None:
+    """Entrants of a tick are not judged by its goals and exits on a rerun of the same as-of: an
+    opted-out entrant and one whose goal (an order) came between trigger and tick stay as the first run
+    left them, and the tick's row keeps its counts (a rerun used to exit them and zero the row)."""
+    make_customer_tables(con, customer_profile=[profile("u1"), profile("optout", email_opt_in=False,
+                                                                        sms_opt_in=False, push_opt_in=False),
+                                                profile("buyer")],
+                         customer_segment_history=[seg_hist(u, "new", "2026-03-01T10:00")
+                                                   for u in ("u1", "optout", "buyer")],
+                         stg_shop__orders=[order("o1", "buyer", "2026-03-01T11:00")])
+    steps = ("  - {id: s1, type: send, channel: email, template: hello}\n  - {id: w, type: wait, duration: 2d}\n"
+             "  - {id: s2, type: send, channel: email, template: hello}\n")
+    j = simple("rerun", "{type: segment, family: lifecycle, segment: new}", steps,
+               "goal: {order_status: [paid], within: 7d}\nexit: {unsubscribed: true, on_goal: true}\n")
+
+    def state() -> dict[str, list]:
+        return {t: sorted(map(repr, con.execute(f"select * from {t}").fetchall())) for t in JOURNEY_STATE}
+
+    run_tick(con, j, ts("2026-03-01T12:00"))
+    first = state()
+    assert con.execute("select entered, exited, planned from journey_ticks").fetchall() == [(3, 0, 3)]
+    run_tick(con, j, ts("2026-03-01T12:00"))
+    assert state() == first
+    # the next tick judges them: the opted-out one exits, the buyer converted and exits on the goal
+    run_tick(con, j, ts("2026-03-02T12:00"))
+    exits = dict(con.execute("select user_id, exit_reason from journey_enrolments where status = 'exited'").fetchall())
+    assert exits == {"optout": "unsubscribed", "buyer": "goal"}
+
+
 def test_transition_trigger_up_only(con) -> None:
     hist = [
         {"user_id": "up", "value_tier": "low", "b2b_grade": None, "valid_from": ts("2026-01-01"), "valid_to": ts("2026-03-01T10:00")},

@@ -33,7 +33,9 @@ T1 = datetime(2026, 6, 5, 6, tzinfo=UTC)
 T2 = datetime(2026, 6, 20, 6, tzinfo=UTC)
 T3 = datetime(2026, 6, 21, 6, tzinfo=UTC)
 # Run bookkeeping that records each run, not state a later run reads back as data.
-RUN_LOGS = {"schema_migrations", "ingested_files"}
+# Logs of runs, not state: which migrations and files were applied, and one row per model fit (a rerun
+# compares its clusters with the previous fit: users_same_cluster_share).
+RUN_LOGS = {"schema_migrations", "ingested_files", "intelligence_model_runs"}
 # Dates that are scheduled, not events: a contract ends after the as-of by nature.
 SCHEDULED_DATES = {"contract_end_date"}
 
