@@ -21,9 +21,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers_dbt_postgres import differences, duckdb_rows, run_dbt
+from helpers_dbt_postgres import differences, duckdb_rows, run_dbt, show_inline
 from helpers_dbt_spark import export_tables, json_columns, run_tool, spark_env, spark_rows
-from test_dbt_postgres import MUST_HAVE_ROWS, TIES, compared_relations, deliver
+from test_dbt_postgres import MUST_HAVE_ROWS, ROUNDING_VALUES, TIES, compared_relations, deliver
 
 from crmflow.generator import GeneratorConfig
 from crmflow.warehouse import apply_migrations, open_warehouse
@@ -67,7 +67,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with duckdb.connect(str(duck), read_only=True) as con:
         counts = {name: con.execute(f"select count(*) from {name}").fetchone()[0] for name in relations}
         ties = con.execute(TIES).fetchall()
-    return {"relations": relations, "counts": counts, "ties": ties,
+    return {"relations": relations, "counts": counts, "ties": ties, "spark_dir": spark_dir,
             "differences": {name: differences(duckdb_rows(duck, name),
                                               spark_rows(work / "dump", name, json_columns(duck, name)))
                             for name in relations}}
@@ -80,3 +80,14 @@ def test_every_model_is_the_same_on_spark(build: dict) -> None:
     assert not empty, f"relations without rows (the world must exercise them): {empty}"
     differing = {name: found for name, found in build["differences"].items() if found}
     assert not differing, "\n".join(f"{name}: {lines}" for name, lines in differing.items())
+
+
+def test_round_double_gives_duckdbs_figures_on_spark(build: dict, tmp_path: Path) -> None:
+    values = ", ".join(f"(cast({value!r} as double))" for value in ROUNDING_VALUES)
+    sql = (f"select x, {{{{ round_double('x', 4) }}}} as r4, {{{{ round_double('x', 2) }}}} as r2 "
+           f"from (values {values}) as v(x)")
+    on_duckdb = show_inline(sql, {"CRMFLOW_WAREHOUSE": str(tmp_path / "show.duckdb")}, tmp_path / "duckdb")
+    on_spark = show_inline(sql, spark_env(build["spark_dir"]), tmp_path / "spark")
+    assert len(on_duckdb) == len(ROUNDING_VALUES)
+    assert sorted(map(str, on_spark)) == sorted(map(str, on_duckdb))
+    assert {"x": 0.00015, "r4": 0.0001, "r2": 0.0} in on_spark  # Spark's own round() says 0.0002
