@@ -90,6 +90,15 @@ def test_a_rerun_of_the_same_as_of_leaves_every_journey_table_as_it_was(con) -> 
     assert exits == {"optout": "unsubscribed", "buyer": "goal"}
 
 
+def test_the_tick_row_counts_exits_not_completions(con) -> None:
+    make_customer_tables(con, customer_profile=[profile("u1")],
+                         customer_segment_history=[seg_hist("u1", "new", "2026-03-01T10:00")])
+    j = simple("once", "{type: segment, family: lifecycle, segment: new}")  # one send step, then the end
+    run_tick(con, j, ts("2026-03-01T12:00"))
+    assert [r[:2] for r in enrolments(con, "once")] == [("u1", "completed")]
+    assert con.execute("select entered, exited, planned, active from journey_ticks").fetchall() == [(1, 0, 1, 0)]
+
+
 def test_transition_trigger_up_only(con) -> None:
     hist = [
         {"user_id": "up", "value_tier": "low", "b2b_grade": None, "valid_from": ts("2026-01-01"), "valid_to": ts("2026-03-01T10:00")},

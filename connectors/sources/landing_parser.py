@@ -5,8 +5,8 @@ the set-based SQL of sql_parts / rules / contracts (DuckDB SQL: regexes, json_tr
 what comes out (rows to load, quarantine rows, per-file counts) is Arrow, written to the warehouse
 through the interface, so the same verdicts reach DuckDB and PostgreSQL.
 
-The parser has its own memory limit (CRMFLOW_INGEST_MEMORY_LIMIT) and spills to a temporary folder
-that is removed afterwards; the warehouse's own settings are never touched.
+On a PostgreSQL warehouse the parser has its own memory limit (CRMFLOW_INGEST_MEMORY_LIMIT) and
+spills to a temporary folder that is removed afterwards.
 
 On a DuckDB warehouse, ingestion (`open_parser(..., warehouse=wh)`) parses on the warehouse's own
 connection instead, in temp tables, so validated rows reach the raw tables by `insert ... select` and

@@ -486,7 +486,8 @@ class JourneyTick:
                          (select count(*) from journey_enrolments where journey_id = tick.tick_journey and entered_at = tick.tick_as_of),
                          (select count(*) from journey_enrolments where journey_id = tick.tick_journey and entered_at = tick.tick_as_of
                           and is_holdout),
-                         (select count(*) from journey_enrolments where journey_id = tick.tick_journey and exited_at = tick.tick_as_of),
+                         (select count(*) from journey_enrolments where journey_id = tick.tick_journey and exited_at = tick.tick_as_of
+                          and status = 'exited'),  -- not 'completed' (the end of the journey)
                          (select count(*) from send_ledger where journey_id = tick.tick_journey and planned_at = tick.tick_as_of),
                          cast($active as bigint)
                      from (select cast($jid as varchar) as tick_journey, cast($as_of as timestamptz) as tick_as_of) as tick
