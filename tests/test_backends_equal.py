@@ -64,7 +64,11 @@ def _both(command: list[str], envs: dict[str, dict[str, str]], root: Path) -> di
 
 def _environment(root: Path, warehouse: str, landing: Path) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
+    # A Dagster instance per backend: two first runs at once on one fresh SQLite instance both stamp
+    # its schema version (alembic), and every later run there fails with "more than one head".
+    (root / "dagster_home").mkdir(exist_ok=True)
     return {**os.environ, "CRMFLOW_WAREHOUSE": warehouse, "CRMFLOW_LANDING_DIR": str(landing),
+            "DAGSTER_HOME": str(root / "dagster_home"),
             "CRMFLOW_OUTBOX_DIR": str(root / "outbox"), "CRMFLOW_EXPORT_DIR": str(root / "exports"),
             "CRMFLOW_MODEL_DIR": str(root / "models"), "CRMFLOW_TIMEZONE": "Europe/Berlin",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
