@@ -80,9 +80,30 @@ def point_environment_at(work: Path) -> None:
     os.environ["CRMFLOW_LANDING_DIR"] = str(work / "landing")
     os.environ["CRMFLOW_OUTBOX_DIR"] = str(work / "outbox")
     os.environ["CRMFLOW_EXPORT_DIR"] = str(work / "exports")
+    os.environ["CRMFLOW_MARKETING_DIR"] = str(marketing_without_approval(work))
+    os.environ.pop("CRMFLOW_ROLES_FILE", None)  # the copy's roles.yaml, not another file
     os.environ.setdefault("CRMFLOW_TIMEZONE", "UTC")
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
+
+
+def marketing_without_approval(work: Path) -> Path:
+    """The marketing folder copied into the work folder with roles.yaml `approval.required: false`.
+
+    Journeys run only when approved (crmflow/governance/approvals.py): with the repository's roles.yaml
+    every journey "enrols nobody, sends nothing", and the journey stages and the tick would time a no-op.
+    """
+    import yaml
+
+    source = Path(os.environ.get("CRMFLOW_MARKETING_DIR", REPO_ROOT / "marketing"))
+    target = work / "marketing"
+    if source.resolve() != target.resolve():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    roles_path = target / "roles.yaml"
+    roles = yaml.safe_load(roles_path.read_text()) or {}
+    roles.setdefault("approval", {})["required"] = False
+    roles_path.write_text(yaml.safe_dump(roles, sort_keys=False))
+    return target
 
 
 def lower_bound(landing: Path) -> dict[str, Any]:

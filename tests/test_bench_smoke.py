@@ -92,3 +92,23 @@ def test_report_replaces_only_its_own_scale_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Hand-written notes." in text and "seven" in text and "old five" not in text
     assert text.count("<!-- bench:users=5 -->") == 1 and "## 5 users" in text
+
+
+def test_bench_runs_journeys_without_waiting_for_approval(tmp_path: Path, monkeypatch) -> None:
+    # The repository's roles.yaml requires approval, so unchanged the journey stages and the tick
+    # would time journeys that enrol nobody; the benchmark's own copy of marketing/ lifts that.
+    import yaml
+    from run_bench import point_environment_at
+
+    for name in ("CRMFLOW_WAREHOUSE", "CRMFLOW_LANDING_DIR", "CRMFLOW_OUTBOX_DIR", "CRMFLOW_EXPORT_DIR",
+                 "CRMFLOW_MARKETING_DIR", "CRMFLOW_ROLES_FILE", "CRMFLOW_TIMEZONE", "DBT_SEND_ANONYMOUS_USAGE_STATS",
+                 "DO_NOT_TRACK"):
+        monkeypatch.setenv(name, "")  # recorded, so the test's environment is restored afterwards
+        monkeypatch.delenv(name)
+    point_environment_at(tmp_path)
+    marketing = Path(os.environ["CRMFLOW_MARKETING_DIR"])
+    assert marketing == tmp_path / "marketing"
+    assert yaml.safe_load((marketing / "roles.yaml").read_text())["approval"]["required"] is False
+    assert yaml.safe_load((REPO / "marketing" / "roles.yaml").read_text())["approval"]["required"] is True
+    assert sorted(p.name for p in (marketing / "journeys").iterdir()) == \
+        sorted(p.name for p in (REPO / "marketing" / "journeys").iterdir())
