@@ -120,6 +120,22 @@ def _stored_keys(warehouse: Warehouse, parser: Parser, table: str, key: str) -> 
     return found
 
 
+def _stage_winners(warehouse: Warehouse, parser: Parser, contract: SourceContract, winners_sql: str) -> str | None:
+    """The batch's winners as warehouse temp table `_ingest_winners` (its name), or None when there are none.
+    On the DuckDB warehouse's own connection they stay in DuckDB; otherwise they cross as Arrow."""
+    staged = "_ingest_winners"
+    if shares_connection(warehouse, parser):
+        parser.execute(f"create or replace temp table {staged} as {winners_sql}")
+        if parser.execute(f"select count(*) from {staged}").fetchall()[0][0]:
+            return staged
+        warehouse.drop_table(staged)
+        return None
+    winners = parsed(parser, winners_sql)
+    if not winners.num_rows:
+        return None
+    return warehouse.create_temp_table(staged, json_typed(winners, contract.json_outputs))
+
+
 def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: SourceContract, loaded_at: datetime) -> None:
     key = contract.key
     version = contract.version
@@ -135,17 +151,8 @@ def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: Source
             where s.reason is null
         ) v where _rank = 1
     """
-    shared = shares_connection(warehouse, parser)
-    if shared:  # the winners stay in DuckDB: a temp table on the warehouse connection
-        staged = "_ingest_winners"
-        parser.execute(f"create or replace temp table {staged} as {winners_sql}")
-        empty = not parser.execute(f"select count(*) from {staged}").fetchall()[0][0]
-    else:
-        winners = parsed(parser, winners_sql)
-        empty = not winners.num_rows
-    if empty:
-        if shared:
-            warehouse.drop_table(staged)
+    staged = _stage_winners(warehouse, parser, contract, winners_sql)
+    if staged is None:
         parser.execute("create or replace temp table _loaded_counts (file_id integer, rows_loaded bigint)")
         return
     json_type = warehouse.type_names["json"]
@@ -155,8 +162,6 @@ def _load_newest_versions(warehouse: Warehouse, parser: Parser, contract: Source
 
     content_differs = " or ".join(f"{staged_value(c)} is distinct from r.{c}" for c in columns if c != key)
     later_file = f"{binary_order('w._source_file', warehouse.dialect)} > {binary_order('r._source_file', warehouse.dialect)}"
-    if not shared:
-        staged = warehouse.create_temp_table("_ingest_winners", json_typed(winners, contract.json_outputs))
     warehouse.drop_table("_ingest_loaded")
     warehouse.execute(f"""
         create temp table _ingest_loaded as
