@@ -22,6 +22,7 @@ from dagster_dbt import (
 from crmflow.settings import DBT_PROJECT_DIR
 from orchestration.asof import as_of_from_context
 from orchestration.dbt_env import dbt_target_env  # noqa: F401  (re-exported: definitions, tests)
+from orchestration.dbt_parse_cache import keep_parse, parse_key, step_target_path
 from orchestration.progress import dbt_console
 from orchestration.resources import CrmflowSettingsResource
 
@@ -69,15 +70,20 @@ def crmflow_dbt_assets(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: CrmflowSettingsResource
 ):
     as_of = as_of_from_context(context)
-    args = ["build", "--vars", dbt_vars(as_of.isoformat(), settings.timezone)]
+    run_vars = dbt_vars(as_of.isoformat(), settings.timezone)
+    args = ["build", "--vars", run_vars]
+    # The run's first dbt step parses; the later ones start from its parse (orchestration/dbt_parse_cache.py).
+    key = parse_key(run_vars)
+    target_path = step_target_path(dbt_project.project_dir, context.op_def.name, key)
     with dbt_console() as quiet:
-        events = dbt.cli(args, context=context).stream()
+        events = dbt.cli(args, context=context, target_path=target_path).stream()
         if os.environ.get("CRMFLOW_DBT_TARGET") == "postgres":
             # dagster/row_count and column types on each model. Not on DuckDB: dbt-duckdb's connection
             # stays open in this process with another configuration, and the next step cannot open the file.
             events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
         try:
             yield from events
+            keep_parse(dbt_project.project_dir, target_path, key)
         finally:
             if quiet is not None and quiet.done:
                 context.log.info(quiet.done)  # the CLI's step line: "dbt PASS=25 WARN=0 ERROR=0 ..."
