@@ -7,7 +7,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 SCALE ?= 100000
 
-.PHONY: install manifest demo test test-backends test-spark test-dispatch-crash lint ui bench soak clean
+.PHONY: install manifest demo test test-backends test-spark test-dispatch-crash test-time-travel lint ui bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-spark: install manifest $(DAGSTER_HOME)/dagster.yaml
 # Dispatch crash test (issue 15): 4 workers on PostgreSQL and 1 on DuckDB killed with SIGKILL >= 20 times.
 test-dispatch-crash: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q -m dispatch_crash tests/test_dispatch_crash.py
+
+# Issue 16: T2, T1, T2 again and late changes on one small world (tests/test_time_travel.py; ~8 min).
+test-time-travel: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pytest -q -m time_travel tests/test_time_travel.py
 
 # The long end-to-end tests (marker long) CI does not run yet: see pyproject's markers.
 test-long: install manifest $(DAGSTER_HOME)/dagster.yaml

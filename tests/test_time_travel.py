@@ -11,7 +11,8 @@ T3, next to a `dbt build --full-refresh` of the same data. Checked here:
 - after the late changes every dbt model equals its full refresh (the histories aside: they are
   cumulative state, a full refresh restarts them), and kpi_daily shows the refund.
 
-Four runs of the whole graph and a full dbt build: a few minutes on an idle machine (marked slow).
+Four runs of the whole graph and a full dbt build: a few minutes on an idle machine (marker
+time_travel: `make test-time-travel`, which .ci/run runs after `make test`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import duckdb
 import pytest
 from helpers_lineage import small_world
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+pytestmark = [pytest.mark.slow, pytest.mark.time_travel]
 
 REPO = Path(__file__).resolve().parent.parent
 T1 = datetime(2026, 6, 5, 6, tzinfo=UTC)
