@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmflow.errors import CrmflowUserError
-from crmflow.warehouse.target import WarehouseTarget, parse_target
+from crmflow.warehouse.target import WarehouseConfigError, WarehouseTarget, parse_target
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
 # A source checkout (or an editable install) has dbt_project.yml beside the packages; an installed
@@ -30,7 +30,9 @@ INGEST_MAX_CSV_FIELD_LINES = 10
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
-    # CRMFLOW_WAREHOUSE: a DuckDB file (absolute path) or a PostgreSQL server; str() never shows a password
+    # Where crmflow's Python reads and writes: CRMFLOW_WAREHOUSE (a DuckDB file, absolute path, or a
+    # PostgreSQL server), or with a Spark warehouse the operational store CRMFLOW_STATE; str() never
+    # shows a password
     warehouse: WarehouseTarget
     outbox_dir: Path
     timezone: str
@@ -38,6 +40,13 @@ class Settings:
     export_dir: Path
     ingest_max_line_bytes: int = INGEST_MAX_LINE_BYTES
     ingest_max_csv_field_lines: int = INGEST_MAX_CSV_FIELD_LINES
+    # CRMFLOW_WAREHOUSE=spark://...: where dbt builds the models (docs/scaling.md); None otherwise
+    spark: WarehouseTarget | None = None
+
+    @property
+    def dbt_target(self) -> WarehouseTarget:
+        """The warehouse dbt builds on: Spark when there is one, else the warehouse itself."""
+        return self.spark or self.warehouse
 
     @property
     def tz(self) -> ZoneInfo:
@@ -51,9 +60,17 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
     tz = check_timezone(env.get("CRMFLOW_TIMEZONE", "UTC"), "CRMFLOW_TIMEZONE")
+    warehouse = parse_target(None, env)
+    spark = None
+    if warehouse.kind == "spark":
+        warehouse, spark = state_target(warehouse, env), warehouse
+    elif env.get("CRMFLOW_STATE", "").strip():
+        raise CrmflowUserError(f"CRMFLOW_STATE is the store beside a spark:// warehouse, but CRMFLOW_WAREHOUSE="
+                               f"{warehouse.redacted()!r} keeps crmflow's state itself: unset CRMFLOW_STATE")
     return Settings(
         landing_dir=Path(env.get("CRMFLOW_LANDING_DIR", "./data/landing")).resolve(),
-        warehouse=parse_target(None, env),
+        warehouse=warehouse,
+        spark=spark,
         outbox_dir=Path(env.get("CRMFLOW_OUTBOX_DIR", "./var/outbox")).resolve(),
         timezone=tz,
         marketing_dir=Path(env.get("CRMFLOW_MARKETING_DIR", str(MARKETING_DIR_DEFAULT))).resolve(),
@@ -62,6 +79,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ingest_max_csv_field_lines=_positive_int(env, "CRMFLOW_INGEST_MAX_CSV_FIELD_LINES",
                                                  INGEST_MAX_CSV_FIELD_LINES),
     )
+
+
+def state_target(spark: WarehouseTarget, env: dict[str, str]) -> WarehouseTarget:
+    """CRMFLOW_STATE beside a Spark warehouse: a DuckDB file or a postgresql:// URL (required)."""
+    value = env.get("CRMFLOW_STATE", "").strip()
+    if not value:
+        raise CrmflowUserError(
+            f"CRMFLOW_WAREHOUSE={spark.redacted()} needs CRMFLOW_STATE, the store of crmflow's operational state "
+            "(ledger, enrolments, tasks): a DuckDB file path (e.g. ./var/state.duckdb) or a postgresql:// URL")
+    try:
+        state = parse_target(value, env)
+    except WarehouseConfigError as error:
+        raise CrmflowUserError(str(error).replace("CRMFLOW_WAREHOUSE=", "CRMFLOW_STATE=", 1)) from None
+    if state.kind == "spark":
+        raise CrmflowUserError(f"CRMFLOW_STATE={state.redacted()!r} is Spark, which has no transactions: use a "
+                               "DuckDB file path or a postgresql:// URL")
+    return state
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:

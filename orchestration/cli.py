@@ -66,7 +66,7 @@ def prepare_dbt_manifest(force: bool = False) -> Path:
     if force or not manifest.exists():
         from orchestration.dbt_env import dbt_target_env
 
-        env = {**_dbt_env(), **dbt_target_env(load_settings().warehouse)}
+        env = {**_dbt_env(), **dbt_target_env(load_settings().dbt_target)}
         subprocess.run(
             [DBT_EXECUTABLE, "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir",
              str(DBT_PROJECT_DIR), "--quiet"],
@@ -145,9 +145,13 @@ def run(
 def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True, verbose: bool = False,
                  tags: dict[str, str] | None = None, job: str = "crmflow_full") -> bool:
     """One run of `job` (crmflow_full or crmflow_analytics) as of `as_of`, recorded in the Dagster instance."""
+    from crmflow.warehouse.spark import check_spark_ready
     from orchestration.runs import check_no_run_in_the_way, dagster_instance
 
-    target = load_settings().warehouse
+    settings = load_settings()  # a Spark warehouse without CRMFLOW_STATE: one line (exit 2)
+    target = settings.warehouse
+    if settings.spark is not None:
+        check_spark_ready(settings.spark)  # no java, no pyspark: one line, before any step
     instance = dagster_instance()
     # Before any step: another run on this DuckDB file, an unreachable warehouse: one line (exit 2).
     check_no_run_in_the_way(instance, target)

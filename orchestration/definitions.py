@@ -35,9 +35,9 @@ from orchestration.schedules_journeys import journey_tick_job, journey_tick_sche
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 settings = load_settings()
-# dbt's profile reads the warehouse from the environment: the same absolute DuckDB path, or the
-# postgres output's CRMFLOW_PG_* variables and PGPASSWORD (never a command-line argument).
-os.environ.update(dbt_target_env(settings.warehouse))
+# dbt's profile reads the warehouse from the environment: the same absolute DuckDB path, the
+# postgres output's CRMFLOW_PG_* variables and PGPASSWORD (never a command-line argument), or Spark's.
+os.environ.update(dbt_target_env(settings.dbt_target))
 
 defs = dg.Definitions(
     # descriptions safe for Markdown, kinds, journey owners (orchestration/conventions.py)

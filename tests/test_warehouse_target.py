@@ -93,3 +93,25 @@ def test_relations_are_quoted_and_checked() -> None:
     for bad in ("a.b.c", "raw events", "x;drop", ""):
         with pytest.raises(ValueError, match="not a table name"):
             quote_relation(bad)
+
+
+@pytest.mark.parametrize(("value", "master", "host", "port"), [
+    ("spark://local[2]", "local[2]", None, None),
+    ("spark://local[*]", "local[*]", None, None),
+    ("SPARK://local", "local[*]", None, None),
+    ("spark://thrift.example:10001", None, "thrift.example", 10001),
+    ("spark://localhost", None, "localhost", 10000),
+])
+def test_spark_urls(value: str, master: str | None, host: str | None, port: int | None, tmp_path: Path) -> None:
+    target = parse_target(value, env={"CRMFLOW_SPARK_DIR": str(tmp_path / "spark")})
+    assert (target.kind, target.master, target.host, target.port) == ("spark", master, host, port)
+    assert target.path == tmp_path / "spark"  # the warehouse and metastore folder
+    assert parse_target(target.url_without_password(), env={}).redacted() == target.redacted()
+
+
+@pytest.mark.parametrize("value", ["spark://", "spark://local[0]", "spark://local[x]", "spark://local[2",
+                                   "spark://h:0", "spark://h:99999", "spark://a b", "spark://u@h:1"])
+def test_bad_spark_urls_are_one_line(value: str) -> None:
+    with pytest.raises(WarehouseConfigError, match="not a Spark warehouse; expected spark://local") as caught:
+        parse_target(value, env={})
+    assert "\n" not in str(caught.value)

@@ -62,6 +62,10 @@ def warehouse_for(target: WarehouseTarget | str | Path | None = None, read_only:
         target = parse_target(target)
     if target.kind == "duckdb":
         return DuckDBWarehouse(target, read_only=read_only)
+    if target.kind == "spark":
+        # Spark holds the analytics; crmflow's Python reads and writes the store (crmflow.settings).
+        raise WarehouseConfigError(f"{target.redacted()} is a Spark warehouse: crmflow's own tables live in the "
+                                   "store CRMFLOW_STATE (a DuckDB file or a postgresql:// URL), open that")
     # Imported here so DuckDB-only runs never load psycopg.
     from crmflow.warehouse.postgres import PostgresWarehouse
 

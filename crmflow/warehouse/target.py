@@ -1,9 +1,14 @@
-"""Where the warehouse is: `CRMFLOW_WAREHOUSE` parsed into a DuckDB file or a PostgreSQL server.
+"""Where the warehouse is: `CRMFLOW_WAREHOUSE` parsed into a DuckDB file, a PostgreSQL server or Spark.
 
 The value is either a DuckDB file path (default `./var/warehouse.duckdb`, the embedded warehouse) or a
 URL `postgresql://user[:password]@host[:port]/dbname` (`postgres://` too; the password may instead come
 from `PGPASSWORD`). The password never appears in `str()`, `repr()`, errors or logs: everything that
 describes a target goes through `redacted()`.
+
+`spark://local[N]` (or `spark://local[*]`) is a local PySpark session, `spark://host[:port]` a Spark
+Thrift server (parsed, documented in docs/scaling.md, not tested); the Spark folder (warehouse and
+metastore) is CRMFLOW_SPARK_DIR (default ./var/spark). Spark holds the analytics only: crmflow's
+Python state lives in CRMFLOW_STATE (crmflow.settings; docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ DEFAULT_DUCKDB_PATH = "./var/warehouse.duckdb"
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_CONNECT_TIMEOUT_S = 5
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+SPARK_SCHEME = "spark"
+DEFAULT_SPARK_DIR = "./var/spark"
+DEFAULT_SPARK_THRIFT_PORT = 10000
+_SPARK_LOCAL = re.compile(r"local(\[(?:[1-9][0-9]*|\*)\])?")
+_SPARK_HOST = re.compile(r"([A-Za-z0-9][A-Za-z0-9.-]*)(?::([0-9]{1,5}))?")
 # Query parameters a URL may carry (libpq names); anything else is a typo, not a silent default.
 POSTGRES_URL_OPTIONS = ("sslmode", "connect_timeout", "application_name")
 _URL_CREDENTIALS = re.compile(r"(://[^:/@]*):[^@]*@")
@@ -31,8 +41,9 @@ class WarehouseConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WarehouseTarget:
-    kind: Literal["duckdb", "postgres"]
-    path: Path | None = None
+    kind: Literal["duckdb", "postgres", "spark"]
+    path: Path | None = None  # DuckDB: the file; Spark: the folder of its warehouse and metastore
+    master: str | None = None  # Spark in this process's machine: local[2], local[*]
     host: str | None = None
     port: int | None = None
     dbname: str | None = None
@@ -44,6 +55,8 @@ class WarehouseTarget:
         """The target as a user would write it, without the password."""
         if self.kind == "duckdb":
             return str(self.path)
+        if self.kind == "spark":
+            return f"spark://{self.master or f'{self.host}:{self.port}'}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def __str__(self) -> str:
@@ -55,8 +68,8 @@ class WarehouseTarget:
     def url_without_password(self) -> str:
         """The target as CRMFLOW_WAREHOUSE would say it, options kept, password left out (it then comes
         from PGPASSWORD): safe for Dagster resource config, logs and subprocess arguments."""
-        if self.kind == "duckdb":
-            return str(self.path)
+        if self.kind in ("duckdb", "spark"):
+            return self.redacted()
         query = f"?{urlencode(self.options)}" if self.options else ""
         return f"postgresql://{quote(self.user or '', safe='')}@{self.host}:{self.port}/{quote(self.dbname or '')}{query}"
 
@@ -84,12 +97,29 @@ def parse_target(
     if "://" not in text:
         return WarehouseTarget(kind="duckdb", path=Path(text).resolve())
     scheme = text.split("://", 1)[0].lower()
+    if scheme == SPARK_SCHEME:
+        return _parse_spark_url(text, env)
     if scheme not in POSTGRES_SCHEMES:
         raise WarehouseConfigError(
-            f"CRMFLOW_WAREHOUSE={redact_url(text)!r}: unsupported scheme {scheme!r}; use a DuckDB file path "
-            "or postgresql://user[:password]@host[:port]/dbname"
+            f"CRMFLOW_WAREHOUSE={redact_url(text)!r}: unsupported scheme {scheme!r}; use a DuckDB file path, "
+            "postgresql://user[:password]@host[:port]/dbname or spark://local[2]"
         )
     return _parse_postgres_url(text, env)
+
+
+def _parse_spark_url(text: str, env: Mapping[str, str]) -> WarehouseTarget:
+    """spark://local[N] | spark://local[*] (a local PySpark session) or spark://host[:port] (Thrift)."""
+    rest = text.split("://", 1)[1]
+    folder = Path(env.get("CRMFLOW_SPARK_DIR") or DEFAULT_SPARK_DIR).resolve()
+    if _SPARK_LOCAL.fullmatch(rest):
+        return WarehouseTarget(kind="spark", master=rest if "[" in rest else "local[*]", path=folder)
+    found = _SPARK_HOST.fullmatch(rest)
+    port = int(found.group(2) or DEFAULT_SPARK_THRIFT_PORT) if found else 0
+    if not found or rest.startswith("local[") or not 1 <= port <= 65535:
+        raise WarehouseConfigError(
+            f"CRMFLOW_WAREHOUSE={redact_url(text)!r}: not a Spark warehouse; expected spark://local[2], "
+            "spark://local[*] (a local PySpark session) or spark://host:port (a Spark Thrift server)")
+    return WarehouseTarget(kind="spark", host=found.group(1), port=port, path=folder)
 
 
 def _parse_postgres_url(text: str, env: Mapping[str, str]) -> WarehouseTarget:
