@@ -5,27 +5,25 @@ as metadata and as asset checks. They read the dbt marts, so they depend on thos
 """
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from crmflow.intelligence import checks, model_store
 from crmflow.intelligence.config import (
     ChurnConfig,
     ClusteringConfig,
     IntelligenceConfig,
     RecommendationConfig,
 )
-from crmflow.intelligence.steps import (
-    StepSummary,
-    churn_step,
-    clustering_step,
-    priority_step,
-    recommendations_step,
-)
 from orchestration.asof import as_of_from_context
 from orchestration.lineage import exposure_deps
 from orchestration.resources import WarehouseResource
+
+if TYPE_CHECKING:
+    from crmflow.intelligence.steps import StepSummary
+
+# The steps, checks and model store (pandas, scikit-learn, joblib) are imported in the assets'
+# bodies, not here: the definitions load without them (issue 20).
 
 GROUP = "intelligence"
 # Each asset's inputs: its dbt exposure (dbt_project/models/_python_assets__exposures.yml).
@@ -49,7 +47,9 @@ class RecommendationRunConfig(dg.Config):
     retrain_every_days: int = 7  # re-run the offline evaluation when it is this old; 0 = every run
 
 
-def _metadata(summary: StepSummary) -> dict[str, Any]:
+def _metadata(summary: "StepSummary") -> dict[str, Any]:
+    from crmflow.intelligence import model_store
+
     meta: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(summary.rows),
         "decision": dg.MetadataValue.text(summary.decision),
@@ -80,6 +80,9 @@ def _num(value: Any) -> float | None:
     ],
 )
 def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunConfig, warehouse: WarehouseResource):
+    from crmflow.intelligence import checks, model_store
+    from crmflow.intelligence.steps import clustering_step
+
     cfg = IntelligenceConfig(clustering=ClusteringConfig(k_min=config.k_min, k_max=config.k_max),
                              retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
@@ -115,6 +118,9 @@ def customer_clusters(context: dg.AssetExecutionContext, config: ClusteringRunCo
     ],
 )
 def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunConfig, warehouse: WarehouseResource):
+    from crmflow.intelligence import checks, model_store
+    from crmflow.intelligence.steps import churn_step
+
     if config.label not in ("purchase", "activity"):
         raise dg.Failure(f"churn label must be 'purchase' or 'activity', got {config.label!r}")
     cfg = IntelligenceConfig(churn=ChurnConfig(horizon_days=config.horizon_days, label=config.label,
@@ -159,6 +165,9 @@ def customer_churn_scores(context: dg.AssetExecutionContext, config: ChurnRunCon
 def customer_recommendations(
     context: dg.AssetExecutionContext, config: RecommendationRunConfig, warehouse: WarehouseResource
 ):
+    from crmflow.intelligence import checks
+    from crmflow.intelligence.steps import recommendations_step
+
     cfg = IntelligenceConfig(recommendations=RecommendationConfig(top_n=config.top_n),
                              retrain_every_days=config.retrain_every_days)
     as_of = as_of_from_context(context)
@@ -188,6 +197,9 @@ def customer_recommendations(
     check_specs=[dg.AssetCheckSpec("priority_contract", asset="customer_priority")],
 )
 def customer_priority(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    from crmflow.intelligence import checks
+    from crmflow.intelligence.steps import priority_step
+
     cfg = IntelligenceConfig()
     as_of = as_of_from_context(context)
     with warehouse.open() as wh:

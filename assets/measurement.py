@@ -7,19 +7,21 @@ their sources name journey_dispatch, delivery_events and journey_goals, so Dagst
 dispatch and before journey_measurement (the dbt assets run in several steps around the Python ones)."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from crmflow.measurement.config import MeasurementConfig
-from crmflow.measurement.goals import journey_goals, write_journey_goals
-from crmflow.measurement.tables import MEASUREMENT_MODELS, STATISTICS_TABLES, build_statistics
-from crmflow.report.build import default_report_path, report_from_warehouse
-from crmflow.report.render import key_figures
+from crmflow.measurement.relations import MEASUREMENT_MODELS, STATISTICS_TABLES
 from orchestration.asof import as_of_from_context
 from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, scipy and plotly (the statistics, the report) are imported in the assets' bodies, not
+# here: the definitions load without them (issue 20).
 GROUP = "measurement"
 # What journey_measurement and the report read are their dbt exposures
 # (dbt_project/models/marts/measurement/_exposures.yml); the report also reads the statistics tables.
@@ -32,7 +34,7 @@ DESCRIPTIONS = {
 }
 
 
-def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
+def _markdown(frame: "pd.DataFrame", columns: list[str]) -> str:
     if frame.empty:
         return "_no data yet_"
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
@@ -41,6 +43,8 @@ def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def _cell(value: object) -> str:
+    import pandas as pd
+
     if isinstance(value, float):
         return "–" if pd.isna(value) else f"{value:.4g}"
     return str(value)
@@ -59,6 +63,8 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
     )
     def journey_goals_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                             settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+        from crmflow.measurement.goals import journey_goals, write_journey_goals
+
         config = MeasurementConfig()
         goals = journey_goals(Path(settings.marketing_dir) / "journeys", config)
         with warehouse.open() as wh:
@@ -76,6 +82,8 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
         check_specs=[dg.AssetCheckSpec("one_row_per_measured_journey", asset="journey_uplift")],
     )
     def journey_measurement(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        from crmflow.measurement.tables import build_statistics
+
         as_of = as_of_from_context(context)
         with warehouse.open() as wh:
             result = build_statistics(wh, as_of, MeasurementConfig())
@@ -105,6 +113,9 @@ def build_measurement_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefin
     )
     def crmflow_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                        settings: CrmflowSettingsResource) -> dg.MaterializeResult:
+        from crmflow.report.build import default_report_path, report_from_warehouse
+        from crmflow.report.render import key_figures
+
         as_of = as_of_from_context(context)
         out = default_report_path(Path(settings.export_dir))
         with warehouse.open() as wh:

@@ -5,13 +5,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.exports.http_push import push_table
 from crmflow.governance.operators import operator_gate, roster_warnings
 from crmflow.governance.roles import load_governance
 from crmflow.tasks.config import load_roster, load_task_rules
-from crmflow.tasks.engine import run_task_rules
-from crmflow.tasks.export import mark_tasks_pushed, unpushed_tasks, write_task_exports
-from crmflow.tasks.outcomes import ingest_task_outcomes
 from orchestration.asof import as_of_from_context
 from orchestration.lineage import exposure_deps
 from orchestration.resources import CrmflowSettingsResource, WarehouseResource
@@ -19,7 +15,8 @@ from orchestration.resources_banners_tasks import ExportPushResource
 
 # operator_tasks' inputs (the marts, intelligence outputs, task_outcomes): the dbt exposure
 # operator_tasks (dbt_project/models/_python_assets__exposures.yml); journeys' create_task requests
-# come through extra_deps.
+# come through extra_deps. The task engine (pandas), exports and push are imported in the assets'
+# bodies: the definitions load without them (issue 20).
 
 
 
@@ -33,6 +30,8 @@ from orchestration.resources_banners_tasks import ExportPushResource
 )
 def task_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   settings: CrmflowSettingsResource):
+    from crmflow.tasks.outcomes import ingest_task_outcomes
+
     as_of = as_of_from_context(context)
     with warehouse.open() as wh:
         stats = ingest_task_outcomes(wh, Path(settings.landing_dir), as_of,
@@ -61,6 +60,10 @@ def build_task_assets(extra_deps: list[dg.AssetKey]) -> list[dg.AssetsDefinition
     )
     def operator_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                        settings: CrmflowSettingsResource, tasks_push: ExportPushResource):
+        from connectors.exports.http_push import push_table
+        from crmflow.tasks.engine import run_task_rules
+        from crmflow.tasks.export import mark_tasks_pushed, unpushed_tasks, write_task_exports
+
         as_of = as_of_from_context(context)
         marketing = Path(settings.marketing_dir)
         rules = load_task_rules(marketing / "task_rules.yaml")

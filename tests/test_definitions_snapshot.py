@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,18 @@ def test_snapshot_differences_name_what_changed():
     assert _differences(expected, actual) == [
         "assets: removed b", "assets: added c", "assets: a: {'group': 'g'} -> {'group': 'h'}"]
 
+
+# Libraries only an asset's run needs (or the report, or the CLI): importing the definitions must
+# not pay for them (issue 20: the definitions load in a fresh process, what `dagster dev` and every
+# run's subprocess pay).
+NOT_AT_IMPORT = ("pandas", "scipy", "sklearn", "plotly", "joblib")
+
+
+def test_importing_the_definitions_leaves_heavy_libraries_unloaded(dbt_manifest):
+    code = ("import sys; import orchestration.definitions; "
+            f"print(' '.join(m for m in {NOT_AT_IMPORT!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ})
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.split()
+    assert not loaded, f"importing orchestration.definitions loads {', '.join(loaded)}: import it where it is used"

@@ -20,17 +20,14 @@ from crmflow.measurement.ab import build_ab_results
 from crmflow.measurement.attribution import attribution_counts
 from crmflow.measurement.config import MeasurementConfig
 from crmflow.measurement.goals import journey_goals, write_journey_goals
+from crmflow.measurement.relations import (  # noqa: F401  (re-exported)
+    MEASUREMENT_MODELS,
+    MEASUREMENT_SELECTOR,
+    MEASUREMENT_TABLES,
+    STATISTICS_TABLES,
+)
 from crmflow.measurement.uplift import build_uplift
 from crmflow.warehouse import Warehouse, WarehouseTarget, apply_migrations, open_warehouse
-
-# The dbt models, then the two tables Python writes.
-MEASUREMENT_MODELS = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
-                      "journey_uplift_inputs", "journey_ab_inputs")
-STATISTICS_TABLES = ("journey_uplift", "journey_ab_results")
-MEASUREMENT_TABLES = ("journey_order_attribution", "journey_attribution", "journey_conversion_trend",
-                      *STATISTICS_TABLES)
-# dbt's selector for the measurement models (and their data and unit tests).
-MEASUREMENT_SELECTOR = "path:dbt_project/models/marts/measurement"
 
 # Builds the dbt measurement models as of a time, following a configuration's vars.
 RunModels = Callable[[datetime, MeasurementConfig], None]
