@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -61,18 +62,24 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 
 def prepare_dbt_manifest(force: bool = False) -> Path:
-    """`dbt parse` once so the Dagster definitions can load the manifest (build time, not import)."""
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    if force or not manifest.exists():
-        from orchestration.dbt_env import dbt_target_env
+    """`dbt parse` so the Dagster definitions can load the manifest (build time, not import): when
+    forced, when there is none, or when it was parsed for another target (engine, database) and
+    would carry the other warehouse's relation names (orchestration/dbt_manifest.py)."""
+    from orchestration.dbt_env import dbt_target_env
+    from orchestration.dbt_manifest import prepare_manifest
 
-        env = {**_dbt_env(), **dbt_target_env(load_settings().dbt_target)}
-        subprocess.run(
-            [DBT_EXECUTABLE, "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir",
-             str(DBT_PROJECT_DIR), "--quiet"],
-            check=True, env=env, cwd=DBT_PROJECT_DIR,
-        )
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    env = {**_dbt_env(), **dbt_target_env(load_settings().dbt_target)}
+    prepare_manifest(manifest, env, _dbt_parse, force=force)
     return manifest
+
+
+def _dbt_parse(env: Mapping[str, str]) -> None:
+    subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir",
+         str(DBT_PROJECT_DIR), "--quiet"],
+        check=True, env=dict(env), cwd=DBT_PROJECT_DIR,
+    )
 
 
 def _dbt_env() -> dict[str, str]:
