@@ -28,6 +28,7 @@ from helpers_dbt_postgres import (
     differences,
     duckdb_rows,
     fresh_database,
+    pg_connect,
     postgres_env,
     postgres_rows,
     require_server,
@@ -145,6 +146,30 @@ def compared_relations(work: Path) -> list[str]:
                   if node["resource_type"] in ("model", "seed") and node["package_name"] == "crmflow")
 
 
+def built_tables(work: Path) -> list[str]:
+    """The models materialised as tables (table, incremental) and the seeds: what dbt must analyse."""
+    manifest = json.loads((work / "target" / "manifest.json").read_text())
+    return sorted(node["name"] for node in manifest["nodes"].values()
+                  if node["package_name"] == "crmflow" and (node["resource_type"] == "seed" or (
+                      node["resource_type"] == "model"
+                      and node["config"]["materialized"] in ("table", "incremental"))))
+
+
+def analyze_lines(logs: Path) -> list[str]:
+    """The analyze statements in dbt's debug logs (each on its own line after the query comment;
+    dbt.log and its rotated parts)."""
+    return [line for log in sorted(logs.glob("dbt.log*")) for line in log.read_text().splitlines()
+            if line.lstrip().lower().startswith("analyze ")]
+
+
+def never_analysed(dbname: str, tables: dict[str, str]) -> list[str]:
+    """Those of `tables` (name -> schema) that ANALYZE has never run on (autovacuum is off here)."""
+    with pg_connect(dbname) as pg, pg.cursor() as cur:
+        cur.execute("select schemaname || '.' || relname from pg_stat_user_tables where last_analyze is not null")
+        analysed = {row[0] for row in cur.fetchall()}
+    return sorted(f"{schema}.{name}" for name, schema in tables.items() if f"{schema}.{name}" not in analysed)
+
+
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     require_server()
@@ -178,6 +203,12 @@ def builds(tmp_path_factory: pytest.TempPathFactory, pg_database: str) -> list[d
             ties = con.execute(TIES).fetchall()
         results.append({
             "relations": relations,
+            "never_analysed": never_analysed(pg_database, {
+                **{name: "crm_analytics" for name in built_tables(work / "postgres")},
+                **RAW_TABLES, **PYTHON_OUTPUTS}),
+            # the hooks render to nothing on DuckDB: no analyze statement in its dbt debug log
+            "analyze_lines": {engine: analyze_lines(work / engine / "logs")
+                              for engine in ("duckdb", "postgres")},
             "counts": counts,
             "ties": ties,
             "differences": {name: differences(duckdb_rows(duck, name),
@@ -196,6 +227,15 @@ def test_every_model_is_the_same_on_postgres(builds: list[dict], build: int) -> 
     assert not empty, f"relations without rows (the world must exercise them): {empty}"
     differing = {name: found for name, found in result["differences"].items() if found}
     assert not differing, "\n".join(f"{name}: {lines}" for name, lines in differing.items())
+
+
+def test_postgres_has_statistics_of_every_table_dbt_builds_or_reads(builds: list[dict]) -> None:
+    """The analyze post-hook and on-run-start (macros/statistics.sql): without statistics PostgreSQL
+    plans dbt's tables as 200-row guesses (int_tag_user_features did not finish at 100k users)."""
+    assert builds[0]["never_analysed"] == []
+    assert builds[1]["never_analysed"] == []
+    assert builds[1]["analyze_lines"]["duckdb"] == []
+    assert len(builds[1]["analyze_lines"]["postgres"]) >= 40  # the same log shows them on PostgreSQL
 
 
 def test_postgres_env_from_url_keeps_the_password_out_of_the_profile_variables() -> None:

@@ -186,6 +186,22 @@ def test_ingestion_gives_the_same_tables_on_duckdb_and_postgres(world, tmp_path,
     assert all(duck_tables[t] for t in ("raw_events", "raw_orders", "quarantine_events", "ingested_files"))
 
 
+def test_postgres_ingest_analyses_the_tables_it_loads(tmp_path, postgres_warehouse):
+    """Planner statistics right after the COPY (autovacuum is off on the test server, and comes late
+    when on): every later read of raw_* (dbt's staging, the journeys) is planned on real row counts."""
+    def analysed() -> set[str]:
+        return {name for (name,) in postgres_warehouse.fetch_rows(
+            "select relname from pg_stat_user_tables where last_analyze is not null")}
+
+    apply_migrations(postgres_warehouse)
+    assert not analysed() & {"raw_events", "raw_orders", "ingested_files"}
+    _first_delivery(tmp_path / "landing")
+    ingest_source(postgres_warehouse, "events", tmp_path / "landing", FIRST)
+    assert {"raw_events", "quarantine_events", "ingested_files"} <= analysed()
+    assert "raw_orders" not in analysed()
+    assert postgres_warehouse.scalar("select reltuples from pg_class where relname = 'raw_events'") > 0
+
+
 def test_the_crafted_world_exercises_every_merge_rule(tmp_path):
     """What the equality test above compares is the documented behaviour (checked once, on DuckDB)."""
     with open_warehouse(tmp_path / "warehouse.duckdb") as wh:

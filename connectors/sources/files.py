@@ -170,6 +170,8 @@ def _ingest(run: _Run, landing_dir: Path) -> IngestStats:
             batch, size = [], 0
     if batch:
         _load_batch(run, batch)
+    if stats.files_ingested:  # PostgreSQL: statistics for the planner of every later read (no-op on DuckDB)
+        warehouse.analyze(f"raw_{source}", f"quarantine_{source}", "ingested_files")
     stats.quarantine_reasons = dict(sorted(run.reasons.items()))
     return stats
 

@@ -145,6 +145,14 @@ class Warehouse(ABC):
             self._append_arrow(table, name)
         return name
 
+    @abstractmethod
+    def analyze(self, *relations: str) -> None:
+        """Refresh the planner statistics of tables just loaded or rebuilt.
+
+        PostgreSQL plans from statistics that only ANALYZE gathers (autovacuum may be off, and comes
+        late); DuckDB keeps its own as it writes, so it does nothing there.
+        """
+
     def drop_table(self, relation: str) -> None:
         self.execute(f"drop table if exists {quote_relation(relation)}")
 

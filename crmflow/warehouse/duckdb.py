@@ -112,6 +112,9 @@ class DuckDBWarehouse(Warehouse):
             raise ValueError("fetch_arrow needs a query that returns rows (select, with, values)")
         return relation.to_arrow_table()
 
+    def analyze(self, *relations: str) -> None:
+        pass  # DuckDB keeps its statistics as it writes
+
     def table_exists(self, relation: str) -> bool:
         schema, table = split_relation(relation)
         rows = self.fetch_rows(

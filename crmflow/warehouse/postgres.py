@@ -301,6 +301,10 @@ class PostgresWarehouse(Warehouse):
                 pa_csv.write_csv(batch, buffer, options)
                 copy.write(buffer.getbuffer())
 
+    def analyze(self, *relations: str) -> None:
+        if relations:
+            self.execute("analyze " + ", ".join(quote_relation(r) for r in relations))
+
     def ensure_schemas(self) -> None:
         self.execute("".join(f"create schema if not exists {name};\n" for name in self.schemas.values()))
 

@@ -18,16 +18,7 @@
           ~ " --vars '{as_of: \"2026-11-22T00:00:00+00:00\"}'); bare dbt commands use the dev target") }}
     {%- endif -%}
     {%- set missing = [] -%}
-    {%- set needed = [] -%}
-    {%- for unique_id in selected_resources -%}
-      {%- set node = graph.nodes.get(unique_id) -%}
-      {%- if node -%}
-        {%- for parent in node.depends_on.nodes if parent.startswith("source.") and parent not in needed -%}
-          {%- do needed.append(parent) -%}
-        {%- endfor -%}
-      {%- endif -%}
-    {%- endfor -%}
-    {%- for unique_id in needed | sort -%}
+    {%- for unique_id in crmflow_selected_sources() -%}
       {%- set source = graph.sources[unique_id] -%}
       {%- if adapter.get_relation(database=source.database, schema=source.schema,
                                   identifier=source.identifier) is none -%}
@@ -42,4 +33,18 @@
           ~ "; `crmflow prepare` only parses the project") }}
     {%- endif -%}
   {%- endif -%}
+{% endmacro %}
+
+{#- The unique ids of the sources the selected nodes read, sorted (also macros/statistics.sql). -#}
+{% macro crmflow_selected_sources() %}
+  {%- set needed = [] -%}
+  {%- for unique_id in selected_resources -%}
+    {%- set node = graph.nodes.get(unique_id) -%}
+    {%- if node -%}
+      {%- for parent in node.depends_on.nodes if parent.startswith("source.") and parent not in needed -%}
+        {%- do needed.append(parent) -%}
+      {%- endfor -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(needed | sort) }}
 {% endmacro %}
