@@ -52,18 +52,29 @@ with tasks as (
     from tasks
     left join task_outcome_summary as summary on tasks.task_id = summary.task_id
 
+), converted_windows as (
+
+    -- (user, window start) pairs with a purchase in (window_start, window_start + N days]: one join,
+    -- not an `exists` correlated with each task (PostgreSQL ran that once per task, a scan of the
+    -- orders each time: 262 s at 100k users; docs/benchmarks.md "PostgreSQL fixes"). Both columns
+    -- are never null, so the left join below says exactly what the `exists` said.
+    select distinct task_facts.user_id, task_facts.window_start
+    from task_facts
+    inner join purchases
+        on purchases.user_id = task_facts.user_id
+       and purchases.ordered_at > task_facts.window_start
+       and purchases.ordered_at <= {{ dbt.dateadd('day', window_days, 'task_facts.window_start') }}
+
 ), windowed as (
 
     select
         task_facts.*,
-        window_start <= {{ dbt.dateadd('day', -window_days, as_of_ts()) }} as window_complete,
-        exists (
-            select 1 from purchases
-            where purchases.user_id = task_facts.user_id
-              and purchases.ordered_at > task_facts.window_start
-              and purchases.ordered_at <= {{ dbt.dateadd('day', window_days, 'task_facts.window_start') }}
-        ) as converted_in_window
+        task_facts.window_start <= {{ dbt.dateadd('day', -window_days, as_of_ts()) }} as window_complete,
+        converted_windows.user_id is not null as converted_in_window
     from task_facts
+    left join converted_windows
+        on task_facts.user_id = converted_windows.user_id
+       and task_facts.window_start = converted_windows.window_start
 
 ), rule_baseline as (
 
