@@ -326,6 +326,12 @@ class JourneyTick:
                      "entered")
         self.report.entered = self._scalar("select count(*) from _new")
         self.report.holdout = self._scalar("select count(*) from _new where is_holdout")
+        if self.report.entered:
+            # PostgreSQL: the steps' conditions join the journey's active enrolments to orders/events;
+            # planned without statistics of the rows just entered, that was a nested loop rescanning
+            # the orders per enrolment (157 s for one wait_until statement at 100k users; docs/benchmarks.md
+            # "PostgreSQL fixes"). No-op on DuckDB; in the tick's transaction, so its rollback undoes it.
+            self.wh.analyze("journey_enrolments")
 
     def _skip_too_old(self, max_age: str) -> None:
         """Record each entry that only its age kept out, once (the key has no as-of: event triggers

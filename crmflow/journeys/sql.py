@@ -16,8 +16,7 @@ def replace_temp_table(wh: Warehouse, name: str, select_sql: str, params: dict[s
     counts and distinct values the planner picks nested loops over the next statements' joins."""
     wh.execute(f"drop table if exists {name}")
     wh.execute(f"create temp table {name} as {select_sql}", params)
-    if wh.dialect == "postgres":
-        wh.execute(f"analyze {name}")
+    wh.analyze(name)
 
 
 def ensure_tz_table(wh: Warehouse) -> None:
