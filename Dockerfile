@@ -4,7 +4,7 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false D
     DAGSTER_HOME=/opt/dagster/home
 WORKDIR /opt/dagster/app
 # The project as one folder: packages, dbt project (dbt_project.yml + dbt_project/), marketer defaults.
-COPY pyproject.toml README.md dbt_project.yml profiles.yml ./
+COPY pyproject.toml setup.py MANIFEST.in README.md dbt_project.yml profiles.yml ./
 COPY orchestration orchestration
 COPY assets assets
 COPY connectors connectors
