@@ -161,7 +161,7 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
         check_spark_ready(settings.spark)  # no java, no pyspark: one line, before any step
     instance = dagster_instance()
     # Before any step: another run on this DuckDB file, an unreachable warehouse: one line (exit 2).
-    check_no_run_in_the_way(instance, target)
+    check_no_run_in_the_way(instance, target, settings.spark)
     applied = migrate_warehouse(echo=False)
     if job == "crmflow_full":
         # Never back over cumulative state (ledger, enrolments, tasks, histories): one line, exit 2.
@@ -182,7 +182,7 @@ def run_pipeline(as_of: datetime, log_level: str = "ERROR", summary: bool = True
     console = {"log_level": log_level.upper(), "tracebacks": debug_enabled()}
     set_quiet_dbt(not verbose)
     try:
-        with execute(job, as_of, target, instance=instance, tags=tags, run_config={
+        with execute(job, as_of, target, instance=instance, tags=tags, spark=settings.spark, run_config={
                 "loggers": {"console": {"config": console}, "progress": {"config": {"notes": not verbose}}}}) as result:
             success, run_id = result.success, result.run_id
             failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]

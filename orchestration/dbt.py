@@ -8,6 +8,7 @@ fixtures) with `dbt parse`; importing this module never runs dbt.
 import json
 import os
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import dagster as dg
@@ -24,7 +25,8 @@ from orchestration.asof import as_of_from_context
 from orchestration.dbt_env import dbt_target_env  # noqa: F401  (re-exported: definitions, tests)
 from orchestration.dbt_parse_cache import keep_parse, parse_key, step_target_path
 from orchestration.progress import dbt_console
-from orchestration.resources import CrmflowSettingsResource
+from orchestration.resources import CrmflowSettingsResource, WarehouseResource
+from orchestration.spark_sync import spark_sync
 
 # Python assets sit between dbt models (e.g. operator_tasks reads marts and feeds
 # operator_efficiency), so Dagster runs the dbt graph in several steps. "buildable" runs a test only
@@ -61,13 +63,20 @@ class CrmflowDbtTranslator(DagsterDbtTranslator):
         return "dbt"
 
 
+@cache
+def manifest() -> dict[str, Any]:
+    """The parsed manifest (target/manifest.json), read once per process."""
+    return json.loads(dbt_project.manifest_path.read_text())
+
+
 def dbt_vars(as_of_iso: str, business_timezone: str) -> str:
     return json.dumps({"as_of": as_of_iso, "business_timezone": business_timezone})
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=CrmflowDbtTranslator())
 def crmflow_dbt_assets(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: CrmflowSettingsResource
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: CrmflowSettingsResource,
+    warehouse: WarehouseResource,
 ):
     as_of = as_of_from_context(context)
     run_vars = dbt_vars(as_of.isoformat(), settings.timezone)
@@ -75,7 +84,8 @@ def crmflow_dbt_assets(
     # The run's first dbt step parses; the later ones start from its parse (orchestration/dbt_parse_cache.py).
     key = parse_key(run_vars)
     target_path = step_target_path(dbt_project.project_dir, context.op_def.name, key)
-    with dbt_console() as quiet:
+    # A Spark warehouse: tables cross between the store and Spark around the step (a no-op otherwise).
+    with spark_sync(context, warehouse.path, warehouse.spark, manifest()), dbt_console() as quiet:
         events = dbt.cli(args, context=context, target_path=target_path).stream()
         if os.environ.get("CRMFLOW_DBT_TARGET") == "postgres":
             # dagster/row_count and column types on each model. Not on DuckDB: dbt-duckdb's connection

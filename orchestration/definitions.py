@@ -53,7 +53,7 @@ defs = dg.Definitions(
     schedules=[daily_schedule, journey_tick_schedule],
     sensors=[landing_files_sensor],
     resources={
-        "warehouse": WarehouseResource.from_target(settings.warehouse),
+        "warehouse": WarehouseResource.from_target(settings.warehouse, settings.spark),
         "settings": CrmflowSettingsResource.from_settings(settings),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "delivery_verification": delivery_verification_from_env(),

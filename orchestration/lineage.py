@@ -9,18 +9,10 @@ tests/test_lineage.py agree and no asset's inputs are a hand-typed list.
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from typing import Any
-
 import dagster as dg
 
 from orchestration.dbt import CrmflowDbtTranslator, dbt_project
-
-
-@cache
-def _manifest() -> dict[str, Any]:
-    return json.loads(dbt_project.manifest_path.read_text())
+from orchestration.dbt import manifest as _manifest
 
 
 def exposure_deps(name: str) -> list[dg.AssetKey]:

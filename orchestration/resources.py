@@ -26,20 +26,23 @@ from crmflow.warehouse import (
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse (CRMFLOW_WAREHOUSE: a DuckDB file or a postgresql:// URL). Open it per step and
-    close it: DuckDB has one writer at a time.
+    """The warehouse (CRMFLOW_WAREHOUSE: a DuckDB file or a postgresql:// URL; with a Spark warehouse the
+    store CRMFLOW_STATE). Open it per step and close it: DuckDB has one writer at a time.
 
     `path` is a DuckDB file or a postgresql:// URL without the password (resource config is shown in
     the Dagster UI): the password comes from PGPASSWORD, which `from_target` sets for this process.
     """
 
     path: str
+    # CRMFLOW_WAREHOUSE=spark://...: the Spark warehouse dbt builds on; `path` is then the store
+    # (CRMFLOW_STATE) and the dbt steps sync tables with Spark (orchestration/spark_sync.py)
+    spark: str = ""
 
     @classmethod
-    def from_target(cls, target: WarehouseTarget) -> WarehouseResource:
+    def from_target(cls, target: WarehouseTarget, spark: WarehouseTarget | None = None) -> WarehouseResource:
         if target.password:
             os.environ["PGPASSWORD"] = target.password
-        return cls(path=target.url_without_password())
+        return cls(path=target.url_without_password(), spark=spark.url_without_password() if spark else "")
 
     @property
     def target(self) -> WarehouseTarget:

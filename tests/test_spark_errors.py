@@ -67,3 +67,24 @@ def test_no_java_and_spark_is_not_a_store(tmp_path: Path) -> None:
         check_spark_ready(target, path=str(tmp_path))
     with pytest.raises(WarehouseConfigError, match="CRMFLOW_STATE"), open_warehouse(target):
         pass
+
+
+def test_a_run_on_the_same_spark_folder_is_in_the_way_whatever_the_store(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from orchestration.asof import AS_OF_TAG
+    from orchestration.runs import check_no_run_in_the_way, warehouse_tags
+
+    spark = parse_target("spark://local[2]", env={"CRMFLOW_SPARK_DIR": str(tmp_path / "spark")})
+    other_spark = parse_target("spark://local[2]", env={"CRMFLOW_SPARK_DIR": str(tmp_path / "other")})
+    store = parse_target("postgresql://crm@db:5432/one", env={})
+    with dg.instance_for_test() as instance:
+        check_no_run_in_the_way(instance, store, spark)  # nothing in progress
+        run = instance.create_run_for_job(dg.GraphDefinition(name="g").to_job(name="crmflow_full"),
+                                          tags={**warehouse_tags(store, spark), AS_OF_TAG: "2026-04-01T06:00:00+00:00"})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name="crmflow_full", message="started"))
+        with pytest.raises(CrmflowUserError, match="Spark's metastore admits one session") as raised:
+            check_no_run_in_the_way(instance, parse_target("postgresql://crm@db:5432/two", env={}), spark)
+        check_no_run_in_the_way(instance, store, other_spark)  # another Spark folder, a server store
+    assert "\n" not in str(raised.value) and run.run_id[:8] in str(raised.value)
