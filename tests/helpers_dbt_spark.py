@@ -31,6 +31,20 @@ SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBL
                "TIMESTAMP": "timestamp_ntz", "JSON": "string", "FLOAT": "float", "SMALLINT": "smallint"}
 
 
+def require_spark() -> None:
+    """Fail (never skip) a Spark test on a machine without Java or pyspark."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("java") is None:
+        pytest.fail("no java on PATH: the Spark test needs Java 17")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.fail("pyspark is not installed: pip install crmflow[spark] (make test-spark does)")
+
+
 def spark_type(duck_type: str) -> str:
     if duck_type.startswith("DECIMAL"):
         return duck_type.lower()

@@ -15,14 +15,13 @@ docs/scaling.md), so a second, incremental build is not compared yet.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 from helpers_dbt_postgres import differences, duckdb_rows, run_dbt, show_inline
-from helpers_dbt_spark import export_tables, json_columns, run_tool, spark_env, spark_rows
+from helpers_dbt_spark import export_tables, json_columns, require_spark, run_tool, spark_env, spark_rows
 from test_dbt_postgres import MUST_HAVE_ROWS, ROUNDING_VALUES, TIES, compared_relations, deliver
 
 from crmflow.generator import GeneratorConfig
@@ -44,12 +43,7 @@ def source_tables(work: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if shutil.which("java") is None:
-        pytest.fail("no java on PATH: the Spark test needs Java 17")
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        pytest.fail("pyspark is not installed: pip install crmflow[spark] (make test-spark does)")
+    require_spark()
     work = tmp_path_factory.mktemp("dbt_spark")
     duck = work / "warehouse.duckdb"
     with open_warehouse(parse_target(str(duck))) as wh:
